@@ -1,0 +1,252 @@
+"""The reference BatchApply: slow, plain NumPy, checkable by eye against SPEC.md.
+
+Merging and splitting enumerate indices in C order and copy row by row; they
+never call ``reshape``, so they are an independent derivation of BA-5.1 and
+BA-7.2, not a restatement of what the implementation does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from batchapply_reference import _tree
+
+NO_MERGEABLE_PREFIX = "BatchApply requires at least one input with ndim >= "
+LEADING_SHAPE_PREFIX = "BatchApply: inputs disagree on their leading shape"
+OUTPUT_PREFIX = "BatchApply: cannot split output"
+NUM_DIMS_TYPE_PREFIX = "BatchApply: `num_dims` must be an int"
+NUM_DIMS_VALUE_PREFIX = "BatchApply: `num_dims` must be >= 1"
+F_PREFIX = "BatchApply: `f` must be callable"
+AXIS_VALUE_PREFIX = "BatchApply: axis values must be 0 or None"
+IN_AXES_TYPE_PREFIX = "BatchApply: `in_axes` must be 0, None, or a tuple"
+IN_AXES_LENGTH_PREFIX = "BatchApply: `in_axes` has"
+IN_AXES_PREFIX_PREFIX = "BatchApply: `in_axes` is not a pytree prefix"
+OUT_AXES_PREFIX_PREFIX = "BatchApply: `out_axes` is not a pytree prefix"
+SPLIT_TYPE_PREFIX = "split_leading_dim: `x` must be an array"
+SPLIT_SHAPE_PREFIX = "split_leading_dim: cannot split"
+
+
+def is_array(x: object) -> bool:
+    """True for the array leaves of SPEC BA-1.1: NumPy arrays and scalars, jax.Array.
+
+    jax is never imported here: a jax.Array can only exist once jax is loaded.
+    """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return True
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.Array)
+
+
+def _c_order_indices(shape: Sequence[int]) -> itertools.product[tuple[int, ...]]:
+    """Every index of ``shape``, last axis fastest (C order)."""
+    return itertools.product(*(range(d) for d in shape))
+
+
+def _like(result: np.ndarray, x: Any) -> Any:
+    """``result`` as the array type of ``x`` (SPEC BA-5.3)."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return result
+    return x.__array_namespace__().asarray(result)
+
+
+def ndim_at_least(x: Any, num_dims: int) -> bool:
+    """Whether ``x`` is an array leaf with ``ndim >= num_dims`` (SPEC BA-9.3).
+
+    >>> ndim_at_least(np.zeros((2, 3)), 2), ndim_at_least("abc", 0)
+    (True, False)
+    """
+    return is_array(x) and x.ndim >= num_dims
+
+
+def merge_leading_dims(x: Any, num_dims: int) -> Any:
+    """Merge the leading ``num_dims`` dims of an array leaf into one (SPEC BA-9.1).
+
+    Anything else (non-arrays, arrays of lower rank) is returned as it is.
+
+    >>> merge_leading_dims(np.arange(6).reshape(2, 3), 2)
+    array([0, 1, 2, 3, 4, 5])
+    """
+    if not ndim_at_least(x, num_dims):
+        return x
+    source = np.asarray(x)
+    leading, trailing = source.shape[:num_dims], source.shape[num_dims:]
+    merged = np.empty((math.prod(leading),) + trailing, dtype=source.dtype)
+    for row, index in enumerate(_c_order_indices(leading)):
+        merged[row] = source[index]
+    return _like(merged, x)
+
+
+def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
+    """Split the leading dim of ``x`` into ``to_dim`` (SPEC BA-9.2).
+
+    >>> split_leading_dim(np.arange(6), (2, 3))
+    array([[0, 1, 2],
+           [3, 4, 5]])
+    """
+    to_dim = tuple(to_dim)
+    if not is_array(x):
+        raise TypeError(
+            f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
+            "Only array leaves have a leading dim to split."
+        )
+    if x.ndim == 0 or x.shape[0] != math.prod(to_dim):
+        raise ValueError(
+            f"{SPLIT_SHAPE_PREFIX} shape {tuple(x.shape)} into leading shape {to_dim}: "
+            f"expected rank >= 1 and a leading size of {math.prod(to_dim)}."
+        )
+    source = np.asarray(x)
+    split = np.empty(to_dim + source.shape[1:], dtype=source.dtype)
+    for row, index in enumerate(_c_order_indices(to_dim)):
+        split[index] = source[row]
+    return _like(split, x)
+
+
+def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """The first array leaf with ``ndim >= num_dims``, args before kwargs, or None (BA-9.4).
+
+    >>> arbitrary_mergeable_leaf(2, ("text", np.zeros((2, 3))), {}).shape
+    (2, 3)
+    """
+    for _, leaf, _ in _tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, ""):
+        if ndim_at_least(leaf, num_dims):
+            return leaf
+    return None
+
+
+def _check_axes(axes: Any, name: str) -> None:
+    """Every leaf of an axes tree is the int 0 or None (SPEC BA-2.4)."""
+    for axis in _tree.axis_leaves(axes):
+        if axis is None or (type(axis) is int and axis == 0):
+            continue
+        raise ValueError(
+            f"{AXIS_VALUE_PREFIX}; `{name}` contains {axis!r}. Use 0 to merge (or split) "
+            "a leaf and None to pass it through unchanged; to batch over another "
+            "axis, move it to the front first (jnp.moveaxis)."
+        )
+
+
+class BatchApply:
+    """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
+
+    >>> double_rows = BatchApply(lambda x: x * 2, num_dims=2)
+    >>> double_rows(np.ones((2, 3, 4))).shape
+    (2, 3, 4)
+    """
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        num_dims: int = 2,
+        *,
+        in_axes: Any = 0,
+        out_axes: Any = 0,
+    ) -> None:
+        if not callable(f):
+            raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")
+        if isinstance(num_dims, bool):
+            raise TypeError(f"{NUM_DIMS_TYPE_PREFIX}; got bool {num_dims!r}.")
+        try:
+            num_dims = operator.index(num_dims)
+        except TypeError:
+            raise TypeError(f"{NUM_DIMS_TYPE_PREFIX}; got {type(num_dims).__name__} {num_dims!r}.") from None
+        if num_dims < 1:
+            raise ValueError(f"{NUM_DIMS_VALUE_PREFIX}; got {num_dims}. It counts the leading dims to merge.")
+        if isinstance(in_axes, list):
+            in_axes = tuple(in_axes)  # as jax.vmap does
+        if not (in_axes is None or type(in_axes) in (int, tuple)):
+            raise ValueError(
+                f"{IN_AXES_TYPE_PREFIX} with one entry per positional argument; "
+                f"got {type(in_axes).__name__}. Keyword arguments are always merged."
+            )
+        _check_axes(in_axes, "in_axes")
+        _check_axes(out_axes, "out_axes")
+        self.f = f
+        self.num_dims = num_dims
+        self.in_axes = in_axes
+        self.out_axes = out_axes
+
+    def _input_axes(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """One axes prefix per positional argument (SPEC BA-4.1 to BA-4.3)."""
+        if not isinstance(self.in_axes, tuple):
+            return (self.in_axes,) * len(args)
+        if len(self.in_axes) != len(args):
+            raise ValueError(
+                f"{IN_AXES_LENGTH_PREFIX} {len(self.in_axes)} entries but f was called "
+                f"with {len(args)} positional arguments. Give one entry (0 or None, or a "
+                "pytree prefix of the argument) per positional argument."
+            )
+        return self.in_axes
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        n = self.num_dims
+        arg_axes = self._input_axes(args)
+        try:
+            entries = _tree.leaves_with_paths(args, arg_axes, "args")
+        except _tree.PrefixError as e:
+            raise ValueError(
+                f"{IN_AXES_PREFIX_PREFIX} of the positional arguments {e}. Each entry of "
+                "`in_axes` must be 0, None, or a container of the same type and keys as its argument."
+            ) from None
+        entries += _tree.leaves_with_paths(kwargs, 0, "kwargs")  # BA-4.5
+
+        mergeable = [(path, leaf) for path, leaf, axis in entries if axis == 0 and ndim_at_least(leaf, n)]
+        if not mergeable:
+            raise ValueError(
+                f"{NO_MERGEABLE_PREFIX}{n}, got none. Pass at least one array with "
+                f"{n} or more dims, or lower `num_dims`."
+            )
+        first_path, first_leaf = mergeable[0]
+        leading = tuple(first_leaf.shape[:n])
+        disagreeing = [
+            (path, tuple(leaf.shape[:n])) for path, leaf in mergeable if tuple(leaf.shape[:n]) != leading
+        ]
+        if disagreeing:
+            listed = ", ".join(f"{path} has {shape}" for path, shape in disagreeing)
+            raise ValueError(
+                f"{LEADING_SHAPE_PREFIX} (the first {n} dims of every merged input): "
+                f"{first_path} has {leading}, {listed}. If an argument is not batched "
+                "(a weight matrix, say), pass it through unmerged with `in_axes=None` "
+                "for it, e.g. BatchApply(f, in_axes=(0, None))."
+            )
+
+        def merge(path: str, leaf: Any, axis: Any) -> Any:
+            return merge_leading_dims(leaf, n) if axis == 0 else leaf
+
+        merged_args = _tree.map_leaves(merge, args, arg_axes, "args")
+        merged_kwargs = _tree.map_leaves(merge, kwargs, 0, "kwargs")
+        outputs = self.f(*merged_args, **merged_kwargs)
+        return self._split_outputs(outputs, leading)
+
+    def _split_outputs(self, outputs: Any, leading: tuple[int, ...]) -> Any:
+        size = math.prod(leading)
+        try:
+            out_entries = _tree.leaves_with_paths(outputs, self.out_axes, "output")
+        except _tree.PrefixError as e:
+            raise ValueError(
+                f"{OUT_AXES_PREFIX_PREFIX} of the output of f {e}. `out_axes` must be 0, "
+                "None, or a container of the same type and keys as the output."
+            ) from None
+        unsplittable = [
+            f"{path} has shape {tuple(leaf.shape)}"
+            for path, leaf, axis in out_entries
+            if axis == 0 and is_array(leaf) and (leaf.ndim == 0 or leaf.shape[0] != size)
+        ]
+        if unsplittable:
+            raise ValueError(
+                f"{OUTPUT_PREFIX} leaves into the leading shape {leading}: "
+                f"{', '.join(unsplittable)}; expected rank >= 1 and a leading size of {size}. "
+                "If an output is not batched (a loss, say), return it unsplit with "
+                "`out_axes=None` for it."
+            )
+
+        def split(path: str, leaf: Any, axis: Any) -> Any:
+            return split_leading_dim(leaf, leading) if axis == 0 and is_array(leaf) else leaf
+
+        return _tree.map_leaves(split, outputs, self.out_axes, "output")

@@ -1,0 +1,44 @@
+"""Shared fixtures: the two packages under test, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+import types
+
+import hypothesis
+import pytest
+
+import batchapply
+import batchapply_reference
+
+LIBS = [batchapply, batchapply_reference]
+
+# Profiles are chosen by BATCHAPPLY_HYPOTHESIS_PROFILE; under CI=true the default is
+# our own "ci" profile (registered under that name on purpose, so that hypothesis's
+# built-in "ci" profile is not the one that runs).
+hypothesis.settings.register_profile("dev", max_examples=50, deadline=None)
+hypothesis.settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.register_profile(
+    "thorough",
+    max_examples=10_000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+_default_profile = "ci" if os.environ.get("CI") else "dev"
+hypothesis.settings.load_profile(os.environ.get("BATCHAPPLY_HYPOTHESIS_PROFILE", _default_profile))
+
+
+@pytest.fixture(params=LIBS, ids=lambda lib: lib.__name__)
+def lib(request: pytest.FixtureRequest) -> types.ModuleType:
+    """Each test that takes ``lib`` runs once per package: same names, same SPEC."""
+    module: types.ModuleType = request.param
+    return module

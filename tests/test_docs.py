@@ -1,0 +1,33 @@
+"""Docstring examples and the README's Python examples run as doctests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pathlib
+import pkgutil
+
+import pytest
+
+import batchapply
+import batchapply_reference
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+MODULES = sorted(
+    info.name
+    for package in (batchapply, batchapply_reference)
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+) + ["batchapply", "batchapply_reference"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_doctests(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_readme_doctests() -> None:
+    result = doctest.testfile(str(README), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, "README.md has no >>> examples"
+    assert result.failed == 0

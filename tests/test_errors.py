@@ -1,0 +1,86 @@
+"""The SPEC error table (section 10): every row raises its type and prefix, in both packages."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+SPEC = pathlib.Path(__file__).resolve().parents[1] / "SPEC.md"
+ROW = re.compile(r"^\| (E\d+) \| .* \| `(\w+)` \| (`+)(.+?)\3 \|$")
+
+
+def error_table() -> dict[str, tuple[str, str]]:
+    """Row ID -> (exception type name, message prefix), parsed from SPEC.md."""
+    rows = {}
+    for line in SPEC.read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            rows[match[1]] = (match[2], match[4].strip())
+    return rows
+
+
+def x() -> np.ndarray:
+    return np.zeros((2, 3, 4))
+
+
+# One trigger per row: a call that must raise that row's error.
+TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
+    "E1": lambda lib: lib.BatchApply(42),
+    "E2": lambda lib: lib.BatchApply(abs, num_dims=2.5),
+    "E3": lambda lib: lib.BatchApply(abs, num_dims=0),
+    "E4": lambda lib: lib.BatchApply(abs, out_axes=-1),
+    "E5": lambda lib: lib.BatchApply(abs, in_axes="x"),
+    "E6": lambda lib: lib.BatchApply(lambda a, b: a, in_axes=(0,))(x(), x()),
+    "E7": lambda lib: lib.BatchApply(lambda a: a, in_axes=({"k": 0},))(x()),
+    "E8": lambda lib: lib.BatchApply(lambda a: a, num_dims=2)(np.zeros(3), "text"),
+    "E9": lambda lib: lib.BatchApply(lambda a, b: a)(np.zeros((2, 3)), np.zeros((3, 2))),
+    "E10": lambda lib: lib.BatchApply(lambda a: a.sum())(x()),
+    "E11": lambda lib: lib.BatchApply(lambda a: a, out_axes=(0, None))(x()),
+    "E12": lambda lib: lib.split_leading_dim("abc", (2, 3)),
+    "E13": lambda lib: lib.split_leading_dim(np.zeros((5, 2)), (2, 3)),
+}
+
+
+ROWS = sorted(TRIGGERS, key=lambda row: int(str(row)[1:]))
+
+
+@pytest.mark.spec("BA-10.1")
+def test_every_table_row_has_a_trigger() -> None:
+    assert sorted(error_table()) == sorted(TRIGGERS), "SPEC error table and TRIGGERS disagree"
+
+
+@pytest.mark.spec("BA-10.1", "BA-10.2")
+@pytest.mark.parametrize("row", ROWS)
+def test_row_raises_its_type_and_prefix(lib: types.ModuleType, row: str) -> None:
+    type_name, prefix = error_table()[row]
+    prefix = prefix.replace("{num_dims}", "2")
+    with pytest.raises(Exception) as info:
+        TRIGGERS[row](lib)
+    assert type(info.value).__name__ == type_name, f"{row}: got {type(info.value).__name__}: {info.value}"
+    assert str(info.value).startswith(prefix), f"{row}: {info.value}"
+
+
+@pytest.mark.spec("BA-10.1")
+@pytest.mark.parametrize("row", ROWS)
+def test_both_packages_raise_the_same_message(row: str) -> None:
+    import batchapply
+    import batchapply_reference
+
+    messages = []
+    for lib in (batchapply, batchapply_reference):
+        with pytest.raises(Exception) as info:
+            TRIGGERS[row](lib)
+        messages.append((type(info.value), str(info.value)))
+    # For E7 and E11 each side describes the mismatch in its own words after the path.
+    if row in ("E7", "E11"):
+        assert messages[0][0] is messages[1][0]
+        where = "at args[0]: " if row == "E7" else "at output: "
+        assert all(where in m for _, m in messages), messages
+    else:
+        assert messages[0] == messages[1]

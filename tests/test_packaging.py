@@ -1,0 +1,51 @@
+"""The distribution: one wheel, two packages with the same public names; the reference has no jax."""
+
+from __future__ import annotations
+
+import importlib.resources
+import subprocess
+import sys
+import textwrap
+
+import batchapply
+import batchapply_reference
+
+
+def test_both_packages_expose_the_same_public_names() -> None:
+    assert sorted(batchapply.__all__) == sorted(batchapply_reference.__all__)
+    for name in batchapply.__all__:
+        assert callable(getattr(batchapply, name)) and callable(getattr(batchapply_reference, name))
+
+
+def test_reference_does_not_import_jax() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["jax"] = None  # any `import jax` now raises ImportError
+        import numpy as np
+        import batchapply_reference as ref
+        out = ref.BatchApply(lambda x: x * 2)(np.ones((2, 3, 4)))
+        assert out.shape == (2, 3, 4)
+        loaded = sorted(m for m in sys.modules if m == "jax" or m.startswith(("jax.", "jaxlib")))
+        assert loaded == ["jax"], loaded  # only our None placeholder
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_packages_are_typed() -> None:
+    for package in ("batchapply", "batchapply_reference"):
+        assert importlib.resources.files(package).joinpath("py.typed").is_file()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    ci_command = re.search(r"^TEST_COMMAND='(.+)'$", (root / ".ci/run").read_text(), re.M)
+    assert ci_command is not None
+    readme_blocks = re.findall(r"```bash\n(.+?)\n```", (root / "README.md").read_text(), re.S)
+    assert readme_blocks[1] == ci_command[1], "README's test command and .ci/run's TEST_COMMAND differ"
