@@ -1,0 +1,325 @@
+"""Golden cases: a readable, lossless JSON encoding of BatchApply calls and their outcomes.
+
+A golden case pins one call: the options, the inputs, the name of a function
+from ``batchapply_reference.functions``, and either the expected output or the
+expected error (type and SPEC message prefix). The corpus is written by
+``python -m tests.golden.regenerate`` from the reference and ships inside the
+wheel, so that any implementation can be replayed against it.
+
+Encoding, one JSON object per value:
+
+- containers: ``{"dict": {...}}``, ``{"list": [...]}``, ``{"tuple": [...]}``,
+  ``{"namedtuple": "Name", "fields": {...}}``, ``{"none": null}``;
+- arrays: ``{"array": dtype, "shape": [...], "data": [...]}`` with the data
+  flat in C order: ints and bools as JSON numbers, floats as JSON numbers when
+  integral and otherwise as ``float.hex`` strings (lossless for float16,
+  bfloat16, float32 and float64), complex as ``[real, imag]`` pairs;
+- NumPy scalars: ``{"scalar": dtype, "data": [value]}``;
+- Python scalars: ``{"int": 1}``, ``{"float": "0x1.8p+1"}``, ``{"bool": true}``,
+  ``{"complex": [re, im]}``, ``{"str": "abc"}``;
+- any other object: ``{"object": "name"}``, decoded to an :class:`Opaque`.
+
+>>> import numpy as np
+>>> encoded = encode({"x": np.array([0.5, 2.0], dtype=np.float16)})
+>>> encoded
+{'dict': {'x': {'array': 'float16', 'shape': [2], 'data': ['0x1.0000000000000p-1', 2]}}}
+>>> decode(encoded)["x"]
+array([0.5, 2. ], dtype=float16)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.resources
+import json
+import math
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from batchapply_reference import _tree
+
+GOLDEN_DIR_IN_WHEEL = "_golden"
+REGENERATE_COMMAND = "python -m tests.golden.regenerate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Opaque:
+    """A stand-in for an arbitrary non-array object; equal when the names are."""
+
+    name: str
+
+
+_NAMEDTUPLES: dict[str, type] = {}
+
+
+def namedtuple_type(name: str, fields: list[str]) -> type:
+    """The namedtuple class used for ``name`` (one class per name, made on first use)."""
+    if name not in _NAMEDTUPLES:
+        _NAMEDTUPLES[name] = collections.namedtuple(name, fields)
+    return _NAMEDTUPLES[name]
+
+
+def _dtype(name: str) -> np.dtype[Any]:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _encode_number(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return [_encode_number(value.real), _encode_number(value.imag)]
+    value = float(value)  # exact for every float dtype up to float64
+    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value.hex()
+
+
+def _decode_number(value: Any) -> Any:
+    if isinstance(value, list):
+        return complex(_decode_number(value[0]), _decode_number(value[1]))
+    if isinstance(value, str):
+        return float.fromhex(value)
+    return value
+
+
+def encode(tree: Any) -> Any:
+    """The JSON-able encoding of a pytree of inputs or outputs (see the module docstring)."""
+    if tree is None:
+        return {"none": None}
+    if type(tree) is dict:
+        return {"dict": {str(key): encode(value) for key, value in tree.items()}}
+    if _tree.is_namedtuple(tree):
+        return {
+            "namedtuple": type(tree).__name__,
+            "fields": {f: encode(getattr(tree, f)) for f in tree._fields},
+        }
+    if type(tree) in (list, tuple):
+        return {type(tree).__name__: [encode(child) for child in tree]}
+    if isinstance(tree, np.generic):
+        return {"scalar": tree.dtype.name, "data": [_encode_number(tree)]}
+    if isinstance(tree, np.ndarray) or hasattr(tree, "__array_namespace__"):
+        array = np.asarray(tree)
+        if array.dtype.kind in "OSUV" and array.dtype.name != "bfloat16":
+            raise TypeError(
+                f"golden.encode: arrays of dtype {array.dtype} are not supported; use numeric dtypes."
+            )
+        return {
+            "array": array.dtype.name,
+            "shape": list(array.shape),
+            "data": [_encode_number(v) for v in array.ravel()],
+        }
+    for kind in (bool, int, float, complex):  # bool before int: True is an int too
+        if type(tree) is kind:
+            return {kind.__name__: _encode_number(tree)}
+    if type(tree) is str:
+        return {"str": tree}
+    if isinstance(tree, Opaque):
+        return {"object": tree.name}
+    raise TypeError(
+        f"golden.encode: cannot encode {type(tree).__name__}; use Opaque(name) for arbitrary objects."
+    )
+
+
+def decode(encoded: Any) -> Any:
+    """The inverse of :func:`encode`: fresh NumPy arrays, Python containers and scalars."""
+    kind = next(iter(encoded))
+    value = encoded[kind]
+    if kind == "none":
+        return None
+    if kind == "dict":
+        return {key: decode(child) for key, child in value.items()}
+    if kind == "namedtuple":
+        fields = encoded["fields"]
+        return namedtuple_type(value, list(fields))(*(decode(child) for child in fields.values()))
+    if kind in ("list", "tuple"):
+        children = [decode(child) for child in value]
+        return children if kind == "list" else tuple(children)
+    if kind in ("array", "scalar"):
+        flat = np.array([_decode_number(v) for v in encoded["data"]], dtype=_dtype(value))
+        return flat.reshape(encoded["shape"]) if kind == "array" else flat[0]
+    if kind in ("int", "float", "bool", "complex"):
+        return {"int": int, "float": float, "bool": bool, "complex": complex}[kind](_decode_number(value))
+    if kind == "str":
+        return value
+    if kind == "object":
+        return Opaque(value)
+    raise ValueError(f"golden.decode: unknown kind {kind!r} in {encoded!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GoldenCase:
+    """One pinned call. ``expected`` and ``expected_error`` are exclusive."""
+
+    name: str
+    clauses: tuple[str, ...]
+    function: str | None  # None: a non-callable stands in for f (error row E1)
+    num_dims: Any  # usually an int; other values pin the num_dims errors (E2, E3)
+    in_axes: Any
+    out_axes: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    expected: Any = None
+    expected_error: dict[str, str] | None = None
+    target: str = "BatchApply"  # or a helper name: the args are then passed to that helper
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "name": self.name,
+            "clauses": list(self.clauses),
+            "target": self.target,
+            "function": self.function,
+            "num_dims": encode(self.num_dims),
+            "in_axes": encode(self.in_axes),
+            "out_axes": encode(self.out_axes),
+            "args": encode(tuple(self.args)),
+            "kwargs": encode(dict(self.kwargs)),
+        }
+        if self.expected_error is not None:
+            record["expected_error"] = self.expected_error
+        else:
+            record["expected"] = encode(self.expected)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> GoldenCase:
+        return cls(
+            name=record["name"],
+            clauses=tuple(record["clauses"]),
+            function=record["function"],
+            num_dims=decode(record["num_dims"]),
+            in_axes=decode(record["in_axes"]),
+            out_axes=decode(record["out_axes"]),
+            args=decode(record["args"]),
+            kwargs=decode(record["kwargs"]),
+            expected=decode(record["expected"]) if "expected" in record else None,
+            expected_error=record.get("expected_error"),
+            target=record["target"],
+        )
+
+    def uses_extensions(self) -> bool:
+        """Whether replaying needs ``in_axes``/``out_axes`` (not every BatchApply takes them)."""
+        return not (self.in_axes == 0 and self.out_axes == 0)
+
+
+def dumps(cases: list[GoldenCase]) -> str:
+    """A JSON-lines file: one case a line, so a review diff shows exactly which cases changed."""
+    return "".join(json.dumps(case.to_json(), sort_keys=False) + "\n" for case in cases)
+
+
+def loads(text: str) -> list[GoldenCase]:
+    return [GoldenCase.from_json(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def corpus_files() -> list[pathlib.Path]:
+    """The shipped corpus (wheel package data), or a checkout's ``tests/golden`` in development.
+
+    Raises FileNotFoundError with the command that writes the corpus when there is none.
+    """
+    shipped = importlib.resources.files("batchapply_reference").joinpath(GOLDEN_DIR_IN_WHEEL)
+    candidates = [
+        pathlib.Path(str(shipped)),
+        pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden" / "cases",
+    ]
+    for folder in candidates:
+        files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        if files:
+            return files
+    raise FileNotFoundError(
+        f"no golden corpus (*.jsonl) in {' or '.join(map(str, candidates))}; "
+        f"write it from a checkout with `{REGENERATE_COMMAND}`."
+    )
+
+
+def load_corpus() -> Iterator[tuple[str, GoldenCase]]:
+    """Every (file stem, case) of the corpus, in file order."""
+    for path in corpus_files():
+        try:
+            cases = loads(path.read_text())
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"golden file {path} is unreadable ({e}); rewrite it with `{REGENERATE_COMMAND}`."
+            ) from e
+        for case in cases:
+            yield path.stem, case
+
+
+NOT_CALLABLE = "not a function"
+
+
+def replay(case: GoldenCase, api: Any) -> Any:
+    """Run ``case`` against ``api`` (a module with the public names of SPEC.md); the result.
+
+    For ``target == "BatchApply"`` that is
+    ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=])(*args, **kwargs)`` with ``fn``
+    looked up in ``batchapply_reference.functions``; for a helper target,
+    ``getattr(api, target)(*args, **kwargs)``. Exceptions propagate.
+    """
+    if case.target != "BatchApply":
+        return getattr(api, case.target)(*case.args, **case.kwargs)
+    from batchapply_reference import functions
+
+    fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
+    options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}
+    return api.BatchApply(fn, case.num_dims, **options)(*case.args, **case.kwargs)
+
+
+# Floating results may differ in the last bits between array libraries (a jax tanh
+# is not NumPy's); relative tolerances a few ulps wide for each floating dtype.
+FLOAT_RTOL = {"float16": 4e-3, "bfloat16": 3e-2, "float32": 1e-5, "float64": 1e-12, "complex64": 1e-5}
+
+
+def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> str | None:
+    """Where and how ``got`` differs from ``expected``, or None when it matches.
+
+    Containers must match in type and keys, arrays in dtype, shape and values
+    (bit-identical when ``exact``, else within FLOAT_RTOL), other leaves by ``==``.
+    """
+    if _tree.is_namedtuple(expected) or type(expected) in (dict, list, tuple) or expected is None:
+        if type(got).__name__ != type(expected).__name__ or (expected is None) != (got is None):
+            return f"{path}: expected a {type(expected).__name__}, got {type(got).__name__}"
+        if expected is None:
+            return None
+        if isinstance(expected, dict):
+            if sorted(map(str, expected)) != sorted(map(str, got)):
+                return f"{path}: expected keys {sorted(expected)}, got {sorted(got)}"
+            pairs = [(f"{path}[{key!r}]", expected[key], got[key]) for key in expected]
+        else:
+            if len(expected) != len(got):
+                return f"{path}: expected {len(expected)} entries, got {len(got)}"
+            pairs = [(f"{path}[{i}]", e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True))]
+        for child_path, e, g in pairs:
+            found = mismatch(e, g, exact=exact, path=child_path)
+            if found:
+                return found
+        return None
+    if isinstance(expected, (np.ndarray, np.generic)):
+        if not (isinstance(got, (np.ndarray, np.generic)) or hasattr(got, "__array_namespace__")):
+            return f"{path}: expected an array, got {type(got).__name__}"
+        if isinstance(expected, np.ndarray) and not isinstance(got, np.ndarray):
+            kind = type(got).__name__
+            return f"{path}: expected a numpy.ndarray (NumPy inputs stay NumPy, BA-5.3), got {kind}"
+        got = np.asarray(got)
+        if got.dtype != expected.dtype or got.shape != expected.shape:
+            return (
+                f"{path}: expected {expected.dtype}{list(expected.shape)}, got {got.dtype}{list(got.shape)}"
+            )
+        rtol = FLOAT_RTOL.get(expected.dtype.name)
+        if exact or rtol is None:
+            same = np.array_equal(expected, got, equal_nan=expected.dtype.kind in "fc")
+        else:
+            wide = np.complex128 if expected.dtype.kind == "c" else np.float64
+            same = np.allclose(got.astype(wide), expected.astype(wide), rtol=rtol, atol=rtol, equal_nan=True)
+        return None if same else f"{path}: values differ: expected {expected.tolist()}, got {got.tolist()}"
+    if type(got) is not type(expected) or got != expected:
+        return f"{path}: expected {expected!r}, got {got!r}"
+    return None

@@ -1,0 +1,520 @@
+"""The golden corpus: which calls are pinned. Expected outcomes come from the reference.
+
+Each group becomes one JSON-lines file in tests/golden/. Add a case here, then run
+``python -m tests.golden.regenerate``; never edit the .jsonl files by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import pathlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+import batchapply_reference
+from batchapply_reference import golden
+from batchapply_reference.golden import GoldenCase, Opaque
+
+SPEC = pathlib.Path(__file__).resolve().parents[2] / "SPEC.md"
+_ROW = re.compile(r"^\| (E\d+) \| .* \| `(\w+)` \| (`+)(.+?)\3 \|$")
+
+Pair = golden.namedtuple_type("Pair", ["first", "second"])
+DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint32", "float16", "bfloat16", "float32", "complex64"]
+
+
+def error_rows() -> dict[str, tuple[str, str]]:
+    """SPEC error table: row ID -> (exception type name, message prefix)."""
+    rows = {}
+    for line in SPEC.read_text().splitlines():
+        match = _ROW.match(line)
+        if match:
+            rows[match[1]] = (match[2], match[4].strip())
+    return rows
+
+
+def array(shape: tuple[int, ...], dtype: str = "int32", start: int = 0) -> np.ndarray:
+    """Integer-valued data (exact in every dtype) that differs from element to element."""
+    values = (np.arange(math.prod(shape)) + start) % 7
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
+    return values.astype(np_dtype).reshape(shape)
+
+
+def floats(shape: tuple[int, ...], dtype: str = "float32", seed: int = 0) -> np.ndarray:
+    """Non-integral floating data, to exercise the lossless float encoding."""
+    values = np.random.default_rng(seed).normal(size=shape)
+    if dtype == "complex64":
+        values = values + 1j * np.random.default_rng(seed + 1).normal(size=shape)
+    return values.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
+
+
+def outcome(spec: dict[str, Any]) -> GoldenCase:
+    """Run one case spec on the reference and pin what it did."""
+    case = GoldenCase(
+        name=re.sub(r"[^0-9A-Za-z._-]+", "", spec["name"]),
+        clauses=tuple(spec["clauses"]),
+        function=spec.get("function", "identity"),
+        num_dims=spec.get("num_dims", 2),
+        in_axes=spec.get("in_axes", 0),
+        out_axes=spec.get("out_axes", 0),
+        args=tuple(spec.get("args", ())),
+        kwargs=dict(spec.get("kwargs", {})),
+        target=spec.get("target", "BatchApply"),
+    )
+    try:
+        result = golden.replay(case, batchapply_reference)
+    except (TypeError, ValueError) as e:
+        for row, (type_name, prefix) in error_rows().items():
+            if type(e).__name__ == type_name and str(e).startswith(prefix.split("{")[0]):
+                return _with(case, expected_error={"row": row, "type": type_name, "prefix": prefix})
+        raise AssertionError(f"golden case {case.name}: an error that is in no SPEC table row: {e!r}") from e
+    return _with(case, expected=result)
+
+
+def _with(case: GoldenCase, **changes: Any) -> GoldenCase:
+    import dataclasses
+
+    return dataclasses.replace(case, **changes)
+
+
+Spec = dict[str, Any]
+GROUPS: dict[str, Callable[[], Iterator[Spec]]] = {}
+
+
+def group(function: Callable[[], Iterator[Spec]]) -> Callable[[], Iterator[Spec]]:
+    GROUPS[function.__name__] = function
+    return function
+
+
+@group
+def merge_split() -> Iterator[Spec]:
+    leading_shapes = [(3,), (2, 3), (2, 1, 3), (1, 2, 1, 2)]
+    for dtype, leading in itertools.product(DTYPES, leading_shapes):
+        yield {
+            "name": f"identity-{dtype}-leading{'x'.join(map(str, leading))}",
+            "clauses": ["BA-5.1", "BA-5.2", "BA-7.2"],
+            "num_dims": len(leading),
+            "args": [array(leading + (2,), dtype)],
+        }
+    for leading in [(0,), (0, 3), (2, 0), (0, 0, 2)]:
+        yield {
+            "name": f"zero-size-leading{'x'.join(map(str, leading))}",
+            "clauses": ["BA-5.4"],
+            "num_dims": len(leading),
+            "args": [array(leading + (3,), "float32")],
+        }
+    for trailing in [(), (1,), (2, 3), (1, 2, 2)]:
+        yield {
+            "name": f"trailing-rank{len(trailing)}",
+            "clauses": ["BA-5.1", "BA-7.2"],
+            "args": [array((2, 3) + trailing)],
+        }
+    for function, leading in itertools.product(
+        ["reverse_rows", "gather_rows", "int_arith"], [(4,), (2, 3), (3, 1, 2)]
+    ):
+        yield {
+            "name": f"{function}-leading{'x'.join(map(str, leading))}",
+            "clauses": ["BA-5.1", "BA-7.2", "BA-6.1"],
+            "function": function,
+            "num_dims": len(leading),
+            "args": [array(leading + (2,), "int32")],
+        }
+
+
+@group
+def pytrees() -> Iterator[Spec]:
+    x = array((2, 3, 2))
+    leaves: dict[str, Any] = {
+        "str": "label",
+        "int": 7,
+        "float": 2.5,
+        "bool": True,
+        "complex": 1 + 2j,
+        "object": Opaque("marker"),
+        "none": None,
+        "numpy-scalar": np.float32(1.5),
+        "rank0-array": np.array(3, dtype=np.int16),
+        "low-rank-array": array((2,)),
+    }
+    for name, leaf in leaves.items():
+        yield {
+            "name": f"pass-through-{name}",
+            "clauses": ["BA-1.1", "BA-1.2", "BA-1.4", "BA-7.4"],
+            "args": [x, leaf],
+        }
+    containers: dict[str, Any] = {
+        "dict-unsorted-keys": {"zeta": x, "alpha": array((2, 3), start=1), "mid": "text"},
+        "nested-list-tuple": [x, (array((2, 3, 1), start=2), [None, array((2, 3, 4), start=3)])],
+        "namedtuple": Pair(x, [array((2, 3), start=4), 1.0]),
+        "dict-in-namedtuple": Pair({"b": x, "a": array((4,))}, None),
+        "empty-containers": {"list": [], "tuple": (), "dict": {}, "x": x},
+    }
+    for name, tree in containers.items():
+        yield {
+            "name": f"structure-{name}",
+            "clauses": ["BA-1.3", "BA-1.4", "BA-6.1", "BA-7.1"],
+            "args": [tree],
+        }
+    yield {
+        "name": "kwargs-are-merged",
+        "clauses": ["BA-1.3", "BA-4.5", "BA-6.1"],
+        "args": [x],
+        "kwargs": {"mask": array((2, 3), "bool"), "scale": 2.0},
+    }
+    yield {
+        "name": "kwargs-only",
+        "clauses": ["BA-1.3", "BA-4.5"],
+        "kwargs": {"b": array((2, 3, 1)), "a": array((2, 3), start=5)},
+    }
+    for function in ["named_pieces", "first_row_leaf", "more_leaves", "concat_features"]:
+        yield {
+            "name": f"output-structure-{function}",
+            "clauses": ["BA-7.1", "BA-7.2", "BA-7.4"],
+            "function": function,
+            "args": [{"a": x, "b": array((2, 3, 2), start=3)}],
+        }
+    yield {
+        "name": "signature-keywords",
+        "clauses": ["BA-2.1", "BA-2.2"],
+        "num_dims": 1,
+        "args": [array((4, 2))],
+    }
+    yield {
+        "name": "num-dims-numpy-integer",
+        "clauses": ["BA-2.2"],
+        "num_dims": np.int64(2),
+        "args": [array((2, 3, 2))],
+    }
+
+
+@group
+def axes() -> Iterator[Spec]:
+    x, w = array((2, 3, 4)), array((4, 5), start=1)
+    yield {
+        "name": "in-axes-tuple-weight",
+        "clauses": ["BA-4.3", "BA-4.4"],
+        "function": "matmul_weight",
+        "in_axes": (0, None),
+        "args": [x, w],
+    }
+    yield {
+        "name": "in-axes-list-weight",
+        "clauses": ["BA-2.5", "BA-4.3"],
+        "function": "matmul_weight",
+        "in_axes": [0, None],
+        "args": [x, w],
+    }
+    yield {
+        "name": "in-axes-none-kwargs-merged",
+        "clauses": ["BA-4.2", "BA-4.5"],
+        "in_axes": None,
+        "args": [array((2, 3, 1))],
+        "kwargs": {"x": x},
+    }
+    yield {
+        "name": "in-axes-zero-explicit",
+        "clauses": ["BA-4.1"],
+        "in_axes": 0,
+        "args": [x, {"k": array((2, 3))}],
+    }
+    params = {"w": array((2, 3, 4)), "b": array((2, 3, 5), start=2)}
+    yield {
+        "name": "in-axes-dict-prefix",
+        "clauses": ["BA-4.4"],
+        "in_axes": ({"w": None, "b": 0},),
+        "args": [params],
+    }
+    yield {
+        "name": "in-axes-nested-prefix",
+        "clauses": ["BA-4.4"],
+        "in_axes": (0, [None, 0]),
+        "args": [x, [array((3, 2, 4)), array((2, 3))]],
+    }
+    yield {
+        "name": "in-axes-namedtuple-prefix",
+        "clauses": ["BA-4.4"],
+        "in_axes": (Pair(0, None),),
+        "args": [Pair(x, array((9, 9, 9)))],
+    }
+    yield {
+        "name": "in-axes-none-for-all-but-kwargs",
+        "clauses": ["BA-4.2"],
+        "in_axes": (None, None),
+        "args": [x, w],
+        "kwargs": {"y": array((2, 3, 1))},
+    }
+    # identity returns (args, kwargs): out_axes=(0, None) splits args, returns kwargs as they are.
+    yield {
+        "name": "out-axes-split-args-only",
+        "clauses": ["BA-7.2", "BA-7.4"],
+        "out_axes": (0, None),
+        "args": [x],
+        "kwargs": {"table": array((2, 3, 2))},  # merged (kwargs always are), returned merged
+    }
+    yield {"name": "out-axes-none", "clauses": ["BA-7.4"], "out_axes": None, "args": [x]}
+    yield {
+        "name": "out-axes-prefix-dict",
+        "clauses": ["BA-7.2", "BA-7.4"],
+        "function": "named_pieces",
+        "out_axes": {"zeta": 0, "alpha": 0, "mid": None},
+        "args": [x, array((2, 3))],
+    }
+    yield {
+        "name": "out-axes-none-for-rank0",
+        "clauses": ["BA-7.3", "BA-7.4"],
+        "function": "row_counts",
+        "out_axes": None,
+        "args": [x],
+    }
+
+
+@group
+def errors() -> Iterator[Spec]:
+    x = array((2, 3, 4))
+    yield {"name": "E1-f-not-callable", "clauses": ["BA-2.3", "BA-10.1"], "function": None, "args": [x]}
+    for num_dims in [True, 2.0, "2", None]:
+        yield {
+            "name": f"E2-num-dims-{num_dims!r}",
+            "clauses": ["BA-2.2", "BA-10.1"],
+            "num_dims": num_dims,
+            "args": [x],
+        }
+    for num_dims in [0, -1]:
+        yield {
+            "name": f"E3-num-dims-{num_dims}",
+            "clauses": ["BA-2.2", "BA-10.1"],
+            "num_dims": num_dims,
+            "args": [x],
+        }
+    for where, axes in [("in", (1,)), ("in", (-1,)), ("in", (False,)), ("out", 1), ("out", (0, "x"))]:
+        key = f"{where}_axes"
+        yield {
+            "name": f"E4-{key}-{re.sub(r'[^0-9a-zA-Z-]+', '', repr(axes))}",
+            "clauses": ["BA-2.4", "BA-10.1"],
+            key: axes,
+            "args": [x],
+        }
+    for in_axes in [{"x": 0}, "0", 0.0]:
+        yield {
+            "name": f"E5-in-axes-{type(in_axes).__name__}",
+            "clauses": ["BA-2.5", "BA-10.1"],
+            "in_axes": in_axes,
+            "args": [x],
+        }
+    yield {"name": "E6-in-axes-too-short", "clauses": ["BA-4.3", "BA-10.1"], "in_axes": (0,), "args": [x, x]}
+    yield {
+        "name": "E6-in-axes-too-long",
+        "clauses": ["BA-4.3", "BA-10.1"],
+        "in_axes": (0, None, 0),
+        "args": [x],
+    }
+    yield {
+        "name": "E7-dict-keys",
+        "clauses": ["BA-4.4", "BA-10.1"],
+        "in_axes": ({"k": 0},),
+        "args": [{"j": x}],
+    }
+    yield {
+        "name": "E7-list-for-tuple",
+        "clauses": ["BA-4.4", "BA-10.1"],
+        "in_axes": ([0, None],),
+        "args": [(x, x)],
+    }
+    yield {"name": "E8-no-inputs", "clauses": ["BA-3.3", "BA-10.1"], "args": []}
+    yield {
+        "name": "E8-low-rank-only",
+        "clauses": ["BA-3.3", "BA-10.1"],
+        "num_dims": 3,
+        "args": [array((2, 3)), "text", 1.0],
+    }
+    yield {
+        "name": "E8-all-unselected",
+        "clauses": ["BA-3.3", "BA-4.2", "BA-10.1"],
+        "in_axes": None,
+        "args": [x],
+    }
+    yield {
+        "name": "E9-transposed-leading",
+        "clauses": ["BA-3.1", "BA-3.2", "BA-10.1"],
+        "args": [array((2, 3, 4)), array((3, 2, 4))],
+    }
+    yield {
+        "name": "E9-kwarg-disagrees",
+        "clauses": ["BA-3.2", "BA-10.1"],
+        "args": [x],
+        "kwargs": {"y": array((2, 4))},
+    }
+    yield {
+        "name": "E9-nested",
+        "clauses": ["BA-3.2", "BA-10.1"],
+        "args": [{"a": x, "b": [array((2, 3)), array((1, 3))]}],
+    }
+    yield {
+        "name": "E10-rank0-output",
+        "clauses": ["BA-7.3", "BA-10.1", "BA-10.2"],
+        "function": "row_counts",
+        "args": [x],
+    }
+    yield {
+        "name": "E10-wrong-leading-size",
+        "clauses": ["BA-7.3", "BA-10.1"],
+        "function": "pad_row",
+        "args": [x],
+    }
+    yield {
+        "name": "E11-out-axes-not-prefix",
+        "clauses": ["BA-7.5", "BA-10.1"],
+        "out_axes": {"a": 0},
+        "args": [x],
+    }
+    yield {
+        "name": "E12-split-non-array",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": ["abc", (2, 3)],
+    }
+    yield {
+        "name": "E13-split-wrong-size",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": [array((5, 2)), (2, 3)],
+    }
+    yield {
+        "name": "E13-split-rank0",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": [np.int32(4), (4,)],
+    }
+
+
+@group
+def inputs_untouched() -> Iterator[Spec]:
+    """Every case checks that replaying leaves its inputs equal; these pin it on purpose."""
+    tree = {"x": array((2, 3, 2)), "rest": [array((2, 3), "float32"), "tag", Pair(array((2, 3, 1)), 1)]}
+    for function in ["identity", "int_arith", "reverse_rows", "gather_rows", "named_pieces"]:
+        yield {"name": f"untouched-{function}", "clauses": ["BA-5.5"], "function": function, "args": [tree]}
+
+
+@group
+def haiku_defects() -> Iterator[Spec]:
+    """Each defect of hk.BatchApply / flax.linen.BatchApply, pinned."""
+    x = array((2, 3, 4))
+    yield {
+        "name": "defect-mismatched-leading-shapes",
+        "clauses": ["BA-3.2"],
+        "args": [array((2, 3, 4)), array((3, 2, 4))],
+    }
+    yield {
+        "name": "defect-weight-matrix-merged",
+        "clauses": ["BA-3.2"],
+        "function": "matmul_weight",
+        "args": [x, array((4, 5))],
+    }
+    yield {
+        "name": "defect-weight-matrix-fixed",
+        "clauses": ["BA-4.4"],
+        "function": "matmul_weight",
+        "in_axes": (0, None),
+        "args": [x, array((4, 5))],
+    }
+    yield {"name": "defect-string-leaf", "clauses": ["BA-1.1", "BA-1.2"], "args": [x, "abc"]}
+    yield {"name": "defect-num-dims-zero", "clauses": ["BA-2.2"], "num_dims": 0, "args": [x]}
+    yield {"name": "defect-rank0-output", "clauses": ["BA-7.3"], "function": "row_counts", "args": [x]}
+    yield {"name": "defect-zero-size-leading", "clauses": ["BA-5.4"], "args": [array((0, 3, 4))]}
+    yield {"name": "defect-numpy-inputs", "clauses": ["BA-5.3"], "args": [array((2, 3, 4), "float32")]}
+
+
+@group
+def floating() -> Iterator[Spec]:
+    functions = ["tanh", "softmax", "feature_sum", "batch_mean"]
+    for function, dtype, leading in itertools.product(
+        functions, ["float16", "bfloat16", "float32", "complex64"], [(2, 3), (4,), (1, 2, 2)]
+    ):
+        if dtype == "complex64" and function == "softmax":
+            continue
+        yield {
+            "name": f"{function}-{dtype}-leading{'x'.join(map(str, leading))}",
+            "clauses": ["BA-5.1", "BA-5.2", "BA-7.2"],
+            "function": function,
+            "num_dims": len(leading),
+            "args": [floats(leading + (3,), dtype)],
+        }
+    for dtype in ["float16", "bfloat16", "float32"]:
+        yield {
+            "name": f"matmul-{dtype}",
+            "clauses": ["BA-4.4", "BA-5.2"],
+            "function": "matmul_weight",
+            "in_axes": (0, None),
+            "args": [floats((2, 3, 4), dtype), floats((4, 2), dtype, seed=1)],
+        }
+
+
+@group
+def helpers() -> Iterator[Spec]:
+    for shape, num_dims in [((2, 3, 4), 1), ((2, 3, 4), 2), ((2, 3, 4), 3), ((2, 3), 3), ((0, 2), 2)]:
+        yield {
+            "name": f"merge_leading_dims-{'x'.join(map(str, shape))}-n{num_dims}",
+            "clauses": ["BA-9.1"],
+            "target": "merge_leading_dims",
+            "args": [array(shape), num_dims],
+        }
+    for value in ["abc", 2.5, None, Opaque("thing")]:
+        yield {
+            "name": f"merge_leading_dims-pass-{type(value).__name__}",
+            "clauses": ["BA-9.1"],
+            "target": "merge_leading_dims",
+            "args": [value, 1],
+        }
+    for shape, to_dim in [((6, 4), (2, 3)), ((6,), (3, 2)), ((0, 2), (0, 5)), ((4, 1), (4,))]:
+        yield {
+            "name": f"split_leading_dim-{'x'.join(map(str, shape))}-to{'x'.join(map(str, to_dim))}",
+            "clauses": ["BA-9.2"],
+            "target": "split_leading_dim",
+            "args": [array(shape), to_dim],
+        }
+    for value, num_dims in [
+        (array((2, 3)), 2),
+        (array((2,)), 2),
+        (np.float32(1), 0),
+        ("abc", 0),
+        (1.0, 0),
+        ([1, 2], 1),
+    ]:
+        rank = np.ndim(value) if isinstance(value, (np.ndarray, np.generic)) else "na"
+        yield {
+            "name": f"ndim_at_least-{type(value).__name__}-{rank}-n{num_dims}",
+            "clauses": ["BA-9.3"],
+            "target": "ndim_at_least",
+            "args": [value, num_dims],
+        }
+    yield {
+        "name": "arbitrary_mergeable_leaf-args-first",
+        "clauses": ["BA-9.4"],
+        "target": "arbitrary_mergeable_leaf",
+        "args": [2, ("s", array((2,)), {"k": array((2, 3))}), {"b": array((4, 5))}],
+    }
+    yield {
+        "name": "arbitrary_mergeable_leaf-kwargs",
+        "clauses": ["BA-9.4"],
+        "target": "arbitrary_mergeable_leaf",
+        "args": [2, ("s",), {"z": array((2,)), "b": array((4, 5))}],
+    }
+    yield {
+        "name": "arbitrary_mergeable_leaf-none",
+        "clauses": ["BA-9.4"],
+        "target": "arbitrary_mergeable_leaf",
+        "args": [3, (array((2, 3)),), {}],
+    }
+
+
+def build() -> dict[str, list[GoldenCase]]:
+    """Every group's cases with the reference's outcomes: file stem -> cases."""
+    corpus = {name: [outcome(spec) for spec in make()] for name, make in GROUPS.items()}
+    names = [case.name for cases in corpus.values() for case in cases]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    assert not duplicated, f"golden case names must be unique: {duplicated}"
+    return corpus

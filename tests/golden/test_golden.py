@@ -1,0 +1,107 @@
+"""Golden cases: both packages reproduce every pinned outcome; the corpus matches the reference.
+
+Regenerate with ``python -m tests.golden.regenerate`` (the tests never write golden files).
+"""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import re
+import types
+
+import pytest
+
+import batchapply
+import batchapply_reference
+from batchapply_reference import functions, golden
+
+GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "cases"
+SPEC = GOLDEN_DIR.parents[2] / "SPEC.md"
+
+try:
+    CORPUS = list(golden.load_corpus())
+    LOAD_ERROR: Exception | None = None
+except (FileNotFoundError, ValueError) as e:  # reported by test_corpus_is_readable
+    CORPUS, LOAD_ERROR = [], e
+
+
+def test_corpus_is_readable() -> None:
+    assert LOAD_ERROR is None, str(LOAD_ERROR)
+
+
+def test_missing_corpus_names_the_regenerate_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    monkeypatch.setattr(golden.importlib.resources, "files", lambda _: tmp_path)
+    monkeypatch.setattr(golden, "__file__", str(tmp_path / "a" / "b" / "golden.py"))
+    with pytest.raises(FileNotFoundError, match=re.escape(golden.REGENERATE_COMMAND)):
+        golden.corpus_files()
+
+
+def test_corpus_size() -> None:
+    assert len(CORPUS) >= 200
+    assert sum(path.stat().st_size for path in golden.corpus_files()) < 5 * 2**20
+
+
+def test_corpus_covers_every_clause_and_error_row() -> None:
+    text = SPEC.read_text()
+    clauses = set(re.findall(r"^- \*\*(BA-\d+\.\d+)\*\*", text, re.M))
+    transforms = {
+        c for c in clauses if c.startswith("BA-8.")
+    }  # not input/output pairs: tests/test_transforms.py
+    pinned = {clause for _, case in CORPUS for clause in case.clauses}
+    assert sorted(clauses - transforms - pinned) == []
+    rows = set(re.findall(r"^\| (E\d+) \|", text, re.M))
+    pinned_rows = {case.expected_error["row"] for _, case in CORPUS if case.expected_error}
+    assert sorted(rows - pinned_rows) == []
+
+
+def test_corpus_matches_the_reference() -> None:
+    """Regenerated in memory, the corpus must equal the files: they cannot drift apart unnoticed."""
+    from tests.golden import corpus, regenerate
+
+    fresh = corpus.build()
+    on_disk = {path.stem: path.read_text() for path in sorted(GOLDEN_DIR.glob("*.jsonl"))}
+    old = {case.name: case for _, case in CORPUS}
+    new = {case.name: case for cases in fresh.values() for case in cases}
+    changes = "\n".join(regenerate.summarize(old, new))
+    assert {stem: golden.dumps(cases) for stem, cases in fresh.items()} == on_disk, (
+        f"the golden files differ from the reference:\n{changes}\nRun `{golden.REGENERATE_COMMAND}` "
+        "and record any changed expected value in SPEC.md's Changelog."
+    )
+
+
+@pytest.mark.parametrize("lib", [batchapply, batchapply_reference], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(("group", "case"), CORPUS, ids=[f"{g}:{c.name}" for g, c in CORPUS])
+def test_golden_case(lib: types.ModuleType, group: str, case: golden.GoldenCase) -> None:
+    where = f"golden case {group}:{case.name} (clauses {', '.join(case.clauses)})"
+    if case.expected_error is not None:
+        error = case.expected_error
+        with pytest.raises(Exception) as info:
+            golden.replay(case, lib)
+        got = f"{type(info.value).__name__}: {info.value}"
+        assert type(info.value).__name__ == error["type"], f"{where}: expected {error['type']}, got {got}"
+        prefix = error["prefix"].replace("{num_dims}", str(case.num_dims))
+        assert str(info.value).startswith(prefix), f"{where}: expected prefix {prefix!r}, got {got}"
+        return
+    before = copy.deepcopy((case.args, case.kwargs))
+    try:
+        got = golden.replay(case, lib)
+    except Exception as e:
+        pytest.fail(f"{where}: expected an output, got {type(e).__name__}: {e}")
+    untouched = golden.mismatch(before, (case.args, case.kwargs), exact=True, path="inputs")
+    assert untouched is None, f"{where}: the call mutated its inputs (BA-5.5): {untouched}"
+    exact = case.function is None or case.target != "BatchApply" or functions.FUNCTIONS[case.function].exact
+    problem = golden.mismatch(case.expected, got, exact=exact)
+    assert problem is None, f"{where}: {problem}"
+
+
+def test_installed_corpus_is_the_checkouts() -> None:
+    """A wheel ships tests/golden/cases as batchapply_reference/_golden; it must not be stale."""
+    files = golden.corpus_files()
+    if files[0].parent == GOLDEN_DIR:
+        pytest.skip("running from a checkout (editable install): the corpus is tests/golden/cases itself")
+    assert {p.name: p.read_text() for p in files} == {
+        p.name: p.read_text() for p in GOLDEN_DIR.glob("*.jsonl")
+    }
