@@ -17,6 +17,7 @@ MODULES = sorted(
     info.name
     for package in (batchapply, batchapply_reference)
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+    if not info.name.endswith(".__main__")  # importing it runs the CLI
 ) + ["batchapply", "batchapply_reference"]
 
 

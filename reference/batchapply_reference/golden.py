@@ -208,7 +208,7 @@ class GoldenCase:
 
     def uses_extensions(self) -> bool:
         """Whether replaying needs ``in_axes``/``out_axes`` (not every BatchApply takes them)."""
-        return not (self.in_axes == 0 and self.out_axes == 0)
+        return not all(type(axes) is int and axes == 0 for axes in (self.in_axes, self.out_axes))
 
 
 def dumps(cases: list[GoldenCase]) -> str:

@@ -1,0 +1,52 @@
+"""The clauses of SPEC.md, read from the copy that ships with the package (or the checkout's)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+import pathlib
+import re
+
+_CLAUSE = re.compile(r"^- \*\*(BA-\d+\.\d+)\*\*(.*?)(?=^- \*\*BA-|^#|^\||\Z)", re.M | re.S)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clause:
+    """One SPEC clause: its ID, whether it has a MUST, whether it is withdrawn, and its text."""
+
+    id: str
+    must: bool
+    withdrawn: bool
+    text: str
+
+
+def spec_text() -> str:
+    """SPEC.md: the wheel's copy (``batchapply_reference/SPEC.md``), else the checkout's."""
+    shipped = importlib.resources.files("batchapply_reference").joinpath("SPEC.md")
+    if shipped.is_file():
+        return shipped.read_text()
+    return (pathlib.Path(__file__).resolve().parents[3] / "SPEC.md").read_text()
+
+
+@functools.cache
+def clauses() -> tuple[Clause, ...]:
+    """Every clause in SPEC order.
+
+    >>> next(c for c in clauses() if c.id == "BA-3.2").must
+    True
+    """
+    return tuple(
+        Clause(
+            id=match[1],
+            must="**MUST" in match[2],
+            withdrawn="*withdrawn*" in match[2],
+            text=" ".join(match[2].split()),
+        )
+        for match in _CLAUSE.finditer(spec_text())
+    )
+
+
+def clause_key(clause_id: str) -> tuple[int, ...]:
+    """Sort key: BA-2.10 after BA-2.9."""
+    return tuple(int(part) for part in clause_id[3:].split("."))

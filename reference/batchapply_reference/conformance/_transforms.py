@@ -1,0 +1,139 @@
+"""Checks of SPEC section 8: the target under JAX transformations, against the hand-written reshape.
+
+jax is imported when these checks run, never when the package is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error
+
+T, B, F, HIDDEN, OUT = 3, 4, 5, 6, 2  # time, batch, features, hidden, outputs
+
+
+def _mlp() -> tuple[Callable[[Any], Any], Any]:
+    """A small MLP on [rows, F] and an input of shape [T, B, F]."""
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.key(0)
+    w1 = jax.random.normal(jax.random.fold_in(key, 1), (F, HIDDEN))
+    w2 = jax.random.normal(jax.random.fold_in(key, 2), (HIDDEN, OUT))
+    x = jax.random.normal(jax.random.fold_in(key, 3), (T, B, F))
+    return (lambda rows: jnp.tanh(rows @ w1) @ w2), x
+
+
+def _by_hand(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda x: f(x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])).reshape(x.shape[:2] + (-1,))
+
+
+def _close(got: Any, want: Any, what: str) -> Outcome:
+    import numpy as np
+
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape == want.shape and np.allclose(got, want, rtol=1e-4, atol=1e-5):
+        return Outcome("pass")
+    return Outcome(
+        "fail",
+        f"{what}: differs from the hand-written reshape",
+        {"expected": {"shape": list(want.shape)}, "got": {"shape": list(got.shape)}, "what": what},
+    )
+
+
+def _jit(target: Target) -> Outcome:
+    import jax
+
+    f, x = _mlp()
+    return _close(jax.jit(target.factory(f, 2))(x), _by_hand(f)(x), "jax.jit(make(mlp, 2))(x)")
+
+
+def _grad(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    f, x = _mlp()
+    got = jax.grad(lambda x: jnp.sum(target.factory(f, 2)(x) ** 2))(x)
+    want = jax.grad(lambda x: jnp.sum(_by_hand(f)(x) ** 2))(x)
+    return _close(got, want, "jax.grad of a loss through make(mlp, 2)")
+
+
+def _vjp(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    f, x = _mlp()
+    out, pullback = jax.vjp(target.factory(f, 2), x)
+    _, hand_pullback = jax.vjp(_by_hand(f), x)
+    return _close(pullback(jnp.ones_like(out))[0], hand_pullback(jnp.ones_like(out))[0], "jax.vjp")
+
+
+def _vmap(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    f, x = _mlp()
+    xs = jnp.stack([x, 2 * x])
+    return _close(
+        jax.vmap(target.factory(f, 2))(xs), jnp.stack([_by_hand(f)(v) for v in xs]), "outer jax.vmap"
+    )
+
+
+def _scan(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    f, x = _mlp()
+    _, ys = jax.lax.scan(lambda c, step: (c, target.factory(f, 1)(step)), jnp.zeros(()), x)
+    return _close(ys, _by_hand(f)(x), "make(mlp, 1) in a jax.lax.scan body")
+
+
+def _checkpoint(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    f, x = _mlp()
+    got = jax.grad(lambda x: jnp.sum(jax.checkpoint(target.factory(f, 2))(x)))(x)
+    want = jax.grad(lambda x: jnp.sum(_by_hand(f)(x)))(x)
+    return _close(got, want, "jax.grad through jax.checkpoint")
+
+
+def _export(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+    from jax import export
+
+    f, x = _mlp()
+    spec = jax.ShapeDtypeStruct(export.symbolic_shape(f"t, b, {F}"), jnp.float32)
+    exported = export.export(jax.jit(target.factory(f, 2)))(spec)
+    return _close(exported.call(x), _by_hand(f)(x), "jax.export with symbolic leading dims, called on x")
+
+
+def _guarded(check: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
+    def run(target: Target) -> Outcome:
+        if target.module.__name__ == "batchapply_reference":
+            return Outcome("na", "section 8 binds JAX implementations; the NumPy reference does not trace")
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            return Outcome("na", "jax is not installed")
+        try:
+            return check(target)
+        except Exception as e:
+            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
+
+    return run
+
+
+def transform_checks() -> Iterator[Check]:
+    for name, clause, check in [
+        ("jit", "BA-8.1", _jit),
+        ("grad", "BA-8.2", _grad),
+        ("vjp", "BA-8.2", _vjp),
+        ("vmap", "BA-8.3", _vmap),
+        ("scan", "BA-8.4", _scan),
+        ("checkpoint", "BA-8.5", _checkpoint),
+        ("export", "BA-8.6", _export),
+    ]:
+        yield Check(name=f"transform {name}", clauses=(clause,), run=_guarded(check))

@@ -1,0 +1,136 @@
+"""The conformance kit and its CLI (SPEC as a gate for any implementation)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from batchapply_reference import conformance
+from batchapply_reference.conformance import _run
+
+TESTS = pathlib.Path(__file__).resolve().parent
+SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.json").read_text())
+
+# Where flax.linen.BatchApply (a copy of hk.BatchApply) deviates from SPEC.md, and why.
+FLAX_DEVIATIONS = {
+    "BA-1.1": "jnp.asarray on every leaf: a string or other object crashes",
+    "BA-1.2": "so such leaves never reach f",
+    "BA-1.4": "the same crash decides mergeability",
+    "BA-2.2": "num_dims is not checked: 0, True, 2.0 are accepted",
+    "BA-2.3": "f is not checked at construction",
+    "BA-3.1": "no leading shape is agreed on",
+    "BA-3.2": "leaves with different leading shapes are merged anyway",
+    "BA-7.3": "a rank-0 output fails with a bare reshape error",
+    "BA-7.4": "non-array outputs (an int, a string) are reshaped and crash",
+    "BA-10.1": "no SPEC error prefixes",
+    "BA-10.2": "TypeError and AttributeError escape",
+}
+
+
+def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
+    """Run the installed console script; its exit status, stdout and JSON report."""
+    report = tmp_path / "report.json"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    done = subprocess.run(
+        [sys.executable, "-m", "batchapply_reference.conformance", *args, "--json", str(report)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, done.stdout, json.loads(report.read_text())
+
+
+def statuses(report: dict[str, Any], status: str) -> set[str]:
+    return {c["clause"] for c in report["clauses"] if c["status"] == status}
+
+
+@pytest.mark.spec("BA-10.1")
+def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
+    code, out, report = cli("batchapply:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+    assert code == 0, out
+    assert statuses(report, "FAIL") == set()
+    assert statuses(report, "N/A") == set()
+    assert "conforms" in out.splitlines()[-1]
+
+
+def test_flax_linen_fails_exactly_where_it_deviates(tmp_path: pathlib.Path) -> None:
+    code, out, report = cli("flax.linen:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+    assert code == 1
+    assert statuses(report, "FAIL") == set(FLAX_DEVIATIONS), out
+    # Extension clauses (in_axes, out_axes) and helpers flax.linen does not export are N/A.
+    assert {"BA-4.3", "BA-4.4", "BA-7.5", "BA-9.1"} <= statuses(report, "N/A")
+    leading = next(c for c in report["clauses"] if c["clause"] == "BA-3.2")
+    assert "args" in leading["counterexample"] and "expected" in leading["counterexample"]
+
+
+def test_a_broken_implementation_fails_its_clause_with_a_counterexample(tmp_path: pathlib.Path) -> None:
+    code, _, report = cli("broken_targets:fortran_order", "--clause", "BA-5.1", tmp_path=tmp_path)
+    assert code == 1
+    assert [c["clause"] for c in report["clauses"]] == ["BA-5.1"]
+    (clause,) = report["clauses"]
+    assert clause["status"] == "FAIL"
+    example = clause["counterexample"]
+    assert {"args", "expected", "got"} <= set(example)
+    assert example["expected"] != example["got"]
+
+
+def test_report_follows_its_schema(tmp_path: pathlib.Path) -> None:
+    _, _, report = cli("flax.linen:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+    jsonschema.validate(report, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**report, "summary": {"PASS": 1}}, SCHEMA)
+
+
+def test_runs_are_deterministic() -> None:
+    first = conformance.run("batchapply:BatchApply", profile="dev", clauses=["BA-5.1", "BA-10.1"]).to_json()
+    second = conformance.run("batchapply:BatchApply", profile="dev", clauses=["BA-5.1", "BA-10.1"]).to_json()
+    for report in (first, second):
+        report.pop("seconds")
+    assert first == second
+
+
+def test_unknown_clause_and_bad_target_exit_2(tmp_path: pathlib.Path) -> None:
+    for args in (["--clause", "BA-99.1"], ["no_colon_here"], ["batchapply:NoSuchThing"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "batchapply_reference.conformance", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "batchapply-conformance:" in done.stderr
+
+
+def test_progress_bar_draws_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    _run.write_progress(15, 30, "golden errors:E9")
+    assert "[###############...............] 15/30 golden errors:E9" in terminal.getvalue()
+
+
+def test_parametrize_with_checks_marks_expected_failures() -> None:
+    mark = conformance.parametrize_with_checks(
+        "flax.linen:BatchApply", expected_failures={"BA-3.2": "copied from Haiku", "BA-99.9": "stale"}
+    )
+    params = {p.id: p for p in mark.args[1]}
+    assert [m.name for m in params["BA-3.2"].marks] == ["xfail"]
+    with pytest.raises(AssertionError, match=r"BA-3\.2 fails"):
+        params["BA-3.2"].values[0]()
+    params["BA-5.4"].values[0]()  # passes
+    with pytest.raises(AssertionError, match=r"BA-99\.9"):
+        params["expected-failures-that-match-no-clause"].values[0]()
