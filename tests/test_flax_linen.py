@@ -192,25 +192,31 @@ class SetupModel(nn.Module):
     def setup(self) -> None:
         self.encoder = BatchApply(nn.Dense(8)) if self.wrap else nn.Dense(8)
         self.norm = BatchApply(nn.LayerNorm()) if self.wrap else nn.LayerNorm()
+        self.drop = BatchApply(nn.Dropout(0.5)) if self.wrap else nn.Dropout(0.5)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.wrap:
-            return self.norm(self.encoder(x))
-        return self.norm(self.encoder(x.reshape((-1,) + x.shape[2:]))).reshape(x.shape[:2] + (8,))
+            return self.drop(self.norm(self.encoder(x)), deterministic=False)
+        h = self.norm(self.encoder(x.reshape((-1,) + x.shape[2:])))
+        return self.drop(h, deterministic=False).reshape(x.shape[:2] + (8,))
 
 
-@pytest.mark.spec("BA-12.2")
+@pytest.mark.spec("BA-12.2", "BA-12.9")
 def test_in_setup_the_variables_live_under_the_attribute_name() -> None:
     x = data((3, 4, 6))
-    got = init(SetupModel(wrap=True), KEY, x)
-    want = init(SetupModel(wrap=False), KEY, x)
+    got = init(SetupModel(wrap=True), RNGS, x)
+    want = init(SetupModel(wrap=False), RNGS, x)
     assert shapes(got["params"]) == {
         "encoder": {"bias": (8,), "kernel": (6, 8)},
         "norm": {"bias": (8,), "scale": (8,)},
     }
     assert_same_trees(got, want)
+    rngs = {"dropout": RNGS["dropout"]}  # the same mask too (BA-12.9)
     np.testing.assert_allclose(
-        apply(SetupModel(wrap=True), want, x), apply(SetupModel(wrap=False), want, x), rtol=1e-5, atol=1e-5
+        apply(SetupModel(wrap=True), want, x, rngs=rngs),
+        apply(SetupModel(wrap=False), want, x, rngs=rngs),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
