@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -168,12 +170,24 @@ class Holder(nnx.Module):
         self.linear = nnx.Linear(6, 5, rngs=nnx.Rngs(0))
 
 
-@pytest.mark.spec("BA-12.6")
-@pytest.mark.parametrize("how", ["bound-method", "closure"])
-def test_callables_that_hide_nnx_state_are_rejected(how: str) -> None:
+def hiding(how: str) -> tuple[Callable[..., Any], str]:
+    """A callable that reaches a Linear outside the nnx graph, and how the error names it."""
     holder = Holder()
-    f = holder.linear.__call__ if how == "bound-method" else (lambda x: holder.linear(x))
-    with pytest.raises(TypeError, match=r"must hold its state where nnx can see it; got .*Linear|Holder"):
+    if how == "bound-method":
+        return holder.linear.__call__, "a bound method of Linear"
+    if how == "closure":
+        return (lambda x: holder.linear(x)), "a function that closes over Holder"
+    if how == "partial-of-method":
+        return functools.partial(holder.linear.__call__), "a bound method of Linear"
+    return functools.partial(lambda m, x: m(x), holder.linear), "a functools.partial that holds Linear"
+
+
+@pytest.mark.spec("BA-12.6")
+@pytest.mark.parametrize("how", ["bound-method", "closure", "partial-of-method", "partial-holding"])
+def test_callables_that_hide_nnx_state_are_rejected(how: str) -> None:
+    f, description = hiding(how)
+    prefix = "batchapply.nnx.BatchApply: `module` must hold its state where nnx can see it"
+    with pytest.raises(TypeError, match=re.escape(f"{prefix}; got {description},")):
         BatchApply(f)
 
 

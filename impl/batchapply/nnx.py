@@ -13,6 +13,7 @@ does not.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,11 @@ def _hidden_nnx_object(f: Any) -> str | None:
     """A description of an nnx object that ``f`` reaches outside the nnx graph, if any."""
     if inspect.ismethod(f) and _is_nnx_object(f.__self__):
         return f"a bound method of {type(f.__self__).__name__}"
+    if isinstance(f, functools.partial):
+        for value in (*f.args, *f.keywords.values()):
+            if _is_nnx_object(value):
+                return f"a functools.partial that holds {type(value).__name__}"
+        return _hidden_nnx_object(f.func)
     for cell in getattr(f, "__closure__", None) or ():
         try:
             value = cell.cell_contents
