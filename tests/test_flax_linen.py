@@ -241,6 +241,17 @@ def test_top_level_wrapper_has_the_inner_modules_tree() -> None:
     assert_same_trees(got, want)
 
 
+@pytest.mark.spec("BA-12.3")
+def test_top_level_plain_callable_creates_its_modules_at_the_root() -> None:
+    model = BatchApply(lambda z: nn.Dense(3)(z))
+    x = data((3, 4, 6))
+    variables = init(model, KEY, x)
+    assert shapes(variables) == {"params": {"Dense_0": {"bias": (3,), "kernel": (6, 3)}}}
+    dense = variables["params"]["Dense_0"]
+    want = np.asarray(x) @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
+    np.testing.assert_allclose(apply(model, variables, x), want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.spec("BA-12.2")
 @pytest.mark.parametrize("where", ["top-level", "in-compact"])
 def test_inside_sequential(where: str) -> None:

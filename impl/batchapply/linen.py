@@ -20,6 +20,7 @@ from typing import Any
 
 import flax.linen as nn
 from flax.core import FrozenDict
+from flax.core.scope import Scope
 
 from batchapply import _core
 
@@ -68,7 +69,8 @@ class BatchApply(nn.Module):
 
     The wrapper's ``__call__`` is not a Module method in flax's sense
     (``nn.nowrap``): the caller stays the current module, so the wrapper never
-    appears in the variable tree or in rng paths.
+    appears in the variable tree or in rng paths. Used at the top level
+    (``BatchApply(f).init(...)``), modules that ``f`` creates go to the root.
 
     Attributes:
         module: the linen Module or callable to apply to the merged inputs.
@@ -118,6 +120,19 @@ class BatchApply(nn.Module):
         >>> model.apply(model.init(jax.random.key(0), x), x).shape
         (2, 3, 4, 2)
         """
+        top_level = self.scope is not None and isinstance(self.parent, Scope)
+        if top_level and not isinstance(self.module, nn.Module):
+            # No caller module: modules that a plain callable creates go to the root,
+            # the wrapper's own scope (BA-12.3).
+            return self._call_at_top_level(*args, **kwargs)
+        return self._apply(*args, **kwargs)
+
+    @nn.compact
+    def _call_at_top_level(self, *args: Any, **kwargs: Any) -> Any:
+        return self._apply(*args, **kwargs)
+
+    @nn.nowrap
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
         in_axes = self.in_axes
         if type(in_axes) is tuple and len(in_axes) == len(args):
             in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))
