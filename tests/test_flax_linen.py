@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.core import FrozenDict
 
 from batchapply.linen import BatchApply
 
@@ -174,16 +175,20 @@ def test_in_axes_and_out_axes_reach_the_call() -> None:
 
 
 @pytest.mark.spec("BA-12.1")
-def test_axes_keep_list_and_dict_containers() -> None:
+@pytest.mark.parametrize("container", [dict, FrozenDict], ids=["dict", "FrozenDict"])
+def test_axes_keep_list_and_dict_containers(container: Callable[..., Any]) -> None:
     # flax freezes Module fields (list -> tuple, dict -> FrozenDict); the axes must stay
-    # prefixes of a list argument and of a dict output.
+    # prefixes of a list argument and of the output, whichever mapping it is.
     out_axes = {"y": 0, "n": None}
-    model = BatchApply(lambda pair: {"y": pair[0] + pair[1], "n": 3}, in_axes=([0, None],), out_axes=out_axes)
+    model = BatchApply(
+        lambda pair: container(y=pair[0] + pair[1], n=3), in_axes=([0, None],), out_axes=out_axes
+    )
     x, bias = data((3, 4, 6)), jnp.ones((1, 6))
     out = apply(model, {}, [x, bias])
+    assert type(out) is container
     np.testing.assert_allclose(out["y"], np.asarray(x) + 1.0, rtol=1e-6)
     assert out["n"] == 3
-    assert model.out_axes is out_axes
+    assert model.out_axes is out_axes  # the caller's object, unfrozen
 
 
 class SetupModel(nn.Module):

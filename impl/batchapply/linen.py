@@ -42,13 +42,13 @@ def _thaw_like(axes: Any, tree: Any) -> Any:
         }
         if type(tree) is dict or isinstance(tree, collections.OrderedDict):
             return type(tree)(children)
-        return FrozenDict(children)
+        return FrozenDict(children) if isinstance(axes, FrozenDict) else children
     if type(axes) is tuple:
         same_length = isinstance(tree, list | tuple) and len(tree) == len(axes)
         items = [
             _thaw_like(a, t) for a, t in zip(axes, tree if same_length else [None] * len(axes), strict=True)
         ]
-        return items if isinstance(tree, list) else tuple(items)
+        return items if same_length and isinstance(tree, list) else tuple(items)
     return axes
 
 
