@@ -60,7 +60,8 @@ def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
     code, out, report = cli("batchapply:BatchApply", "--profile", "dev", tmp_path=tmp_path)
     assert code == 0, out
     assert statuses(report, "FAIL") == set()
-    assert statuses(report, "N/A") == set()
+    # Section 12 is about the Flax module wrappers, which a factory target does not have.
+    assert {c for c in statuses(report, "N/A") if not c.startswith("BA-12.")} == set()
     assert "conforms" in out.splitlines()[-1]
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import batchapply
 import batchapply_reference
 
@@ -29,6 +31,27 @@ def test_reference_does_not_import_jax() -> None:
         loaded = sorted(m for m in sys.modules if m == "jax" or m.startswith(("jax.", "jaxlib")))
         assert loaded == ["jax"], loaded  # only our None placeholder
         print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.spec("BA-12.10")
+def test_batchapply_does_not_import_flax() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["flax"] = None  # any `import flax` now raises ImportError
+        import numpy as np
+        import batchapply
+        assert batchapply.BatchApply(lambda x: x * 2)(np.ones((2, 3, 4))).shape == (2, 3, 4)
+        loaded = sorted(m for m in sys.modules if m == "flax" or m.startswith("flax."))
+        assert loaded == ["flax"], loaded  # only our None placeholder
+        try:
+            import batchapply.linen
+        except ImportError:
+            print("ok")  # the Flax modules, and only they, need flax
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)

@@ -1,0 +1,139 @@
+"""BatchApply as a ``flax.nnx`` Module (SPEC section 12).
+
+Importing this module imports flax (the ``flax`` extra); ``import batchapply``
+does not.
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> from batchapply.nnx import BatchApply
+>>> encoder = BatchApply(nnx.Linear(4, 3, rngs=nnx.Rngs(0)))
+>>> encoder(jnp.ones((5, 7, 4))).shape
+(5, 7, 3)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from flax import nnx
+
+from batchapply import _core
+
+__all__ = ["BatchApply"]
+
+NNX_CALLABLE_PREFIX = "batchapply.nnx.BatchApply: `module` must hold its state where nnx can see it"
+
+
+def _is_nnx_object(x: Any) -> bool:
+    """Modules, Rngs and Variables: objects whose identity carries state in nnx."""
+    return isinstance(x, nnx.Pytree | nnx.Variable)
+
+
+def _hidden_nnx_object(f: Any) -> str | None:
+    """A description of an nnx object that ``f`` reaches outside the nnx graph, if any."""
+    if inspect.ismethod(f) and _is_nnx_object(f.__self__):
+        return f"a bound method of {type(f.__self__).__name__}"
+    if isinstance(f, functools.partial):
+        for value in (*f.args, *f.keywords.values()):
+            if _is_nnx_object(value):
+                return f"a functools.partial that holds {type(value).__name__}"
+        return _hidden_nnx_object(f.func)
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if _is_nnx_object(value):
+            return f"a function that closes over {type(value).__name__}"
+    return None
+
+
+class BatchApply(nnx.Module):
+    """Apply ``module`` to inputs whose leading ``num_dims`` dims are merged (SPEC BA-12.4).
+
+    The wrapper has no state of its own; ``module`` is its only graph child, at
+    the attribute ``module``, and its variables are the very objects of the
+    wrapped module (BA-12.5). ``module`` is an nnx ``Module`` or a stateless
+    callable (``jax.nn.relu``); a bound method of a Module or a closure over one
+    is rejected, because ``nnx.jit``/``nnx.grad`` could not see (and would
+    silently not train) the state it hides (BA-12.6). nnx objects passed at call
+    time (``rngs=nnx.Rngs(...)``) reach ``module`` as the same objects (BA-12.7).
+
+    Args:
+        module: the nnx Module or stateless callable to apply to merged inputs.
+        num_dims: how many leading dims to merge (BA-2.2).
+        in_axes: which positional inputs to merge, as in ``batchapply.BatchApply``.
+        out_axes: which outputs to split, as in ``batchapply.BatchApply``.
+
+    Raises:
+        TypeError: ``module`` is not callable, or hides nnx state (BA-12.6).
+        ValueError: as ``batchapply.BatchApply`` (SPEC section 10).
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> norm = BatchApply(nnx.LayerNorm(4, rngs=nnx.Rngs(0)))
+    >>> norm(jnp.ones((5, 7, 4))).shape
+    (5, 7, 4)
+    """
+
+    def __init__(
+        self,
+        module: Callable[..., Any],
+        num_dims: int = 2,
+        *,
+        in_axes: Any = 0,
+        out_axes: Any = 0,
+    ) -> None:
+        checked = _core.BatchApply(module, num_dims, in_axes=in_axes, out_axes=out_axes)
+        hidden = _hidden_nnx_object(module)
+        if hidden is not None:
+            raise TypeError(
+                f"{NNX_CALLABLE_PREFIX}; got {hidden}, whose state nnx.jit, nnx.grad and "
+                "nnx.Optimizer cannot see. Pass the Module itself (BatchApply(self.linear)), "
+                "or build batchapply.BatchApply(lambda x: ...) inside __call__ instead."
+            )
+        self.module = module
+        self.num_dims = checked.num_dims
+        self.in_axes = checked.in_axes
+        self.out_axes = checked.out_axes
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.4).
+
+        Args:
+            *args: positional inputs; those selected by ``in_axes`` are merged.
+            **kwargs: keyword inputs, all selected (BA-4.5), except nnx objects
+                such as ``rngs``, which are passed to ``module`` as they are.
+
+        Returns:
+            ``module``'s output with the leading dim of every selected array split back.
+
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> drop = BatchApply(nnx.Dropout(0.5))
+        >>> drop(jnp.ones((2, 3, 4)), rngs=nnx.Rngs(dropout=0)).shape
+        (2, 3, 4)
+        """
+        module = self.module
+        in_axes = self.in_axes
+        objects = {i for i, arg in enumerate(args) if _is_nnx_object(arg)}
+        object_kwargs = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
+        if objects or object_kwargs:
+            # nnx objects are pytrees whose rebuilt copies would lose their state
+            # updates (an Rngs counter, say): hand the originals to module (BA-12.7).
+            inner, originals = self.module, args
+
+            def call(*merged: Any, **merged_kwargs: Any) -> Any:
+                restored = [originals[i] if i in objects else a for i, a in enumerate(merged)]
+                return inner(*restored, **merged_kwargs, **object_kwargs)
+
+            if isinstance(in_axes, tuple) and len(in_axes) == len(args):
+                in_axes = tuple(None if i in objects else axis for i, axis in enumerate(in_axes))
+            module = call
+            args = tuple(None if i in objects else a for i, a in enumerate(args))
+            kwargs = {k: v for k, v in kwargs.items() if k not in object_kwargs}
+        apply = _core.BatchApply(module, self.num_dims, in_axes=in_axes, out_axes=self.out_axes)
+        return apply(*args, **kwargs)

@@ -1,0 +1,413 @@
+"""SPEC section 12: batchapply.linen.BatchApply against the hand-written reshape around real layers."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax.core import FrozenDict
+
+from batchapply.linen import BatchApply
+
+KEY = jax.random.key(0)
+RNGS = {"params": jax.random.key(1), "dropout": jax.random.key(2)}
+
+
+def data(shape: tuple[int, ...], seed: int = 3) -> jax.Array:
+    """Inputs whose rows differ by timestep, so that per-timestep statistics would differ."""
+    offset = jnp.arange(shape[0], dtype=jnp.float32).reshape((-1,) + (1,) * (len(shape) - 1))
+    return jax.random.normal(jax.random.key(seed), shape) + 3.0 * offset
+
+
+def shapes(tree: Any) -> Any:
+    return jax.tree.map(jnp.shape, tree)
+
+
+def init(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return model.init(*args, **kwargs)
+
+
+def apply(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return model.apply(*args, **kwargs)
+
+
+def paths(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
+    return [
+        (jax.tree_util.keystr(path), jnp.shape(leaf))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+    ]
+
+
+def assert_same_trees(got: Any, want: Any) -> None:
+    """Same paths and shapes, and same values (jax.tree.map raises if the structures differ)."""
+    assert paths(got) == paths(want)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), got, want)
+    assert shapes(got) == shapes(want)
+
+
+class ByHand(nn.Module):
+    """The hand-written reshape around ``make()``: what BatchApply replaces."""
+
+    make: Callable[[], Any]
+
+    @nn.compact
+    def __call__(self, x: jax.Array, **kwargs: Any) -> jax.Array:
+        lead = x.shape[:2]
+        y = self.make()(x.reshape((-1,) + x.shape[2:]), **kwargs)
+        return y.reshape(lead + y.shape[1:])
+
+
+class Wrapped(nn.Module):
+    make: Callable[[], Any]
+
+    @nn.compact
+    def __call__(self, x: jax.Array, **kwargs: Any) -> jax.Array:
+        return BatchApply(self.make())(x, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    make: Callable[[], Any]
+    shape: tuple[int, ...]
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mutable: tuple[str, ...] = ()
+
+
+CASES = {
+    "Dense": Case(lambda: nn.Dense(5), (3, 4, 6)),
+    "Conv-TBHWC": Case(lambda: nn.Conv(4, (3, 3)), (2, 3, 5, 5, 2)),
+    "LayerNorm": Case(lambda: nn.LayerNorm(), (3, 4, 6)),
+    "BatchNorm": Case(lambda: nn.BatchNorm(use_running_average=False), (3, 4, 6), mutable=("batch_stats",)),
+    "Dropout": Case(lambda: nn.Dropout(0.5), (3, 4, 6), kwargs={"deterministic": False}),
+    "MultiHeadDotProductAttention-TBLD": Case(
+        lambda: nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8), (2, 3, 5, 8)
+    ),
+}
+
+
+def run(model: nn.Module, variables: Any, case: Case, x: jax.Array) -> tuple[jax.Array, Any]:
+    out, updates = apply(
+        model, variables, x, rngs={"dropout": RNGS["dropout"]}, mutable=list(case.mutable), **case.kwargs
+    )
+    return out, updates
+
+
+@pytest.mark.spec("BA-12.2")
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_variables_are_those_of_the_layer_on_merged_input(case: Case) -> None:
+    x = data(case.shape)
+    got = init(Wrapped(case.make), RNGS, x, **case.kwargs)
+    want = init(ByHand(case.make), RNGS, x, **case.kwargs)
+    assert_same_trees(got, want)  # same paths, hence the same init rngs and values
+
+
+@pytest.mark.spec("BA-12.1")
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_output_matches_the_hand_written_reshape(case: Case) -> None:
+    x = data(case.shape)
+    variables = init(ByHand(case.make), RNGS, x, **case.kwargs)
+    got, got_updates = run(Wrapped(case.make), variables, case, x)
+    want, want_updates = run(ByHand(case.make), variables, case, x)
+    assert got.shape == want.shape == case.shape[:2] + want.shape[2:]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert_same_trees(got_updates, want_updates)
+
+
+@pytest.mark.spec("BA-12.1")
+def test_constructor_fields() -> None:
+    params = inspect.signature(BatchApply).parameters
+    names = ["module", "num_dims", "in_axes", "out_axes"]  # flax adds `parent` and `name`
+    assert [(name, params[name].kind, params[name].default) for name in names] == [
+        ("module", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("num_dims", inspect.Parameter.POSITIONAL_OR_KEYWORD, 2),
+        ("in_axes", inspect.Parameter.KEYWORD_ONLY, 0),
+        ("out_axes", inspect.Parameter.KEYWORD_ONLY, 0),
+    ]
+    assert issubclass(BatchApply, nn.Module)
+
+
+@pytest.mark.spec("BA-12.1")
+@pytest.mark.parametrize(
+    ("kwargs", "error", "prefix"),
+    [
+        ({"module": "dense"}, TypeError, "BatchApply: `f` must be callable"),
+        ({"module": nn.relu, "num_dims": 0}, ValueError, "BatchApply: `num_dims` must be >= 1"),
+        ({"module": nn.relu, "num_dims": 2.0}, TypeError, "BatchApply: `num_dims` must be an int"),
+        ({"module": nn.relu, "in_axes": {"x": 0}}, ValueError, "BatchApply: `in_axes` must be 0, None"),
+        ({"module": nn.relu, "out_axes": 1}, ValueError, "BatchApply: axis values must be 0 or None"),
+    ],
+    ids=["module", "num_dims-value", "num_dims-type", "in_axes-type", "out_axes-value"],
+)
+def test_arguments_are_checked_at_construction(kwargs: dict[str, Any], error: type, prefix: str) -> None:
+    with pytest.raises(error) as info:
+        BatchApply(**kwargs)
+    assert str(info.value).startswith(prefix)
+
+
+@pytest.mark.spec("BA-12.1")
+def test_in_axes_and_out_axes_reach_the_call() -> None:
+    class Scaled(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array, scale: jax.Array) -> dict[str, jax.Array]:
+            y = nn.Dense(2)(x) * scale
+            return {"y": y, "total": y.sum()}
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array, scale: jax.Array) -> Any:
+            return BatchApply(Scaled(), in_axes=(0, None), out_axes={"y": 0, "total": None})(x, scale)
+
+    x, scale = data((3, 4, 6)), jnp.full((1, 2), 2.0)  # rank 2: merged unless in_axes says None
+    variables = init(Model(), KEY, x, scale)
+    out = apply(Model(), variables, x, scale)
+    dense = variables["params"]["Scaled_0"]["Dense_0"]
+    kernel, bias = dense["kernel"], dense["bias"]
+    want = np.einsum("tbf,fo->tbo", np.asarray(x), np.asarray(kernel)) + np.asarray(bias)
+    np.testing.assert_allclose(out["y"], want * 2.0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["total"], (want * 2.0).sum(), rtol=1e-4)
+
+
+@pytest.mark.spec("BA-12.1")
+@pytest.mark.parametrize("container", [dict, FrozenDict], ids=["dict", "FrozenDict"])
+def test_axes_keep_list_and_dict_containers(container: Callable[..., Any]) -> None:
+    # flax freezes Module fields (list -> tuple, dict -> FrozenDict); the axes must stay
+    # prefixes of a list argument and of the output, whichever mapping it is.
+    out_axes = {"y": 0, "n": None}
+    model = BatchApply(
+        lambda pair: container(y=pair[0] + pair[1], n=3), in_axes=([0, None],), out_axes=out_axes
+    )
+    x, bias = data((3, 4, 6)), jnp.ones((1, 6))
+    out = apply(model, {}, [x, bias])
+    assert type(out) is container
+    np.testing.assert_allclose(out["y"], np.asarray(x) + 1.0, rtol=1e-6)
+    assert out["n"] == 3
+    assert model.out_axes is out_axes  # the caller's object, unfrozen
+
+
+class SetupModel(nn.Module):
+    wrap: bool
+
+    def setup(self) -> None:
+        self.encoder = BatchApply(nn.Dense(8)) if self.wrap else nn.Dense(8)
+        self.norm = BatchApply(nn.LayerNorm()) if self.wrap else nn.LayerNorm()
+        self.drop = BatchApply(nn.Dropout(0.5)) if self.wrap else nn.Dropout(0.5)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.wrap:
+            return self.drop(self.norm(self.encoder(x)), deterministic=False)
+        h = self.norm(self.encoder(x.reshape((-1,) + x.shape[2:])))
+        return self.drop(h, deterministic=False).reshape(x.shape[:2] + (8,))
+
+
+@pytest.mark.spec("BA-12.2", "BA-12.9")
+def test_in_setup_the_variables_live_under_the_attribute_name() -> None:
+    x = data((3, 4, 6))
+    got = init(SetupModel(wrap=True), RNGS, x)
+    want = init(SetupModel(wrap=False), RNGS, x)
+    assert shapes(got["params"]) == {
+        "encoder": {"bias": (8,), "kernel": (6, 8)},
+        "norm": {"bias": (8,), "scale": (8,)},
+    }
+    assert_same_trees(got, want)
+    rngs = {"dropout": RNGS["dropout"]}  # the same mask too (BA-12.9)
+    np.testing.assert_allclose(
+        apply(SetupModel(wrap=True), want, x, rngs=rngs),
+        apply(SetupModel(wrap=False), want, x, rngs=rngs),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.spec("BA-12.2")
+def test_inner_module_name_names_the_variables_in_compact() -> None:
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return BatchApply(nn.Dense(3, name="encoder"))(nn.Dense(6)(x))
+
+    assert shapes(init(Model(), KEY, data((3, 4, 6)))["params"]) == {
+        "Dense_0": {"bias": (6,), "kernel": (6, 6)},
+        "encoder": {"bias": (3,), "kernel": (6, 3)},
+    }
+
+
+@pytest.mark.spec("BA-12.2")
+def test_top_level_wrapper_has_the_inner_modules_tree() -> None:
+    x = data((3, 4, 6))
+    got = BatchApply(nn.Dense(5)).init(KEY, x)
+    want = init(nn.Dense(5), KEY, x.reshape(12, 6))
+    assert_same_trees(got, want)
+
+
+@pytest.mark.spec("BA-12.3")
+def test_top_level_plain_callable_creates_its_modules_at_the_root() -> None:
+    model = BatchApply(lambda z: nn.Dense(3)(z))
+    x = data((3, 4, 6))
+    variables = init(model, KEY, x)
+    assert shapes(variables) == {"params": {"Dense_0": {"bias": (3,), "kernel": (6, 3)}}}
+    dense = variables["params"]["Dense_0"]
+    want = np.asarray(x) @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
+    np.testing.assert_allclose(apply(model, variables, x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.spec("BA-12.2")
+@pytest.mark.parametrize("where", ["top-level", "in-compact"])
+def test_inside_sequential(where: str) -> None:
+    def layers(wrap: bool) -> list[Any]:
+        w: Callable[[Any], Any] = BatchApply if wrap else (lambda m: m)
+        return [w(nn.Dense(8)), nn.relu, w(nn.Dense(2))]
+
+    class Model(nn.Module):
+        wrap: bool
+
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Sequential(layers(self.wrap))(x)
+
+    x = data((3, 4, 6))
+    merged = x.reshape(12, 6)
+    wrapped: nn.Module
+    plain: nn.Module
+    if where == "top-level":
+        wrapped, plain = nn.Sequential(layers(True)), nn.Sequential(layers(False))
+    else:
+        wrapped, plain = Model(wrap=True), Model(wrap=False)
+    got, want = init(wrapped, KEY, x), init(plain, KEY, merged)
+    assert_same_trees(got, want)
+    np.testing.assert_allclose(
+        apply(wrapped, want, x), apply(plain, want, merged).reshape(3, 4, 2), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.spec("BA-12.8")
+def test_batchnorm_statistics_cover_all_merged_rows() -> None:
+    t, b, f = 4, 5, 3
+    x = data((t, b, f))
+    model = BatchApply(nn.BatchNorm(use_running_average=False, momentum=0.9))
+    variables = init(model, KEY, x)
+    out, updates = apply(model, variables, x, mutable=["batch_stats"])
+    rows = np.asarray(x, dtype=np.float64).reshape(t * b, f)
+    np.testing.assert_allclose(updates["batch_stats"]["mean"], 0.1 * rows.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(updates["batch_stats"]["var"], 0.9 + 0.1 * rows.var(0), rtol=1e-5)
+    # Normalized over all T*B rows, not per timestep (the data's mean grows with t).
+    np.testing.assert_allclose(np.asarray(out).reshape(t * b, f).mean(0), 0.0, atol=1e-5)
+    assert np.all(np.abs(np.asarray(out)[0].mean(0)) > 0.5)
+
+
+@pytest.mark.spec("BA-12.9")
+def test_dropout_mask_is_the_hand_written_one_for_the_same_key() -> None:
+    x = jnp.ones((4, 5, 16))
+    make = lambda: nn.Dropout(0.5)  # noqa: E731
+    rngs = {"dropout": jax.random.key(7)}
+    got = apply(Wrapped(make), {}, x, deterministic=False, rngs=rngs)
+    want = apply(ByHand(make), {}, x, deterministic=False, rngs=rngs)
+    np.testing.assert_array_equal(got, want)
+    assert set(np.unique(np.asarray(got)).tolist()) == {0.0, 2.0}  # a real mask, kept rows scaled by 2
+    other = apply(Wrapped(make), {}, x, deterministic=False, rngs={"dropout": jax.random.key(8)})
+    assert not np.array_equal(got, other)
+
+
+class ScanBody(nn.Module):
+    """One timestep: a [Batch, Set, Features] input, a BatchApply over (Batch, Set)."""
+
+    wrap: bool
+
+    @nn.compact
+    def __call__(self, carry: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        dense = nn.Dense(3)
+        if self.wrap:
+            y = BatchApply(dense)(x_t)
+        else:
+            y = dense(x_t.reshape((-1, x_t.shape[-1]))).reshape(x_t.shape[:2] + (3,))
+        return carry + y.mean(axis=1), y
+
+
+class ScanModel(nn.Module):
+    wrap: bool
+
+    @nn.compact
+    def __call__(self, xs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        scan = nn.scan(
+            ScanBody, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0
+        )
+        carry = jnp.zeros((xs.shape[1], 3))
+        out: tuple[jax.Array, jax.Array] = scan(wrap=self.wrap)(carry, xs)
+        return out
+
+
+@pytest.mark.spec("BA-12.1", "BA-12.2")
+def test_inside_nn_scan_over_time() -> None:
+    xs = data((6, 2, 4, 5))  # [Time, Batch, Set, Features]
+    variables = init(ScanModel(wrap=False), KEY, xs)
+    assert_same_trees(init(ScanModel(wrap=True), KEY, xs), variables)
+    carry, ys = apply(ScanModel(wrap=True), variables, xs)
+    kernel = np.asarray(variables["params"]["ScanScanBody_0"]["Dense_0"]["kernel"])
+    bias = np.asarray(variables["params"]["ScanScanBody_0"]["Dense_0"]["bias"])
+    want_ys = np.asarray(xs) @ kernel + bias
+    np.testing.assert_allclose(ys, want_ys, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(carry, want_ys.mean(axis=2).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.spec("BA-12.1")
+def test_under_jit_and_grad_matches_the_hand_written_reshape() -> None:
+    make = lambda: nn.Dense(4)  # noqa: E731
+    x = data((3, 4, 6))
+    variables = init(ByHand(make), KEY, x)
+
+    def loss(params: Any, model: nn.Module) -> jax.Array:
+        return jnp.sum(jnp.tanh(apply(model, {"params": params}, x)) ** 2)
+
+    got = jax.jit(jax.grad(loss), static_argnums=1)(variables["params"], Wrapped(make))
+    want = jax.grad(loss)(variables["params"], ByHand(make))
+    assert_same_trees(got, want)
+
+
+# ---- One import: flax.linen.BatchApply -> batchapply.linen.BatchApply ---------------
+
+
+def compact_style(batch_apply: Callable[..., Any]) -> nn.Module:
+    """A model written for flax.linen.BatchApply, in @nn.compact style, taking the class to use."""
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            h = batch_apply(nn.Dense(8))(x)
+            h = batch_apply(nn.relu)(h)
+            h = batch_apply(lambda z: nn.Dense(4)(z) * 2.0, 2)(h)  # creates its module inside
+            return batch_apply(nn.LayerNorm(), 3)(h[..., None, :])[..., 0, :]
+
+    return Model()
+
+
+def setup_style(batch_apply: Callable[..., Any]) -> nn.Module:
+    """The same in setup style: wrappers of setup-defined submodules and of a bound method."""
+
+    class Model(nn.Module):
+        def setup(self) -> None:
+            self.encoder = nn.Dense(6)
+            self.norm = nn.LayerNorm()
+            self.encode = batch_apply(self.encoder)
+            self.encode_norm = batch_apply(lambda z: self.norm(self.encoder(z)))
+            self.norm_only = batch_apply(self.norm.__call__)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.norm_only(self.encode_norm(self.encode(x)))
+
+    return Model()
+
+
+@pytest.mark.spec("BA-12.3")
+@pytest.mark.parametrize("style", [compact_style, setup_style], ids=["compact", "setup"])
+def test_switching_from_flax_linen_batchapply_is_one_import(style: Callable[..., nn.Module]) -> None:
+    x = data((3, 4, 6))
+    theirs, ours = style(nn.BatchApply), style(BatchApply)
+    want = init(theirs, KEY, x)
+    assert_same_trees(init(ours, KEY, x), want)
+    np.testing.assert_allclose(apply(ours, want, x), apply(theirs, want, x), rtol=1e-6, atol=1e-6)
