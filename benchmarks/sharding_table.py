@@ -33,7 +33,9 @@ from jax.sharding import PartitionSpec as P
 import batchapply
 
 OUT = pathlib.Path(__file__).resolve().parent / "sharding.md"
-COLLECTIVE = re.compile(r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\(")
+COLLECTIVE = re.compile(
+    r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
+)
 T, B, F, HIDDEN, IMG, CH = 8, 16, 4, 8, 6, 3
 LAYOUTS = {
     "[T, B@(x,y), F]": (P(None, ("x", "y")), (1, 8)),
@@ -59,10 +61,10 @@ FUNCTIONS: dict[str, tuple[Callable[[Any], Any], tuple[int, ...]]] = {
 }
 
 
-def describe(make: Callable[[], Callable[[Any], Any]], x: jax.Array) -> str:
+def describe(apply: Callable[[Any], Any], x: jax.Array) -> str:
     """Collectives in the compiled HLO and the output's leading sharding, or the error raised."""
     try:
-        compiled = jax.jit(make()).lower(x).compile()
+        compiled = jax.jit(apply).lower(x).compile()
     except Exception as e:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:60]}..."
     counts = collections.Counter(COLLECTIVE.findall(compiled.as_text() or ""))
@@ -73,7 +75,7 @@ def describe(make: Callable[[], Callable[[Any], Any]], x: jax.Array) -> str:
 
 def main() -> None:
     rows = [
-        "| f | input | axes | flax.linen.BatchApply | batchapply, default `\"C\"` | batchapply, shard-major |",
+        '| f | input | axes | flax.linen.BatchApply | batchapply, default `"C"` | batchapply, shard-major |',
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for fn_name, (f, shape) in FUNCTIONS.items():
@@ -85,13 +87,13 @@ def main() -> None:
                     x = jax.device_put(np.ones(shape, np.float32), NamedSharding(mesh, spec))
                     order = counts if axis_type == AxisType.Auto else "shard_major"
                     cells = [
-                        describe(lambda: flax.linen.BatchApply(f), x),
-                        describe(lambda: batchapply.BatchApply(f), x),
-                        describe(lambda order=order: batchapply.BatchApply(f, row_order=order), x),
+                        describe(flax.linen.BatchApply(f), x),
+                        describe(batchapply.BatchApply(f), x),
+                        describe(batchapply.BatchApply(f, row_order=order), x),
                     ]
                 shown = layout.replace(", F]", ", H, W, C]") if fn_name == "conv" else layout
                 rows.append(f"| {fn_name} | `{shown}` | {axis_type.name} | " + " | ".join(cells) + " |")
-    shard_major = "`row_order=` the counts (Auto) or `\"shard_major\"` (Explicit)"
+    shard_major = '`row_order=` the counts (Auto) or `"shard_major"` (Explicit)'
     text = "\n".join(
         [
             "# BatchApply on sharded inputs: collectives in the compiled HLO",

@@ -135,6 +135,8 @@ def _check_axes(axes: Any, name: str) -> None:
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
+    ``row_order`` (SPEC section 14) is "C" or the shard counts of the shard-major order.
+
     >>> double_rows = BatchApply(lambda x: x * 2, num_dims=2)
     >>> double_rows(np.ones((2, 3, 4))).shape
     (2, 3, 4)

@@ -209,6 +209,22 @@ def test_shard_major_reads_counts_from_the_first_sharded_leaf_eagerly(axes: str)
 
 
 @pytest.mark.spec("BA-14.4")
+def test_reference_reads_counts_from_a_concrete_sharded_array() -> None:
+    # The reference reads x.sharding.shard_shape(x.shape) (BA-14.4) without importing jax.
+    m = mesh(AxisType.Auto)
+    data = np.arange(T * B, dtype=np.int32).reshape(T, B, 1)
+    seen: list[np.ndarray] = []
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return rows
+
+    batchapply_reference.BatchApply(f, row_order="shard_major")(put(data, m, P("x", "y")))
+    # Device (0, 1) holds T rows 0..3 and B columns 4..7: its 16 rows are the second block.
+    np.testing.assert_array_equal(np.asarray(seen[0])[16:32, 0], data[0:4, 4:8].reshape(-1))
+
+
+@pytest.mark.spec("BA-14.4")
 def test_shard_major_under_jit_with_auto_axes_raises() -> None:
     m = mesh(AxisType.Auto)
     with jax.set_mesh(m):
