@@ -167,3 +167,16 @@ def test_shard_major_under_jit_without_explicit_axes_refuses_to_guess() -> None:
     counted = batchapply.BatchApply(lambda x: jnp.cumsum(x, axis=0), row_order=(1, 2))
     x = jnp.asarray(index_grid((2, 4)))
     np.testing.assert_array_equal(jax.jit(counted)(x), counted(x))
+
+
+@pytest.mark.spec("BA-14.2", "BA-8.2")
+def test_grad_through_the_shard_major_order_matches_the_c_order() -> None:
+    import batchapply
+
+    w = jnp.arange(6.0).reshape(3, 2) / 10
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32))
+
+    def loss(x: Any, row_order: Any) -> Any:
+        return jnp.sum(batchapply.BatchApply(lambda r: jnp.tanh(r @ w), row_order=row_order)(x) ** 2)
+
+    np.testing.assert_allclose(jax.grad(loss)(x, (1, 2)), jax.grad(loss)(x, "C"), rtol=1e-6)

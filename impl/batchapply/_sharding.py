@@ -93,13 +93,15 @@ def call_counts(
         counts = next((c for c in found if c is not None and any(s > 1 for s in c)), None)
     else:
         counts = row_order
-    if counts is None or all(s == 1 for s in counts):
+    if counts is None:
         return None
     if any(d % s for d, s in zip(leading, counts, strict=True)):
         raise ValueError(
             f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
             "Each count must divide its leading dim."
         )
+    if all(s == 1 for s in counts[1:]):
+        return None  # only the first dim cut (or none): that is the C order (BA-14.2)
     return counts
 
 
