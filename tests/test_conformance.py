@@ -41,7 +41,7 @@ def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
     # 8 simulated CPU devices, so that the multi-device checks of SPEC section 14 run too.
     env = {
         **os.environ,
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
         "JAX_PLATFORMS": "cpu",
     }

@@ -177,6 +177,35 @@ def test_explicit_leaf_that_disagrees_with_the_call_order_raises() -> None:
             jax.jit(batchapply.BatchApply(lambda p, q: p + q, row_order="shard_major"))(a, b)
 
 
+@pytest.mark.spec("BA-14.6", "BA-14.5")
+@pytest.mark.parametrize(
+    ("second", "local"),
+    [(P("x", None), True), (P(None, None), True), (P(None, "y"), False), (P("y", "x"), False)],
+    ids=["cut-on-T-only", "not-cut", "cut-on-B-only", "cut-the-other-way"],
+)
+def test_explicit_second_leaf_is_merged_only_when_its_rows_stay_local(second: P, local: bool) -> None:
+    # The call's counts come from a (T@x, B@y) leaf: (2, 4). A second leaf cut (2, 1) keeps
+    # each device's rows in one block (the x factor comes first); one cut (1, 4) does not.
+    m = mesh(AxisType.Explicit)
+    a_data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    b_data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    apply = jax.jit(batchapply.BatchApply(lambda p, q: (jnp.tanh(p), jnp.tanh(q)), row_order="shard_major"))
+    with jax.set_mesh(m):
+        a, b = put(a_data, m, P("x", "y")), put(b_data, m, second)
+        if not local:
+            with pytest.raises(
+                ValueError, match=r"^BatchApply: this row order needs communication: args\[1\]"
+            ):
+                apply(a, b)
+            return
+        compiled = apply.lower(a, b).compile()
+        got = apply(a, b)
+    assert count_collectives(compiled) == {}
+    assert got[1].sharding.is_equivalent_to(b.sharding, 3)
+    np.testing.assert_allclose(np.asarray(got[0]), np.tanh(a_data), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[1]), np.tanh(b_data), rtol=1e-5)
+
+
 @pytest.mark.spec("BA-14.4", "BA-14.3")
 @pytest.mark.parametrize("axes", list(AXIS_TYPES))
 def test_shard_major_reads_counts_from_the_first_sharded_leaf_eagerly(axes: str) -> None:
