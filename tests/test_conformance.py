@@ -38,7 +38,13 @@ FLAX_DEVIATIONS = {
 def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
     """Run the installed console script; its exit status, stdout and JSON report."""
     report = tmp_path / "report.json"
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    # 8 simulated CPU devices, so that the multi-device checks of SPEC section 14 run too.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "batchapply_reference.conformance", *args, "--json", str(report)],
         capture_output=True,

@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from jax import tree_util
 
+from batchapply import _sharding
+
 _ARRAY_TYPES = (np.ndarray, np.generic, jax.Array)
 
 NO_MERGEABLE_PREFIX = "BatchApply requires at least one input with ndim >= "
@@ -138,7 +140,9 @@ def _paths(tree: Any, root: str) -> list[str]:
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
-    A drop-in for ``hk.BatchApply(f, num_dims)`` and ``flax.linen.BatchApply``.
+    A drop-in for ``hk.BatchApply(f, num_dims)`` and ``flax.linen.BatchApply``. On sharded
+    inputs, ``row_order="shard_major"`` (or the shard counts) keeps every device's rows
+    together: no communication, in another row order (SPEC section 14).
 
     >>> import jax.numpy as jnp
     >>> w = jnp.ones((4, 5))
@@ -154,6 +158,7 @@ class BatchApply:
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        row_order: Any = "C",
     ) -> None:
         if not callable(f):
             raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")
@@ -174,6 +179,7 @@ class BatchApply:
             )
         _check_axes(in_axes, "in_axes")
         _check_axes(out_axes, "out_axes")
+        self.row_order = _sharding.check_row_order(row_order, num_dims)  # SPEC section 14
         self.f = f
         self.num_dims = num_dims
         self.in_axes = in_axes
@@ -223,13 +229,19 @@ class BatchApply:
             self._raise_leading_shape_error(args, kwargs, leaves, mergeable, leading)
 
         size = math.prod(leading)
+
+        def paths() -> list[str]:  # for error messages only
+            return _paths(args, "args") + _paths(kwargs, "kwargs")
+
+        counts = _sharding.call_counts(
+            self.row_order, leading, [leaves[i] for i in mergeable], lambda: [paths()[i] for i in mergeable]
+        )
         for i in mergeable:
-            leaf = leaves[i]
-            leaves[i] = leaf.reshape((size,) + tuple(leaf.shape[n:]))
+            leaves[i] = _sharding.merge(leaves[i], n, counts, self.row_order, paths, i)
         merged_args = tree_util.tree_unflatten(arg_def, leaves[: len(arg_leaves)])
         merged_kwargs = tree_util.tree_unflatten(kwarg_def, leaves[len(arg_leaves) :])
         outputs = self.f(*merged_args, **merged_kwargs)
-        return self._split_outputs(outputs, leading, size)
+        return self._split_outputs(outputs, leading, size, counts)
 
     def _raise_leading_shape_error(
         self, args: Any, kwargs: Any, leaves: list[Any], mergeable: list[int], leading: tuple[Any, ...]
@@ -248,7 +260,9 @@ class BatchApply:
             "for it, e.g. BatchApply(f, in_axes=(0, None))."
         )
 
-    def _split_outputs(self, outputs: Any, leading: tuple[Any, ...], size: Any) -> Any:
+    def _split_outputs(
+        self, outputs: Any, leading: tuple[Any, ...], size: Any, counts: _sharding.Counts = None
+    ) -> Any:
         out_leaves, out_def = tree_util.tree_flatten(outputs)
         if type(self.out_axes) is int:  # 0, checked at construction
             out_axes = [0] * len(out_leaves)
@@ -280,6 +294,7 @@ class BatchApply:
                 "`out_axes=None` for it."
             )
         for i in selected:
-            leaf = out_leaves[i]
-            out_leaves[i] = leaf.reshape(leading + tuple(leaf.shape[1:]))
+            out_leaves[i] = _sharding.split(
+                out_leaves[i], leading, counts, self.row_order, lambda: _paths(outputs, "output"), i
+            )
         return tree_util.tree_unflatten(out_def, out_leaves)

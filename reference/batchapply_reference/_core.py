@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from batchapply_reference import _tree
+from batchapply_reference import _order, _tree
 
 NO_MERGEABLE_PREFIX = "BatchApply requires at least one input with ndim >= "
 LEADING_SHAPE_PREFIX = "BatchApply: inputs disagree on their leading shape"
@@ -135,6 +135,8 @@ def _check_axes(axes: Any, name: str) -> None:
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
+    ``row_order`` (SPEC section 14) is "C" or the shard counts of the shard-major order.
+
     >>> double_rows = BatchApply(lambda x: x * 2, num_dims=2)
     >>> double_rows(np.ones((2, 3, 4))).shape
     (2, 3, 4)
@@ -147,6 +149,7 @@ class BatchApply:
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        row_order: Any = "C",
     ) -> None:
         if not callable(f):
             raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")
@@ -167,6 +170,7 @@ class BatchApply:
             )
         _check_axes(in_axes, "in_axes")
         _check_axes(out_axes, "out_axes")
+        self.row_order = _order.check_row_order(row_order, num_dims)  # SPEC section 14
         self.f = f
         self.num_dims = num_dims
         self.in_axes = in_axes
@@ -216,15 +220,22 @@ class BatchApply:
                 "for it, e.g. BatchApply(f, in_axes=(0, None))."
             )
 
+        counts = _order.call_counts(self.row_order, leading, [leaf for _, leaf in mergeable])
+        rows = None if all(s == 1 for s in counts) else _order.row_indices(leading, counts)
+
         def merge(path: str, leaf: Any, axis: Any) -> Any:
-            return merge_leading_dims(leaf, n) if axis == 0 else leaf
+            if rows is None or axis != 0 or not ndim_at_least(leaf, n):
+                return merge_leading_dims(leaf, n) if axis == 0 else leaf
+            return _like(_order.merge_rows(np.asarray(leaf), n, rows), leaf)  # SPEC BA-14.2
 
         merged_args = _tree.map_leaves(merge, args, arg_axes, "args")
         merged_kwargs = _tree.map_leaves(merge, kwargs, 0, "kwargs")
         outputs = self.f(*merged_args, **merged_kwargs)
-        return self._split_outputs(outputs, leading)
+        return self._split_outputs(outputs, leading, rows)
 
-    def _split_outputs(self, outputs: Any, leading: tuple[int, ...]) -> Any:
+    def _split_outputs(
+        self, outputs: Any, leading: tuple[int, ...], rows: list[tuple[int, ...]] | None = None
+    ) -> Any:
         size = math.prod(leading)
         try:
             out_entries = _tree.leaves_with_paths(outputs, self.out_axes, "output")
@@ -247,6 +258,10 @@ class BatchApply:
             )
 
         def split(path: str, leaf: Any, axis: Any) -> Any:
-            return split_leading_dim(leaf, leading) if axis == 0 and is_array(leaf) else leaf
+            if axis != 0 or not is_array(leaf):
+                return leaf
+            if rows is None:
+                return split_leading_dim(leaf, leading)
+            return _like(_order.split_rows(np.asarray(leaf), leading, rows), leaf)  # SPEC BA-14.2
 
         return _tree.map_leaves(split, outputs, self.out_axes, "output")

@@ -171,6 +171,7 @@ class GoldenCase:
     expected: Any = None
     expected_error: dict[str, str] | None = None
     target: str = "BatchApply"  # or a helper name: the args are then passed to that helper
+    row_order: Any = "C"  # SPEC section 14; written to the file only when it is not "C"
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -181,6 +182,7 @@ class GoldenCase:
             "num_dims": encode(self.num_dims),
             "in_axes": encode(self.in_axes),
             "out_axes": encode(self.out_axes),
+            **({} if self.row_order == "C" else {"row_order": encode(self.row_order)}),
             "args": encode(tuple(self.args)),
             "kwargs": encode(dict(self.kwargs)),
         }
@@ -204,6 +206,7 @@ class GoldenCase:
             expected=decode(record["expected"]) if "expected" in record else None,
             expected_error=record.get("expected_error"),
             target=record["target"],
+            row_order=decode(record["row_order"]) if "row_order" in record else "C",
         )
 
     def uses_extensions(self) -> bool:
@@ -260,7 +263,7 @@ def replay(case: GoldenCase, api: Any) -> Any:
     """Run ``case`` against ``api`` (a module with the public names of SPEC.md); the result.
 
     For ``target == "BatchApply"`` that is
-    ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=])(*args, **kwargs)`` with ``fn``
+    ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=, row_order=])(*args, **kwargs)`` with ``fn``
     looked up in ``batchapply_reference.functions``; for a helper target,
     ``getattr(api, target)(*args, **kwargs)``. Exceptions propagate.
     """
@@ -270,6 +273,8 @@ def replay(case: GoldenCase, api: Any) -> Any:
 
     fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
     options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}
+    if case.row_order != "C":
+        options["row_order"] = case.row_order
     return api.BatchApply(fn, case.num_dims, **options)(*case.args, **case.kwargs)
 
 

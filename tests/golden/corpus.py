@@ -64,6 +64,7 @@ def outcome(spec: dict[str, Any]) -> GoldenCase:
         args=tuple(spec.get("args", ())),
         kwargs=dict(spec.get("kwargs", {})),
         target=spec.get("target", "BatchApply"),
+        row_order=spec.get("row_order", "C"),
     )
     try:
         result = golden.replay(case, batchapply_reference)
@@ -529,3 +530,64 @@ def build() -> dict[str, list[GoldenCase]]:
     duplicated = sorted({name for name in names if names.count(name) > 1})
     assert not duplicated, f"golden case names must be unique: {duplicated}"
     return corpus
+
+
+@group
+def row_order() -> Iterator[Spec]:
+    """SPEC section 14 on one device: the shard-major order given the counts."""
+    for function, (leading, counts) in itertools.product(
+        ["identity", "reverse_rows", "gather_rows"],
+        [((4,), (2,)), ((2, 4), (1, 2)), ((4, 6), (2, 3)), ((2, 3, 4), (1, 3, 2)), ((2, 0), (2, 1))],
+    ):
+        shape, shards = "x".join(map(str, leading)), "x".join(map(str, counts))
+        yield {
+            "name": f"row-order-{function}-leading{shape}-counts{shards}",
+            "clauses": ["BA-14.1", "BA-14.2", "BA-14.3"],
+            "function": function,
+            "num_dims": len(leading),
+            "row_order": counts,
+            "args": [array(leading + (2,), "int32")],
+        }
+    for counts in [(1, 1), (3, 1)]:
+        yield {
+            "name": f"row-order-c-order-counts{'x'.join(map(str, counts))}",
+            "clauses": ["BA-14.2"],
+            "function": "reverse_rows",
+            "row_order": counts,
+            "args": [array((3, 4, 2), "int32")],
+        }
+    yield {
+        "name": "row-order-as-a-list",
+        "clauses": ["BA-14.1"],
+        "function": "reverse_rows",
+        "row_order": [1, 2],
+        "args": [array((2, 4, 2), "int32")],
+    }
+    yield {
+        "name": "row-order-two-leaves-one-order",
+        "clauses": ["BA-14.3"],
+        "function": "concat_features",
+        "row_order": (1, 2),
+        "args": [array((2, 4, 2), "int32"), array((2, 4, 3), "int32", start=3)],
+    }
+    for function in ["identity", "reverse_rows"]:
+        yield {
+            "name": f"row-order-shard-major-numpy-{function}",
+            "clauses": ["BA-14.4"],
+            "function": function,
+            "row_order": "shard_major",
+            "args": [array((2, 4, 2), "float32")],
+        }
+    for bad in ["F", (1,), (0, 2), (True, 2), (1.0, 2)]:
+        yield {
+            "name": f"E20-row-order-{bad!r}",
+            "clauses": ["BA-14.1", "BA-10.1"],
+            "row_order": bad,
+            "args": [array((2, 4, 2))],
+        }
+    yield {
+        "name": "E21-count-does-not-divide",
+        "clauses": ["BA-14.3", "BA-10.1"],
+        "row_order": (1, 3),
+        "args": [array((2, 4, 2))],
+    }

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from batchapply_reference import functions, golden
 
-EXTENSION_OPTIONS = ("in_axes", "out_axes", "chunk_size")
+EXTENSION_OPTIONS = ("in_axes", "out_axes", "chunk_size", "row_order")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +114,8 @@ def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcome:
         and not {"in_axes", "out_axes"} <= target.options
     ):
         return Outcome("na", "the target does not take in_axes/out_axes")
+    if case.target == "BatchApply" and case.row_order != "C" and "row_order" not in target.options:
+        return Outcome("na", "the target does not take row_order (SPEC section 14)")
     args, kwargs = copy.deepcopy((case.args, case.kwargs))
     replayed = dataclasses.replace(case, args=args, kwargs=kwargs)
     example = {
@@ -123,6 +125,7 @@ def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcome:
         "num_dims": safe_encode(case.num_dims),
         "in_axes": safe_encode(case.in_axes),
         "out_axes": safe_encode(case.out_axes),
+        "row_order": safe_encode(case.row_order),
         "args": safe_encode(case.args),
         "kwargs": safe_encode(case.kwargs),
     }

@@ -96,10 +96,16 @@ def _versions(target: str) -> dict[str, str]:
 
 
 def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]:
-    """Golden, transform and property checks, in that order."""
+    """Golden, transform, sharding and property checks, in that order."""
     from batchapply_reference.conformance._properties import property_checks
+    from batchapply_reference.conformance._sharding import sharding_checks
 
-    return [*golden_checks(), *transform_checks(), *property_checks(max_examples=max_examples, seed=seed)]
+    return [
+        *golden_checks(),
+        *transform_checks(),
+        *sharding_checks(),
+        *property_checks(max_examples=max_examples, seed=seed),
+    ]
 
 
 def run(

@@ -1,0 +1,195 @@
+"""Row orders for sharded inputs (SPEC section 14).
+
+The C order of BA-5.1 keeps a merge local only when no leading dim but the first
+is sharded. The shard-major order splits each leading dim ``i`` into
+``(s_i shards, d_i // s_i local)`` and merges in the C order of
+``(k_1..k_n, l_1..l_n)``: every device keeps its own rows, so merge and split
+need no communication. With every ``s_i == 1`` it is the C order.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType
+
+try:  # raised by jax's reshape under Explicit mesh axes when rows would move
+    from jax._src.core import ShardingTypeError as _ShardingTypeError
+
+    SHARDING_TYPE_ERRORS: tuple[type[Exception], ...] = (_ShardingTypeError,)
+except ImportError:  # pragma: no cover - a jax without it: nothing to translate
+    SHARDING_TYPE_ERRORS = ()
+
+ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
+SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
+INVISIBLE_PREFIX = "BatchApply: row_order='shard_major' cannot see the sharding of"
+COMMUNICATION_PREFIX = "BatchApply: this row order needs communication"
+
+Counts = tuple[int, ...] | None  # None: the C order (every count 1)
+
+
+def check_row_order(row_order: Any, num_dims: int) -> Any:
+    """``"C"``, ``"shard_major"``, or a tuple of ``num_dims`` ints >= 1 (SPEC BA-14.1); E20 otherwise."""
+    if isinstance(row_order, str) and row_order in ("C", "shard_major"):
+        return row_order
+    if isinstance(row_order, (tuple, list)):
+        try:
+            counts = tuple(operator.index(s) for s in row_order if not isinstance(s, bool))
+        except TypeError:
+            counts = ()
+        if len(counts) == len(row_order) == num_dims and all(s >= 1 for s in counts):
+            return counts
+    raise ValueError(
+        f"{ROW_ORDER_PREFIX} 'C', 'shard_major', or a tuple of {num_dims} shard counts >= 1 "
+        f"(one per leading dim); got {row_order!r}. 'C' (the default) is SPEC BA-5.1's order."
+    )
+
+
+def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
+    """How many shards each leading dim of ``x`` is split into; None when jax does not say.
+
+    NumPy arrays have one shard. A concrete jax.Array says through its sharding. A tracer
+    says through its type only when every mesh axis is Explicit or Manual (BA-14.4).
+    """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return (1,) * num_dims
+    if isinstance(x, jax.core.Tracer):
+        sharding = jax.typeof(x).sharding
+        mesh = sharding.mesh
+        if mesh.empty or AxisType.Auto in mesh.axis_types:
+            return None
+        spec = tuple(sharding.spec) + (None,) * num_dims
+        names = [() if e is None else (e if isinstance(e, tuple) else (e,)) for e in spec[:num_dims]]
+        return tuple(math.prod(mesh.shape[name] for name in axes) for axes in names)
+    shard = x.sharding.shard_shape(tuple(x.shape))
+    return tuple(d // s if s else 1 for d, s in zip(x.shape[:num_dims], shard[:num_dims], strict=True))
+
+
+def call_counts(
+    row_order: Any, leading: tuple[Any, ...], leaves: Sequence[Any], paths: Callable[[], list[str]]
+) -> Counts:
+    """The shard counts of this call (SPEC BA-14.3, BA-14.4), or None for the C order.
+
+    ``leaves`` are the mergeable leaves in leaf order; ``paths()`` their paths (for errors).
+    """
+    n = len(leading)
+    if row_order == "C":
+        return None
+    if row_order == "shard_major":
+        found = [leaf_counts(leaf, n) for leaf in leaves]
+        if None in found:
+            i = found.index(None)
+            raise ValueError(
+                f"{INVISIBLE_PREFIX} {paths()[i]} ({jax.typeof(leaves[i])}): under jax.jit with Auto "
+                "mesh axes (or no mesh), a traced array does not carry its sharding. Pass the shard "
+                f"counts, e.g. row_order={(1,) * (n - 1) + (8,)} for a last leading dim split over "
+                "8 devices, or use Explicit mesh axes (jax.make_mesh(..., axis_types=...))."
+            )
+        counts = next((c for c in found if c is not None and any(s > 1 for s in c)), None)
+    else:
+        counts = row_order
+    if counts is None:
+        return None
+    if any(d % s for d, s in zip(leading, counts, strict=True)):
+        raise ValueError(
+            f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
+            "Each count must divide its leading dim."
+        )
+    if all(s == 1 for s in counts[1:]):
+        return None  # only the first dim cut (or none): that is the C order (BA-14.2)
+    return counts
+
+
+def _explicit_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
+    """The counts of a leaf sharded over Explicit mesh axes; None for any other leaf."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return None
+    sharding = jax.typeof(x).sharding if isinstance(x, jax.core.Tracer) else x.sharding
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty or AxisType.Explicit not in mesh.axis_types:
+        return None
+    return leaf_counts(x, num_dims)
+
+
+def is_local(leaf: tuple[int, ...], call: tuple[int, ...]) -> bool:
+    """Whether a leaf cut into ``leaf`` shards per leading dim keeps its rows in order ``call``.
+
+    True when the leaf is not cut; when both orders are the C order (no count above 1 after
+    the first dim, BA-14.2); or when the leaf is cut exactly as the call's counts on some dims
+    and not at all on the others, and the cut dims come first among the call's counts above 1
+    (so each device's rows form one block of the merged batch).
+    """
+    if all(c == 1 for c in leaf) or (all(c == 1 for c in leaf[1:]) and all(s == 1 for s in call[1:])):
+        return True
+    cut = [c == s > 1 for c, s in zip(leaf, call, strict=True)]
+    if not all(c == 1 or cut[dim] for dim, c in enumerate(leaf)):
+        return False
+    above_one = [cut[dim] for dim, s in enumerate(call) if s > 1]
+    return above_one == sorted(above_one, reverse=True)  # the cut ones first
+
+
+def _communication_error(x: Any, path: str, row_order: Any) -> ValueError:
+    return ValueError(
+        f"{COMMUNICATION_PREFIX}: {path} is {jax.typeof(x)}, and merging or splitting its leading "
+        f"dims in row_order={row_order!r} would move rows between devices. With Explicit mesh axes "
+        "BatchApply does not communicate behind your back: pass row_order='shard_major' (each "
+        "device keeps its rows, SPEC BA-14.2), or reshard the leaf yourself "
+        "(jax.sharding.reshard) to the order you want."
+    )
+
+
+def merge(
+    x: Any, num_dims: int, counts: Counts, row_order: Any, paths: Callable[[], list[str]], i: int
+) -> Any:
+    """``x`` with its leading dims merged in the order of ``counts`` (BA-5.1, BA-14.2)."""
+    leading, rest = tuple(x.shape[:num_dims]), tuple(x.shape[num_dims:])
+    explicit = _explicit_counts(x, num_dims)
+    if explicit is not None and not is_local(explicit, counts or (1,) * num_dims):  # BA-14.6
+        raise _communication_error(x, paths()[i], row_order)
+    try:
+        if counts is None:
+            return x.reshape((math.prod(leading),) + rest)
+        # Split each sharded leading dim into (shards, local), one split per reshape (what
+        # Explicit axes accept); then bring the shard factors to the front and merge. A count of
+        # 1 adds no factor: jax's merge rule wants the sharded factor first.
+        sharded = [dim for dim in range(num_dims) if counts[dim] > 1]
+        y = x
+        for dim in reversed(sharded):
+            y = y.reshape(y.shape[:dim] + (counts[dim], leading[dim] // counts[dim]) + y.shape[dim + 1 :])
+        where = [dim + sum(1 for d in sharded if d <= dim) for dim in range(num_dims)]  # local factors
+        front = [where[dim] - 1 for dim in sharded]
+        y = y.transpose(front + where + list(range(num_dims + len(sharded), y.ndim)))
+        return y.reshape((math.prod(leading),) + rest)
+    except SHARDING_TYPE_ERRORS:
+        raise _communication_error(x, paths()[i], row_order) from None
+
+
+def split(
+    y: Any, leading: tuple[Any, ...], counts: Counts, row_order: Any, paths: Callable[[], list[str]], i: int
+) -> Any:
+    """``y`` with its leading dim split into ``leading`` in the order of ``counts`` (BA-7.2, BA-14.2)."""
+    rest = tuple(y.shape[1:])
+    try:
+        if counts is None:
+            return y.reshape(leading + rest)
+        n = len(leading)
+        sharded = [dim for dim in range(n) if counts[dim] > 1]
+        local = tuple(d // s for d, s in zip(leading, counts, strict=True))
+        z = y.reshape(tuple(counts[dim] for dim in sharded) + local + rest)
+        order: list[int] = []  # each sharded dim's shard factor right before its local factor
+        for dim in range(n):
+            if dim in sharded:
+                order.append(sharded.index(dim))
+            order.append(len(sharded) + dim)
+        z = z.transpose(order + list(range(len(sharded) + n, z.ndim)))
+        for dim in range(n):  # merge each (shards, local) pair back into its leading dim
+            if counts[dim] > 1:
+                z = z.reshape(z.shape[:dim] + (leading[dim],) + z.shape[dim + 2 :])
+        return z
+    except SHARDING_TYPE_ERRORS:
+        raise _communication_error(y, paths()[i], row_order) from None

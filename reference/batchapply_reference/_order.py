@@ -1,0 +1,99 @@
+"""Row orders of SPEC section 14, by explicit index enumeration.
+
+``row_indices(leading, counts)`` lists, for each row of the merged batch in
+order, the leading index it comes from. With every count 1 that is the C order
+of BA-5.1; otherwise it is the shard-major order of BA-14.2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
+SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
+
+
+def check_row_order(row_order: Any, num_dims: int) -> Any:
+    """``"C"``, ``"shard_major"``, or a tuple of ``num_dims`` ints >= 1 (SPEC BA-14.1)."""
+    if isinstance(row_order, str) and row_order in ("C", "shard_major"):
+        return row_order
+    if isinstance(row_order, (tuple, list)):
+        try:
+            counts = tuple(operator.index(s) for s in row_order if not isinstance(s, bool))
+        except TypeError:
+            counts = ()
+        if len(counts) == len(row_order) == num_dims and all(s >= 1 for s in counts):
+            return counts
+    raise ValueError(
+        f"{ROW_ORDER_PREFIX} 'C', 'shard_major', or a tuple of {num_dims} shard counts >= 1 "
+        f"(one per leading dim); got {row_order!r}. 'C' (the default) is SPEC BA-5.1's order."
+    )
+
+
+def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...]:
+    """Shards per leading dim: 1 for NumPy; a jax.Array's ``sharding.shard_shape`` says (BA-14.4)."""
+    sharding = getattr(x, "sharding", None)
+    if sharding is None:
+        return (1,) * num_dims
+    shard = sharding.shard_shape(tuple(x.shape))
+    return tuple(x.shape[i] // shard[i] if shard[i] else 1 for i in range(num_dims))
+
+
+def call_counts(row_order: Any, leading: tuple[int, ...], leaves: Sequence[Any]) -> tuple[int, ...]:
+    """The shard counts of one call (SPEC BA-14.3, BA-14.4); all 1 for the C order."""
+    n = len(leading)
+    counts: tuple[int, ...] = (1,) * n
+    if row_order == "shard_major":
+        for leaf in leaves:  # the first leaf with a sharded leading dim decides
+            if any(s > 1 for s in leaf_counts(leaf, n)):
+                counts = leaf_counts(leaf, n)
+                break
+    elif row_order != "C":
+        counts = row_order
+    if any(d % s != 0 for d, s in zip(leading, counts, strict=True)):
+        raise ValueError(
+            f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
+            "Each count must divide its leading dim."
+        )
+    return counts
+
+
+def row_indices(leading: Sequence[int], counts: Sequence[int]) -> list[tuple[int, ...]]:
+    """The leading index of every merged row, in row order (SPEC BA-14.2).
+
+    Leading index ``j_i`` lies in shard ``k_i = j_i // m_i`` at local position
+    ``l_i = j_i % m_i``, with ``m_i = d_i // s_i``; rows run over
+    ``(k_1, ..., k_n, l_1, ..., l_n)`` in C order.
+
+    >>> row_indices((2, 4), (1, 2))
+    [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+    """
+    n = len(leading)
+    local = [d // s for d, s in zip(leading, counts, strict=True)]
+    rows = []
+    for shard_and_local in itertools.product(*(range(s) for s in counts), *(range(m) for m in local)):
+        k, position = shard_and_local[:n], shard_and_local[n:]
+        rows.append(tuple(k[i] * local[i] + position[i] for i in range(n)))
+    return rows
+
+
+def merge_rows(source: np.ndarray, num_dims: int, rows: list[tuple[int, ...]]) -> np.ndarray:
+    """``merged[r] = source[rows[r]]``, row by row."""
+    merged = np.empty((math.prod(source.shape[:num_dims]),) + source.shape[num_dims:], dtype=source.dtype)
+    for r, index in enumerate(rows):
+        merged[r] = source[index]
+    return merged
+
+
+def split_rows(source: np.ndarray, leading: tuple[int, ...], rows: list[tuple[int, ...]]) -> np.ndarray:
+    """``split[rows[r]] = source[r]``, row by row."""
+    split = np.empty(leading + source.shape[1:], dtype=source.dtype)
+    for r, index in enumerate(rows):
+        split[index] = source[r]
+    return split

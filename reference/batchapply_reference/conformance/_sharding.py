@@ -1,0 +1,185 @@
+"""Checks of SPEC section 14 that need JAX (tracers, meshes, several devices).
+
+The row order itself (BA-14.1 to BA-14.4 on NumPy inputs) is pinned by the golden corpus.
+These checks need a target that takes ``row_order``; those that need several devices are
+N/A on one (run with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` on a CPU).
+jax is imported when they run, never when the package is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error
+
+COLLECTIVE = re.compile(
+    r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
+)
+T, F, HIDDEN = 4, 3, 5
+
+
+def _setup(axis_type: str) -> tuple[Any, Any, Any, Any, int]:
+    """A 1-D mesh over every device, an MLP, x [T, B, F] with B split over the mesh, and its data."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    n = jax.device_count()
+    mesh = jax.make_mesh((n,), ("d",), axis_types=(getattr(AxisType, axis_type),))
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(F, HIDDEN)).astype(np.float32)
+    data = rng.normal(size=(T, 2 * n, F)).astype(np.float32)
+    x = jax.device_put(data, NamedSharding(mesh, P(None, "d", None)))
+    return mesh, (lambda rows: jnp.tanh(rows @ w)), x, data, n
+
+
+def _by_hand(f: Callable[[Any], Any], data: Any) -> Any:
+    import numpy as np
+
+    t, b = data.shape[:2]
+    return np.asarray(f(data.reshape(t * b, -1))).reshape(t, b, -1)
+
+
+def _values(got: Any, want: Any, what: str) -> Outcome | None:
+    import numpy as np
+
+    if np.allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5):
+        return None
+    return Outcome("fail", f"{what}: values differ from the hand-written computation")
+
+
+def _no_collectives(target: Target) -> Outcome:
+    import jax
+
+    for axis_type in ("Auto", "Explicit"):
+        mesh, f, x, data, n = _setup(axis_type)
+        with jax.set_mesh(mesh):
+            apply = jax.jit(target.factory(f, 2, row_order=(1, n)))
+            compiled = apply.lower(x).compile()
+            found = COLLECTIVE.findall(compiled.as_text() or "")
+            if found:
+                return Outcome(
+                    "fail", f"{axis_type} axes, [T, B@d, F], row_order=(1, {n}): collectives {found}"
+                )
+            if not compiled.output_shardings.is_equivalent_to(x.sharding, 3):
+                return Outcome("fail", f"{axis_type} axes: output sharding {compiled.output_shardings}")
+            got = apply(x)
+        # f is row-independent: any order gives the hand-written C-order values.
+        problem = _values(got, _by_hand(f, data), f"{axis_type} axes, row_order=(1, {n})")
+        if problem:
+            return problem
+    return Outcome("pass")
+
+
+def _explicit_c_order(target: Target) -> Outcome:
+    import jax
+
+    mesh, f, x, _, _ = _setup("Explicit")
+    with jax.set_mesh(mesh):
+        try:
+            jax.jit(target.factory(f, 2))(x)
+        except ValueError as e:
+            if str(e).startswith("BatchApply: this row order needs communication") and "args[0]" in str(e):
+                return Outcome("pass")
+            return Outcome("fail", f"expected E23 naming args[0], got {describe_error(e)}")
+        except Exception as e:
+            return Outcome("fail", f"expected ValueError E23, got {describe_error(e)}")
+    return Outcome("fail", "C order on [T, B@d, F] with Explicit axes: no error (rows moved silently)")
+
+
+def _auto_values(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import batchapply_reference
+
+    mesh, f, x, data, n = _setup("Auto")
+
+    def mixing(rows: Any) -> Any:  # a cumulative sum over rows: the order shows in the values
+        return jnp.cumsum(f(rows), axis=0)
+
+    def mixing_numpy(rows: Any) -> Any:
+        return np.cumsum(np.asarray(f(rows)), axis=0)
+
+    with jax.set_mesh(mesh):
+        c_order = jax.jit(target.factory(mixing, 2))(x)
+        counted = jax.jit(target.factory(mixing, 2, row_order=(1, n)))(x)
+    for got, counts in ((c_order, "C"), (counted, (1, n))):
+        want = batchapply_reference.BatchApply(mixing_numpy, row_order=counts)(data)
+        problem = _values(got, want, f"Auto axes, row_order={counts!r}, a cumulative sum over rows")
+        if problem:
+            return problem
+    return Outcome("pass")
+
+
+def _shard_map(target: Target) -> Outcome:
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    for axis_type in ("Auto", "Explicit"):
+        mesh, f, x, data, _ = _setup(axis_type)
+        with jax.set_mesh(mesh):
+            body = jax.jit(
+                jax.shard_map(target.factory(f, 2), mesh=mesh, in_specs=P(None, "d"), out_specs=P(None, "d"))
+            )
+            found = COLLECTIVE.findall(body.lower(x).compile().as_text() or "")
+            if found:
+                return Outcome("fail", f"inside shard_map ({axis_type} axes): collectives {found}")
+            got = body(x)
+        problem = _values(got, _by_hand(f, data), f"inside shard_map ({axis_type} axes)")
+        if problem:
+            return problem
+    return Outcome("pass")
+
+
+def _shard_major_under_jit(target: Target) -> Outcome:
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        jax.jit(target.factory(lambda r: r, 2, row_order="shard_major"))(jnp.zeros((2, 4, 3)))
+    except ValueError as e:
+        if str(e).startswith("BatchApply: row_order='shard_major' cannot see the sharding of"):
+            return Outcome("pass")
+        return Outcome("fail", f"expected E22, got {describe_error(e)}")
+    return Outcome("fail", "row_order='shard_major' under jax.jit without Explicit axes guessed an order")
+
+
+def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
+    def run(target: Target) -> Outcome:
+        if target.module.__name__ == "batchapply_reference":
+            return Outcome("na", "needs tracers or several devices; the NumPy reference sees neither")
+        if "row_order" not in target.options:
+            return Outcome("na", "the target does not take row_order (SPEC section 14)")
+        try:
+            import jax
+        except ImportError:
+            return Outcome("na", "jax is not installed")
+        if jax.device_count() < devices:
+            return Outcome(
+                "na",
+                f"needs {devices} or more devices, jax sees {jax.device_count()}: on a CPU, set "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=8 before running",
+            )
+        try:
+            return check(target)
+        except Exception as e:
+            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
+
+    return run
+
+
+def sharding_checks() -> Iterator[Check]:
+    for name, clauses, check, devices in [
+        ("shard_major under jit", ("BA-14.4",), _shard_major_under_jit, 1),
+        ("no collectives", ("BA-14.5",), _no_collectives, 2),
+        ("explicit C order", ("BA-14.6",), _explicit_c_order, 2),
+        ("auto values", ("BA-14.7",), _auto_values, 2),
+        ("shard_map", ("BA-14.8",), _shard_map, 2),
+    ]:
+        yield Check(name=f"sharding {name}", clauses=clauses, run=_guarded(check, devices))

@@ -1,0 +1,311 @@
+"""SPEC section 14 on 8 simulated CPU devices (a 2x4 mesh): compiled HLO, shardings, values.
+
+Not collected by the plain test run (the name does not match test_*.py): jax must see 8
+devices, which needs XLA_FLAGS before jax is imported. tests/test_sharding.py runs it:
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m pytest tests/sharding/check_sharding.py
+
+Values are compared with batchapply_reference on NumPy copies (given the same shard counts),
+collectives are counted in the compiled HLO text, and the expected count is that of the
+hand-written per-device program: zero for a row-independent f.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import batchapply
+import batchapply_reference
+
+if jax.device_count() != 8:
+    raise RuntimeError(
+        f"tests/sharding needs 8 devices, jax sees {jax.device_count()}: run it with "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=8 (tests/test_sharding.py does)."
+    )
+
+T, B, F, HIDDEN = 8, 16, 4, 8
+IMG, CH, OUT_CH = 6, 3, 4
+COLLECTIVE = re.compile(
+    r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
+)
+
+# name -> (PartitionSpec of the leading dims, shard counts of (T, B)) on the 2x4 mesh (x, y).
+LAYOUTS = {
+    "T,B@xy": (P(None, ("x", "y")), (1, 8)),
+    "T@xy,B": (P(("x", "y"), None), (8, 1)),
+    "T@x,B@y": (P("x", "y"), (2, 4)),
+}
+AXIS_TYPES = {"auto": AxisType.Auto, "explicit": AxisType.Explicit}
+
+RNG = np.random.default_rng(0)
+W1 = RNG.normal(size=(F, HIDDEN)).astype(np.float32)
+W2 = RNG.normal(size=(HIDDEN, F)).astype(np.float32)
+KERNEL = RNG.normal(size=(3, 3, CH, OUT_CH)).astype(np.float32)
+
+
+def mlp(x: Any) -> Any:
+    return jnp.tanh(x @ W1) @ W2
+
+
+def mlp_numpy(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x @ W1) @ W2
+
+
+def conv(x: Any) -> Any:
+    """A 3x3 SAME convolution on [rows, H, W, C]."""
+    kernel = jnp.asarray(KERNEL)
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv_numpy(x: np.ndarray) -> np.ndarray:
+    """The same convolution, by explicit sums over the 3x3 window (NumPy only)."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros(x.shape[:3] + (OUT_CH,), dtype=np.float64)
+    for di in range(3):
+        for dj in range(3):
+            window = padded[:, di : di + x.shape[1], dj : dj + x.shape[2], :]
+            out += np.einsum("nhwc,co->nhwo", window, KERNEL[di, dj])
+    return out.astype(np.float32)
+
+
+FUNCTIONS = {
+    "mlp": (mlp, mlp_numpy, (T, B, F)),
+    "conv": (conv, conv_numpy, (T, B, IMG, IMG, CH)),
+}
+
+
+def count_collectives(compiled: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name in COLLECTIVE.findall(compiled.as_text()):
+        found[name] = found.get(name, 0) + 1
+    return found
+
+
+def mesh(axis_type: AxisType) -> jax.sharding.Mesh:
+    return jax.make_mesh((2, 4), ("x", "y"), axis_types=(axis_type, axis_type))
+
+
+def put(data: np.ndarray, m: jax.sharding.Mesh, leading: P) -> jax.Array:
+    spec = P(*leading, *(None,) * (data.ndim - 2))
+    return jax.device_put(data, NamedSharding(m, spec))
+
+
+def cases() -> Iterator[Any]:
+    """Shard-major from the counts under both axis types; "shard_major" under Explicit axes only
+    (under jit, Auto-axis tracers hide their sharding: E22, tested below)."""
+    for fn in FUNCTIONS:
+        for layout in LAYOUTS:
+            for axes, order in [("auto", "counts"), ("explicit", "counts"), ("explicit", "shard_major")]:
+                yield pytest.param(fn, layout, axes, order, id=f"{fn}-{layout}-{axes}-{order}")
+
+
+@pytest.mark.spec("BA-14.5", "BA-14.2", "BA-14.7")
+@pytest.mark.parametrize(("fn", "layout", "axes", "order"), list(cases()))
+def test_shard_major_compiles_without_collectives(fn: str, layout: str, axes: str, order: str) -> None:
+    f, f_numpy, shape = FUNCTIONS[fn]
+    leading_spec, counts = LAYOUTS[layout]
+    m = mesh(AXIS_TYPES[axes])
+    data = RNG.normal(size=shape).astype(np.float32)
+    with jax.set_mesh(m):
+        x = put(data, m, leading_spec)
+        apply = jax.jit(batchapply.BatchApply(f, row_order=counts if order == "counts" else "shard_major"))
+        compiled = apply.lower(x).compile()
+        assert count_collectives(compiled) == {}, compiled.as_text()
+        out_sharding = compiled.output_shardings
+        assert out_sharding.is_equivalent_to(x.sharding, len(shape)), (out_sharding, x.sharding)
+        got = apply(x)
+    want = batchapply_reference.BatchApply(f_numpy, row_order=counts)(data)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.spec("BA-14.7")
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_c_order_under_auto_axes_is_exact_and_communicates_only_when_it_must(layout: str) -> None:
+    leading_spec, counts = LAYOUTS[layout]
+    m = mesh(AxisType.Auto)
+    data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    with jax.set_mesh(m):
+        x = put(data, m, leading_spec)
+        apply = jax.jit(batchapply.BatchApply(mlp))
+        collectives = count_collectives(apply.lower(x).compile())
+        got = apply(x)
+    # Only a batch split on the first leading dim is already in C order (BA-14.2).
+    assert (collectives == {}) == (counts[1] == 1), collectives
+    np.testing.assert_allclose(np.asarray(got), batchapply_reference.BatchApply(mlp_numpy)(data), rtol=2e-4)
+
+
+@pytest.mark.spec("BA-14.6", "BA-10.2")
+@pytest.mark.parametrize("layout", ["T,B@xy", "T@x,B@y"])
+def test_c_order_under_explicit_axes_raises_a_clear_error(layout: str) -> None:
+    leading_spec, _ = LAYOUTS[layout]
+    m = mesh(AxisType.Explicit)
+    calls: list[int] = []
+
+    def f(r: Any) -> Any:
+        calls.append(1)
+        return r
+
+    with jax.set_mesh(m):
+        x = put(np.zeros((T, B, F), np.float32), m, leading_spec)
+        for wrap in (jax.jit, lambda g: g):  # traced and eager
+            with pytest.raises(ValueError) as info:
+                wrap(batchapply.BatchApply(f, in_axes=(0,)))(x)
+            message = str(info.value)
+            assert message.startswith("BatchApply: this row order needs communication: args[0] is float32[8")
+            assert "@" in message and "row_order='shard_major'" in message and "reshard" in message
+    assert calls == []
+
+
+@pytest.mark.spec("BA-14.6")
+def test_explicit_leaf_that_disagrees_with_the_call_order_raises() -> None:
+    # The first sharded leaf (B split) decides the counts; a T-split leaf cannot follow them locally.
+    m = mesh(AxisType.Explicit)
+    with jax.set_mesh(m):
+        a = put(np.zeros((T, B, F), np.float32), m, P(None, ("x", "y")))
+        b = put(np.zeros((T, B, F), np.float32), m, P(("x", "y"), None))
+        with pytest.raises(ValueError, match=r"^BatchApply: this row order needs communication: args\[1\]"):
+            jax.jit(batchapply.BatchApply(lambda p, q: p + q, row_order="shard_major"))(a, b)
+
+
+@pytest.mark.spec("BA-14.6", "BA-14.5")
+@pytest.mark.parametrize(
+    ("second", "local"),
+    [(P("x", None), True), (P(None, None), True), (P(None, "y"), False), (P("y", "x"), False)],
+    ids=["cut-on-T-only", "not-cut", "cut-on-B-only", "cut-the-other-way"],
+)
+def test_explicit_second_leaf_is_merged_only_when_its_rows_stay_local(second: P, local: bool) -> None:
+    # The call's counts come from a (T@x, B@y) leaf: (2, 4). A second leaf cut (2, 1) keeps
+    # each device's rows in one block (the x factor comes first); one cut (1, 4) does not.
+    m = mesh(AxisType.Explicit)
+    a_data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    b_data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    apply = jax.jit(batchapply.BatchApply(lambda p, q: (jnp.tanh(p), jnp.tanh(q)), row_order="shard_major"))
+    with jax.set_mesh(m):
+        a, b = put(a_data, m, P("x", "y")), put(b_data, m, second)
+        if not local:
+            with pytest.raises(
+                ValueError, match=r"^BatchApply: this row order needs communication: args\[1\]"
+            ):
+                apply(a, b)
+            return
+        compiled = apply.lower(a, b).compile()
+        got = apply(a, b)
+    assert count_collectives(compiled) == {}
+    assert got[1].sharding.is_equivalent_to(b.sharding, 3)
+    np.testing.assert_allclose(np.asarray(got[0]), np.tanh(a_data), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[1]), np.tanh(b_data), rtol=1e-5)
+
+
+@pytest.mark.spec("BA-14.4", "BA-14.3")
+@pytest.mark.parametrize("axes", list(AXIS_TYPES))
+def test_shard_major_reads_counts_from_the_first_sharded_leaf_eagerly(axes: str) -> None:
+    # Eager call, concrete arrays: the sharding is visible under both axis types. A replicated
+    # leaf (a mask, say) comes first and is merged in the order of the sharded one.
+    m = mesh(AXIS_TYPES[axes])
+    data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    mask = RNG.normal(size=(T, B, 1)).astype(np.float32)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def f(r: Any, w: Any) -> Any:
+        seen.append((np.asarray(r), np.asarray(w)))
+        return r * w
+
+    with jax.set_mesh(m):
+        x = put(data, m, P("x", "y"))
+        replicated = put(mask, m, P(None, None))
+        got = batchapply.BatchApply(f, row_order="shard_major")(replicated, x)
+    expected: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def f_numpy(r: np.ndarray, w: np.ndarray) -> np.ndarray:
+        expected.append((r, w))
+        return r * w
+
+    want = batchapply_reference.BatchApply(f_numpy, row_order=(2, 4))(mask, data)
+    np.testing.assert_array_equal(seen[0][0], expected[0][0])
+    np.testing.assert_array_equal(seen[0][1], expected[0][1])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+    assert got.sharding.is_equivalent_to(x.sharding, 3)
+
+
+@pytest.mark.spec("BA-14.4")
+def test_reference_reads_counts_from_a_concrete_sharded_array() -> None:
+    # The reference reads x.sharding.shard_shape(x.shape) (BA-14.4) without importing jax.
+    m = mesh(AxisType.Auto)
+    data = np.arange(T * B, dtype=np.int32).reshape(T, B, 1)
+    seen: list[np.ndarray] = []
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return rows
+
+    batchapply_reference.BatchApply(f, row_order="shard_major")(put(data, m, P("x", "y")))
+    # Device (0, 1) holds T rows 0..3 and B columns 4..7: its 16 rows are the second block.
+    np.testing.assert_array_equal(np.asarray(seen[0])[16:32, 0], data[0:4, 4:8].reshape(-1))
+
+
+@pytest.mark.spec("BA-14.4")
+def test_shard_major_under_jit_with_auto_axes_raises() -> None:
+    m = mesh(AxisType.Auto)
+    with jax.set_mesh(m):
+        x = put(np.zeros((T, B, F), np.float32), m, P(None, ("x", "y")))
+        with pytest.raises(ValueError, match=r"^BatchApply: row_order='shard_major' cannot see the sharding"):
+            jax.jit(batchapply.BatchApply(mlp, row_order="shard_major"))(x)
+
+
+@pytest.mark.spec("BA-14.8")
+@pytest.mark.parametrize("axes", list(AXIS_TYPES))
+@pytest.mark.parametrize("row_order", ["C", "shard_major"])
+def test_inside_shard_map_each_device_merges_its_local_rows(axes: str, row_order: str) -> None:
+    # The hand-written per-device program: a cumulative sum over each device's local rows in
+    # C order. Values come from the reference applied block by block.
+    m = mesh(AXIS_TYPES[axes])
+    data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    apply = batchapply.BatchApply(lambda r: jnp.cumsum(jnp.tanh(r @ W1), axis=0), row_order=row_order)
+    with jax.set_mesh(m):
+        x = put(data, m, P("x", "y"))
+        body = jax.shard_map(apply, mesh=m, in_specs=P("x", "y"), out_specs=P("x", "y"))
+        compiled = jax.jit(body).lower(x).compile()
+        assert count_collectives(compiled) == {}
+        got = np.asarray(jax.jit(body)(x))
+    reference = batchapply_reference.BatchApply(lambda r: np.cumsum(np.tanh(r @ W1), axis=0))
+    for i in range(2):
+        for j in range(4):
+            block = (slice(i * T // 2, (i + 1) * T // 2), slice(j * B // 4, (j + 1) * B // 4))
+            np.testing.assert_allclose(got[block], reference(data[block]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.spec("BA-14.5", "BA-14.6")
+def test_readme_multi_device_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Multiple devices") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "README's Multiple devices section has no python block"
+    exec(compile(code[1], "README.md (Multiple devices)", "exec"), {})
+    assert capsys.readouterr().out.startswith("BatchApply: this row order needs communication: args[0]")
+
+
+def _error_trigger(row: str) -> Callable[[Any], Any]:
+    from tests.test_errors import TRIGGERS
+
+    return TRIGGERS[row]
+
+
+@pytest.mark.spec("BA-10.1", "BA-14.6")
+def test_multi_device_error_row_e23() -> None:
+    """The TRIGGERS entry of tests/test_errors.py that needs several devices."""
+    from tests.test_errors import error_table
+
+    type_name, prefix = error_table()["E23"]
+    with pytest.raises(ValueError) as info:
+        _error_trigger("E23")(batchapply)
+    assert type(info.value).__name__ == type_name and str(info.value).startswith(prefix)

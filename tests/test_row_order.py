@@ -1,0 +1,182 @@
+"""SPEC section 14 on one device: the `row_order` option and the shard-major order, in both packages.
+
+Sharded inputs (several devices) are tested in tests/sharding/, run by tests/test_sharding.py.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+
+def recording() -> tuple[list[Any], Any]:
+    """A function that records its first argument and returns it."""
+    seen: list[Any] = []
+
+    def f(x: Any, *rest: Any) -> Any:
+        seen.append(np.asarray(x))
+        return x
+
+    return seen, f
+
+
+def index_grid(leading: tuple[int, ...]) -> np.ndarray:
+    """An array whose row at leading index j is j itself: shape leading + (len(leading),)."""
+    return np.stack(np.meshgrid(*(np.arange(d) for d in leading), indexing="ij"), axis=-1).astype(np.int32)
+
+
+@pytest.mark.spec("BA-14.1")
+@pytest.mark.parametrize(
+    "row_order", ["C", "shard_major", (1, 2), [2, 1], (np.int64(1), np.uint8(2))], ids=repr
+)
+def test_row_order_values_that_are_accepted(lib: types.ModuleType, row_order: Any) -> None:
+    out = lib.BatchApply(lambda x: x * 2, row_order=row_order)(np.ones((2, 4, 3)))
+    np.testing.assert_array_equal(out, np.full((2, 4, 3), 2.0))
+
+
+@pytest.mark.spec("BA-14.1", "BA-10.1")
+@pytest.mark.parametrize(
+    "row_order",
+    ["F", "c", None, 2, (1,), (1, 2, 3), (0, 2), (-1, 1), (1.0, 2), (True, 2), ("1", 2), {"a": 1}],
+    ids=repr,
+)
+def test_other_row_orders_are_rejected_at_construction(lib: types.ModuleType, row_order: Any) -> None:
+    with pytest.raises(ValueError, match=r"^BatchApply: `row_order` must be"):
+        lib.BatchApply(lambda x: x, row_order=row_order)
+
+
+@pytest.mark.spec("BA-14.2")
+def test_shard_major_rows_of_the_spec_example(lib: types.ModuleType) -> None:
+    # SPEC's example: leading shape (2, 4), counts (1, 2): the first half of B comes first.
+    seen, f = recording()
+    lib.BatchApply(f, row_order=(1, 2))(index_grid((2, 4)))
+    expected = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+    assert seen[0].tolist() == [list(e) for e in expected]
+
+
+@pytest.mark.spec("BA-14.2")
+@pytest.mark.parametrize(
+    ("leading", "counts"),
+    [((4, 6), (2, 3)), ((2, 3, 4), (1, 3, 2)), ((6,), (3,)), ((3, 4), (3, 1)), ((2, 0), (2, 1))],
+    ids=str,
+)
+def test_shard_major_rows_and_split_follow_the_formula(
+    lib: types.ModuleType, leading: tuple[int, ...], counts: tuple[int, ...]
+) -> None:
+    # Expected rows written out with np.unravel_index over (s_1..s_n, m_1..m_n), as BA-14.2 reads.
+    n = len(leading)
+    local = [d // s for d, s in zip(leading, counts, strict=True)]
+    expected = []
+    for r in range(int(np.prod(leading))):
+        ks = np.unravel_index(r, tuple(counts) + tuple(local))
+        expected.append([int(ks[i]) * local[i] + int(ks[n + i]) for i in range(n)])
+    seen, f = recording()
+    x = index_grid(leading)
+    out = lib.BatchApply(f, num_dims=n, row_order=counts)(x)
+    assert seen[0].tolist() == expected
+    np.testing.assert_array_equal(out, x)  # the split is the inverse pairing
+
+
+@pytest.mark.spec("BA-14.2", "BA-14.3")
+def test_row_mixing_f_sees_the_shard_major_order(lib: types.ModuleType) -> None:
+    # A cumulative sum over rows depends on the order: this is what README warns about.
+    x = np.arange(8, dtype=np.int64).reshape(2, 4, 1)
+    out = lib.BatchApply(lambda y: np.cumsum(y, axis=0), row_order=(1, 2))(x)
+    # rows in order: x[0,0] x[0,1] x[1,0] x[1,1] x[0,2] x[0,3] x[1,2] x[1,3] = 0 1 4 5 2 3 6 7
+    running = {(0, 0): 0, (0, 1): 1, (1, 0): 5, (1, 1): 10, (0, 2): 12, (0, 3): 15, (1, 2): 21, (1, 3): 28}
+    expected = np.zeros((2, 4, 1), dtype=np.int64)
+    for j, v in running.items():
+        expected[j] = v
+    np.testing.assert_array_equal(out, expected)
+    c_order = lib.BatchApply(lambda y: np.cumsum(y, axis=0))(x)
+    np.testing.assert_array_equal(c_order, np.cumsum(x.reshape(8, 1), axis=0).reshape(2, 4, 1))
+
+
+@pytest.mark.spec("BA-14.2")
+@pytest.mark.parametrize("counts", [(1, 1), (2, 1)], ids=str)
+def test_counts_of_one_or_only_on_the_first_dim_give_the_c_order(
+    lib: types.ModuleType, counts: tuple[int, int]
+) -> None:
+    seen, f = recording()
+    x = index_grid((4, 3))
+    lib.BatchApply(f, row_order=counts)(x)
+    assert seen[0].tolist() == [[t, b] for t in range(4) for b in range(3)]
+
+
+@pytest.mark.spec("BA-14.3")
+def test_every_leaf_and_output_uses_the_same_order(lib: types.ModuleType) -> None:
+    x = index_grid((2, 4))
+    y = index_grid((2, 4)) * 10
+    seen: list[Any] = []
+
+    def f(a: Any, b: Any) -> Any:
+        seen.append((np.asarray(a), np.asarray(b)))
+        return {"a": a, "diff": b - 10 * a}
+
+    out = lib.BatchApply(f, row_order=(1, 2))(x, y)
+    np.testing.assert_array_equal(seen[0][1], 10 * seen[0][0])
+    np.testing.assert_array_equal(out["a"], x)
+    np.testing.assert_array_equal(out["diff"], np.zeros_like(x))
+
+
+@pytest.mark.spec("BA-14.3", "BA-10.1")
+def test_counts_that_do_not_divide_raise_before_f(lib: types.ModuleType) -> None:
+    seen, f = recording()
+    with pytest.raises(ValueError, match=r"^BatchApply: `row_order` shard counts do not divide.*\(2, 3\)"):
+        lib.BatchApply(f, row_order=(1, 2))(np.zeros((2, 3, 4)))
+    assert seen == []
+
+
+@pytest.mark.spec("BA-14.4")
+def test_shard_major_on_numpy_is_the_c_order(lib: types.ModuleType) -> None:
+    seen, f = recording()
+    x = index_grid((3, 4))
+    out = lib.BatchApply(f, row_order="shard_major")(x)
+    assert seen[0].tolist() == [[t, b] for t in range(3) for b in range(4)]
+    assert isinstance(out, np.ndarray)
+
+
+@pytest.mark.spec("BA-14.4")
+def test_shard_major_on_a_single_device_array_is_the_c_order(lib: types.ModuleType) -> None:
+    seen, f = recording()
+    x = jnp.asarray(index_grid((3, 4)))
+    lib.BatchApply(f, row_order="shard_major")(x)
+    assert seen[0].tolist() == [[t, b] for t in range(3) for b in range(4)]
+
+
+@pytest.mark.spec("BA-14.4", "BA-8.1")
+def test_shard_major_under_jit_without_explicit_axes_refuses_to_guess() -> None:
+    import batchapply
+
+    calls: list[Any] = []
+
+    def f(x: Any) -> Any:
+        calls.append(x)
+        return x
+
+    apply = batchapply.BatchApply(f, row_order="shard_major")
+    with pytest.raises(ValueError, match=r"^BatchApply: row_order='shard_major' cannot see .* args\[0\]"):
+        jax.jit(apply)(jnp.zeros((2, 4, 3)))
+    assert calls == []
+    # With the counts given, jit works and matches the eager call.
+    counted = batchapply.BatchApply(lambda x: jnp.cumsum(x, axis=0), row_order=(1, 2))
+    x = jnp.asarray(index_grid((2, 4)))
+    np.testing.assert_array_equal(jax.jit(counted)(x), counted(x))
+
+
+@pytest.mark.spec("BA-14.2", "BA-8.2")
+def test_grad_through_the_shard_major_order_matches_the_c_order() -> None:
+    import batchapply
+
+    w = jnp.arange(6.0).reshape(3, 2) / 10
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32))
+
+    def loss(x: Any, row_order: Any) -> Any:
+        return jnp.sum(batchapply.BatchApply(lambda r: jnp.tanh(r @ w), row_order=row_order)(x) ** 2)
+
+    np.testing.assert_allclose(jax.grad(loss)(x, (1, 2)), jax.grad(loss)(x, "C"), rtol=1e-6)
