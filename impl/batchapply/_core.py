@@ -3,18 +3,36 @@
 The behaviour is defined by SPEC.md; the clause each piece implements is named
 next to it. ``batchapply_reference`` is the slow oracle this code is fuzzed
 against.
+
+Performance (issue 6). Under a trace (jit, grad, vmap, scan) every leaf is reshaped
+with a plain ``reshape``, so the traced program is the hand-written one. In eager
+mode the concrete ``jax.Array`` leaves are reshaped together by one cached jitted
+function per direction (O(1) dispatches instead of O(leaves)); NumPy leaves are
+reshaped as NumPy views, with no dispatch. The per-call Python work is one flatten
+per direction and a few C-level passes over the leaves; checks that need a
+leaf's shape run at trace time of the fused function (once per signature), and
+pytree paths are computed only when an error is raised.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
 from jax import tree_util
+
+try:  # private; only used to keep the traced program unchanged inside a trace
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:  # pragma: no cover - a jax without it: leaf types decide alone
+
+    def _trace_state_clean() -> bool:
+        return True
+
 
 _ARRAY_TYPES = (np.ndarray, np.generic, jax.Array)
 
@@ -135,6 +153,112 @@ def _paths(tree: Any, root: str) -> list[str]:
     return [root + tree_util.keystr(path) for path, _ in tree_util.tree_flatten_with_path(tree)[0]]
 
 
+# Leaf kinds (SPEC BA-1.1), cached per type: type(x) and a dict lookup per leaf.
+_NOT_ARRAY, _NUMPY, _CONCRETE, _TRACER = 0, 1, 2, 3
+_KINDS: dict[type, int] = {}
+
+
+def _kind(x: Any) -> int:
+    """The kind of one leaf. Tracer types are not cached: ``isinstance(t, jax.Array)``
+    depends on the tracer's aval, not only on its type."""
+    t = type(x)
+    kind = _KINDS.get(t)
+    if kind is not None:
+        return kind
+    if issubclass(t, jax.core.Tracer):
+        return _TRACER if isinstance(x, jax.Array) else _NOT_ARRAY
+    if issubclass(t, (np.ndarray, np.generic)):
+        kind = _NUMPY
+    elif isinstance(x, jax.Array):
+        kind = _CONCRETE
+    else:
+        kind = _NOT_ARRAY
+    _KINDS[t] = kind
+    return kind
+
+
+def _kinds(leaves: list[Any]) -> list[int]:
+    """``_kind`` of every leaf; the common case (all types known) runs at C speed."""
+    kinds: list[Any] = list(map(_KINDS.get, map(type, leaves)))
+    if None in kinds:
+        kinds = [_kind(x) if k is None else k for x, k in zip(leaves, kinds, strict=True)]
+    return kinds
+
+
+class _Mismatch(Exception):
+    """Raised while tracing a fused reshape; the caller rebuilds the SPEC error on the slow path."""
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _merge_fused(xs: list[jax.Array], num_dims: int, leading: tuple[int, ...]) -> list[jax.Array | None]:
+    """Merge every leaf of rank >= ``num_dims`` in one dispatch; None marks the others.
+
+    The leading-shape check (BA-3.2) runs here, at trace time: once per signature.
+    """
+    size = math.prod(leading)
+    merged: list[jax.Array | None] = []
+    for x in xs:
+        if x.ndim < num_dims:
+            merged.append(None)  # pass-through; the caller keeps the very object (BA-1.2)
+        elif tuple(x.shape[:num_dims]) != leading:
+            raise _Mismatch
+        else:
+            merged.append(x.reshape((size,) + tuple(x.shape[num_dims:])))
+    return merged
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Array]:
+    """Split every leaf in one dispatch; the BA-7.3 check runs at trace time."""
+    size = math.prod(leading)
+    if any(y.ndim == 0 or y.shape[0] != size for y in ys):
+        raise _Mismatch
+    return [y.reshape(leading + tuple(y.shape[1:])) for y in ys]
+
+
+def _reshape_leaves(
+    leaves: list[Any],
+    selected: Sequence[int] | None,
+    fused: Callable[[list[Any]], list[Any]],
+    one: Callable[[Any], Any],
+) -> list[Any]:
+    """``leaves`` with every selected array leaf reshaped; raises ``_Mismatch`` on a bad shape.
+
+    Outside a trace, the concrete ``jax.Array`` leaves go through ``fused`` together,
+    one dispatch; a None in its result keeps the leaf. NumPy leaves, tracers, and
+    leaves that ``fused`` rejects (e.g. committed to different devices) go through
+    ``one``, leaf by leaf: NumPy views, or the reshapes the hand-written code would
+    record into the trace. ``selected`` None means every leaf.
+    """
+    kinds = _kinds(leaves)
+    n_concrete = kinds.count(_CONCRETE)
+    fuse = n_concrete > 0 and _TRACER not in kinds and _trace_state_clean()
+    if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
+        try:
+            ys = fused(leaves)
+        except ValueError:  # e.g. leaves on different devices: one by one below
+            fuse = False
+        else:
+            return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
+    order = range(len(leaves)) if selected is None else selected
+    todo = [i for i in order if kinds[i] != _NOT_ARRAY]
+    out = list(leaves)
+    if fuse:
+        concrete = [i for i in todo if kinds[i] == _CONCRETE]
+        try:
+            ys = fused([leaves[i] for i in concrete])
+        except ValueError:
+            pass
+        else:
+            for i, y in zip(concrete, ys, strict=True):
+                if y is not None:
+                    out[i] = y
+            todo = [i for i in todo if kinds[i] != _CONCRETE]
+    for i in todo:
+        out[i] = one(leaves[i])
+    return out
+
+
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
@@ -179,10 +303,9 @@ class BatchApply:
         self.in_axes = in_axes
         self.out_axes = out_axes
 
-    def _arg_axes(self, args: tuple[Any, ...], n_leaves: int) -> list[Any]:
-        """The axis of every leaf of the positional arguments (SPEC BA-4.1 to BA-4.4)."""
-        if not isinstance(self.in_axes, tuple):
-            return [self.in_axes] * n_leaves
+    def _arg_axes(self, args: tuple[Any, ...]) -> list[Any]:
+        """The axis of every leaf of the positional arguments, for a tuple ``in_axes`` (BA-4.3, BA-4.4)."""
+        assert isinstance(self.in_axes, tuple)
         if len(self.in_axes) != len(args):
             raise ValueError(
                 f"{IN_AXES_LENGTH_PREFIX} {len(self.in_axes)} entries but f was called "
@@ -201,40 +324,51 @@ class BatchApply:
                 ) from None
         return axes
 
+    def _selected(self, args: tuple[Any, ...], treedef: Any, n_leaves: int) -> list[int]:
+        """The indices of the selected leaves of ``(args, kwargs)``, for a non-zero ``in_axes``."""
+        n_arg_leaves = treedef.children()[0].num_leaves
+        kwarg_leaves = list(range(n_arg_leaves, n_leaves))  # BA-4.5
+        if self.in_axes is None:  # BA-4.2
+            return kwarg_leaves
+        axes = self._arg_axes(args)
+        return [i for i, axis in enumerate(axes) if axis == 0] + kwarg_leaves
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         n = self.num_dims
-        arg_leaves, arg_def = tree_util.tree_flatten(args)
-        kwarg_leaves, kwarg_def = tree_util.tree_flatten(kwargs)
-        leaves = arg_leaves + kwarg_leaves
-        axes = self._arg_axes(args, len(arg_leaves)) + [0] * len(kwarg_leaves)  # BA-4.5
-
-        mergeable = [
-            i
-            for i, (leaf, axis) in enumerate(zip(leaves, axes, strict=True))
-            if axis == 0 and ndim_at_least(leaf, n)
-        ]
-        if not mergeable:
+        leaves, treedef = tree_util.tree_flatten((args, kwargs))  # leaf order of BA-1.3
+        # None: every leaf is selected (in_axes=0, BA-4.1), the common case.
+        selected = None if type(self.in_axes) is int else self._selected(args, treedef, len(leaves))
+        order = range(len(leaves)) if selected is None else selected
+        first = next((i for i in order if ndim_at_least(leaves[i], n)), None)
+        if first is None:  # BA-3.3
             raise ValueError(
                 f"{NO_MERGEABLE_PREFIX}{n}, got none. Pass at least one array with "
                 f"{n} or more dims, or lower `num_dims`."
             )
-        leading = tuple(leaves[mergeable[0]].shape[:n])
-        if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):
-            self._raise_leading_shape_error(args, kwargs, leaves, mergeable, leading)
-
+        leading = tuple(leaves[first].shape[:n])  # BA-3.1
         size = math.prod(leading)
-        for i in mergeable:
-            leaf = leaves[i]
-            leaves[i] = leaf.reshape((size,) + tuple(leaf.shape[n:]))
-        merged_args = tree_util.tree_unflatten(arg_def, leaves[: len(arg_leaves)])
-        merged_kwargs = tree_util.tree_unflatten(kwarg_def, leaves[len(arg_leaves) :])
-        outputs = self.f(*merged_args, **merged_kwargs)
+
+        def merge_one(x: Any) -> Any:  # BA-5.1; lower rank: the very object (BA-1.2)
+            if x.ndim < n:
+                return x
+            if tuple(x.shape[:n]) != leading:
+                raise _Mismatch
+            return x.reshape((size,) + tuple(x.shape[n:]))
+
+        try:
+            merged = _reshape_leaves(leaves, selected, lambda xs: _merge_fused(xs, n, leading), merge_one)
+        except _Mismatch:
+            self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+        merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
+        outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
         return self._split_outputs(outputs, leading, size)
 
     def _raise_leading_shape_error(
-        self, args: Any, kwargs: Any, leaves: list[Any], mergeable: list[int], leading: tuple[Any, ...]
-    ) -> None:
+        self, args: Any, kwargs: Any, leaves: list[Any], order: Sequence[int], leading: tuple[Any, ...]
+    ) -> NoReturn:
+        """BA-3.2's message: every disagreeing leaf by path. The slow path, errors only."""
         n = self.num_dims
+        mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
         paths = _paths(args, "args") + _paths(kwargs, "kwargs")
         listed = ", ".join(
             f"{paths[i]} has {tuple(leaves[i].shape[:n])}"
@@ -250,9 +384,8 @@ class BatchApply:
 
     def _split_outputs(self, outputs: Any, leading: tuple[Any, ...], size: Any) -> Any:
         out_leaves, out_def = tree_util.tree_flatten(outputs)
-        if type(self.out_axes) is int:  # 0, checked at construction
-            out_axes = [0] * len(out_leaves)
-        else:
+        selected: list[int] | None = None  # every output leaf (out_axes=0)
+        if type(self.out_axes) is not int:
             try:
                 out_axes = _broadcast_axes(self.out_axes, outputs)
             except ValueError:
@@ -261,25 +394,33 @@ class BatchApply:
                     f"{_structures(self.out_axes, outputs)}. `out_axes` must be 0, None, or a "
                     "container of the same type and keys as the output."
                 ) from None
-        selected = [
-            i
-            for i, (leaf, axis) in enumerate(zip(out_leaves, out_axes, strict=True))
-            if axis == 0 and ndim_at_least(leaf, 0)
-        ]
-        if any(out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size for i in selected):
-            paths = _paths(outputs, "output")
-            listed = ", ".join(
-                f"{paths[i]} has shape {tuple(out_leaves[i].shape)}"
-                for i in selected
-                if out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size
-            )
-            raise ValueError(
-                f"{OUTPUT_PREFIX} leaves into the leading shape {leading}: "
-                f"{listed}; expected rank >= 1 and a leading size of {size}. "
-                "If an output is not batched (a loss, say), return it unsplit with "
-                "`out_axes=None` for it."
-            )
-        for i in selected:
-            leaf = out_leaves[i]
-            out_leaves[i] = leaf.reshape(leading + tuple(leaf.shape[1:]))
-        return tree_util.tree_unflatten(out_def, out_leaves)
+            selected = [i for i, axis in enumerate(out_axes) if axis == 0]
+
+        def split_one(y: Any) -> Any:  # BA-7.2, BA-7.3
+            if y.ndim == 0 or y.shape[0] != size:
+                raise _Mismatch
+            return y.reshape(leading + tuple(y.shape[1:]))
+
+        try:
+            split = _reshape_leaves(out_leaves, selected, lambda ys: _split_fused(ys, leading), split_one)
+        except _Mismatch:
+            order = range(len(out_leaves)) if selected is None else selected
+            self._raise_output_error(outputs, out_leaves, order, leading, size)
+        return tree_util.tree_unflatten(out_def, split)  # BA-7.1, BA-7.4
+
+    def _raise_output_error(
+        self, outputs: Any, out_leaves: list[Any], order: Sequence[int], leading: tuple[Any, ...], size: Any
+    ) -> NoReturn:
+        """BA-7.3's message: every selected output that cannot be split, by path."""
+        paths = _paths(outputs, "output")
+        listed = ", ".join(
+            f"{paths[i]} has shape {tuple(out_leaves[i].shape)}"
+            for i in order
+            if ndim_at_least(out_leaves[i], 0) and (out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size)
+        )
+        raise ValueError(
+            f"{OUTPUT_PREFIX} leaves into the leading shape {leading}: "
+            f"{listed}; expected rank >= 1 and a leading size of {size}. "
+            "If an output is not batched (a loss, say), return it unsplit with "
+            "`out_axes=None` for it."
+        )
