@@ -109,6 +109,7 @@ def test_constructor_signature(lib: types.ModuleType) -> None:
         ("num_dims", inspect.Parameter.POSITIONAL_OR_KEYWORD, 2),
         ("in_axes", inspect.Parameter.KEYWORD_ONLY, 0),
         ("out_axes", inspect.Parameter.KEYWORD_ONLY, 0),
+        ("chunk_size", inspect.Parameter.KEYWORD_ONLY, None),  # section 13
     ]
 
 

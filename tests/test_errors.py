@@ -44,6 +44,10 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E11": lambda lib: lib.BatchApply(lambda a: a, out_axes=(0, None))(x()),
     "E12": lambda lib: lib.split_leading_dim("abc", (2, 3)),
     "E13": lambda lib: lib.split_leading_dim(np.zeros((5, 2)), (2, 3)),
+    "E14": lambda lib: lib.BatchApply(abs, chunk_size=True),
+    "E15": lambda lib: lib.BatchApply(abs, chunk_size=0),
+    "E16": lambda lib: lib.BatchApply(lambda a: (a, a.sum()), out_axes=(0, None), chunk_size=4)(x()),
+    "E17": lambda lib: lib.BatchApply(lambda a: a if len(a) == 4 else a[:, :1], chunk_size=4)(x()),
 }
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import tree_util
 
@@ -49,6 +50,10 @@ IN_AXES_PREFIX_PREFIX = "BatchApply: `in_axes` is not a pytree prefix"
 OUT_AXES_PREFIX_PREFIX = "BatchApply: `out_axes` is not a pytree prefix"
 SPLIT_TYPE_PREFIX = "split_leading_dim: `x` must be an array"
 SPLIT_SHAPE_PREFIX = "split_leading_dim: cannot split"
+CHUNK_SIZE_TYPE_PREFIX = "BatchApply: `chunk_size` must be an int"
+CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
+CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
+CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -259,10 +264,58 @@ def _reshape_leaves(
     return out
 
 
+class _Chunk:
+    """One chunk's output: the tree, its leaves and treedef (SPEC section 13)."""
+
+    def __init__(self, output: Any, leaves: list[Any], treedef: Any) -> None:
+        self.output = output
+        self.leaves = leaves
+        self.treedef = treedef
+
+    @classmethod
+    def from_stacked(cls, treedef: Any, stacked: list[jax.Array]) -> _Chunk:
+        """The chunk that ``jax.lax.map`` traced once for all full chunks, from its stacked output."""
+        leaves = [jax.ShapeDtypeStruct(tuple(m.shape[1:]), m.dtype) for m in stacked]
+        return cls(tree_util.tree_unflatten(treedef, leaves), leaves, treedef)
+
+    def with_leaves(self, leaves: list[Any]) -> Any:
+        return tree_util.tree_unflatten(self.treedef, leaves)
+
+    def check_agrees(self, k: int, start: int, stop: int, first: _Chunk) -> None:
+        """This chunk (the k-th) has chunk 0's structure, dtypes and trailing shapes (BA-13.7)."""
+        where = f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {start} to {stop - 1})"
+        advice = "f must return the same structure, dtypes and trailing shapes (shape[1:]) for every chunk."
+        if self.treedef != first.treedef:
+            raise ValueError(
+                f"{where} returned the leaves {', '.join(_paths(self.output, 'output'))}, chunk 0 returned "
+                f"{', '.join(_paths(first.output, 'output'))} (in another structure); {advice}"
+            )
+        for j, (leaf, want) in enumerate(zip(self.leaves, first.leaves, strict=True)):
+            if leaf.dtype != want.dtype or tuple(leaf.shape[1:]) != tuple(want.shape[1:]):
+                path = _paths(self.output, "output")[j]
+                raise ValueError(
+                    f"{where} returned {path} with dtype {leaf.dtype} and shape {tuple(leaf.shape)}, "
+                    f"chunk 0 returned it with dtype {want.dtype} and shape {tuple(want.shape)}; {advice}"
+                )
+
+    @staticmethod
+    def concatenate(chunks: list[_Chunk]) -> Any:
+        """Every leaf's chunks along the leading dim, in chunk order (BA-13.5, BA-13.8)."""
+        columns = zip(*(chunk.leaves for chunk in chunks), strict=True)
+        return chunks[0].with_leaves(
+            [
+                np.concatenate(column) if all(_kind(x) == _NUMPY for x in column) else jnp.concatenate(column)
+                for column in columns
+            ]
+        )
+
+
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
     A drop-in for ``hk.BatchApply(f, num_dims)`` and ``flax.linen.BatchApply``.
+    With ``chunk_size``, ``f`` runs on chunks of at most that many merged rows
+    (SPEC section 13), so that peak memory follows the chunk.
 
     >>> import jax.numpy as jnp
     >>> w = jnp.ones((4, 5))
@@ -278,6 +331,7 @@ class BatchApply:
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        chunk_size: int | None = None,
     ) -> None:
         if not callable(f):
             raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")
@@ -298,10 +352,24 @@ class BatchApply:
             )
         _check_axes(in_axes, "in_axes")
         _check_axes(out_axes, "out_axes")
+        if chunk_size is not None:  # BA-13.1
+            if isinstance(chunk_size, bool):
+                raise TypeError(f"{CHUNK_SIZE_TYPE_PREFIX} or None; got bool {chunk_size!r}.")
+            try:
+                chunk_size = operator.index(chunk_size)
+            except TypeError:
+                raise TypeError(
+                    f"{CHUNK_SIZE_TYPE_PREFIX} or None; got {type(chunk_size).__name__} {chunk_size!r}."
+                ) from None
+            if chunk_size < 1:
+                raise ValueError(
+                    f"{CHUNK_SIZE_VALUE_PREFIX}; got {chunk_size}. It is the most merged rows f sees at once."
+                )
         self.f = f
         self.num_dims = num_dims
         self.in_axes = in_axes
         self.out_axes = out_axes
+        self.chunk_size = chunk_size
 
     def _arg_axes(self, args: tuple[Any, ...]) -> list[Any]:
         """The axis of every leaf of the positional arguments, for a tuple ``in_axes`` (BA-4.3, BA-4.4)."""
@@ -359,9 +427,123 @@ class BatchApply:
             merged = _reshape_leaves(leaves, selected, lambda xs: _merge_fused(xs, n, leading), merge_one)
         except _Mismatch:
             self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
-        merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
-        outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
+        if self.chunk_size is not None:
+            outputs = self._call_in_chunks(leaves, merged, treedef, order, size)
+        else:
+            merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
+            outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
         return self._split_outputs(outputs, leading, size)
+
+    def _call_in_chunks(
+        self, leaves: list[Any], merged: list[Any], treedef: Any, order: Sequence[int], size: int
+    ) -> Any:
+        """Call f on chunks of at most ``chunk_size`` merged rows; concatenate the outputs (section 13)."""
+        n, c = self.num_dims, self.chunk_size
+        assert c is not None
+        rows_at = [i for i in order if ndim_at_least(leaves[i], n)]  # the merged leaves
+        ys = [merged[i] for i in rows_at]
+
+        def call(chunk_ys: Sequence[Any]) -> Any:
+            """f with ``chunk_ys`` in place of the merged leaves; every other leaf as it is."""
+            chunk = list(merged)
+            for i, rows in zip(rows_at, chunk_ys, strict=True):
+                chunk[i] = rows
+            chunk_args, chunk_kwargs = tree_util.tree_unflatten(treedef, chunk)
+            return self.f(*chunk_args, **chunk_kwargs)
+
+        if size <= c:  # BA-13.2: one call, as without chunk_size
+            outputs = call(ys)
+            self._chunk_leaves(outputs, size)
+            return outputs
+
+        if all(_kind(y) == _NUMPY for y in ys):  # BA-13.4: NumPy inputs, one call per chunk
+            chunks: list[_Chunk] = []
+            for k, start in enumerate(range(0, size, c)):
+                stop = min(start + c, size)
+                output = call([y[start:stop] for y in ys])
+                chunk = _Chunk(output, *self._chunk_leaves(output, stop - start))
+                if chunks:
+                    chunk.check_agrees(k, start, stop, chunks[0])
+                chunks.append(chunk)
+            return _Chunk.concatenate(chunks)
+
+        # BA-13.4: the full chunks in one jax.lax.map, so f is traced once; then the rest.
+        n_full, rest = divmod(size, c)
+        traced: list[Any] = []
+
+        def body(chunk_ys: list[jax.Array]) -> list[Any]:
+            out_leaves, out_def = self._chunk_leaves(call(chunk_ys), c)
+            traced.append(out_def)
+            return out_leaves
+
+        stacked = [y[: n_full * c].reshape((n_full, c) + tuple(y.shape[1:])) for y in ys]
+        mapped = jax.lax.map(body, stacked)
+        first = _Chunk.from_stacked(traced[-1], mapped)
+        if not rest:
+            return first.with_leaves([m.reshape((size,) + tuple(m.shape[2:])) for m in mapped])
+        start = n_full * c
+        output = call([y[start:] for y in ys])
+        last = _Chunk(output, *self._chunk_leaves(output, rest))
+        last.check_agrees(n_full, start, size, first)
+        return first.with_leaves(
+            [
+                jnp.concatenate([m.reshape((start,) + tuple(m.shape[2:])), leaf])
+                for m, leaf in zip(mapped, last.leaves, strict=True)
+            ]
+        )
+
+    def _output_axes(self, outputs: Any) -> list[Any] | None:
+        """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""
+        if type(self.out_axes) is int:
+            return None
+        try:
+            return _broadcast_axes(self.out_axes, outputs)
+        except ValueError:
+            raise ValueError(
+                f"{OUT_AXES_PREFIX_PREFIX} of the output of f at output: "
+                f"{_structures(self.out_axes, outputs)}. `out_axes` must be 0, None, or a "
+                "container of the same type and keys as the output."
+            ) from None
+
+    def _chunk_leaves(self, output: Any, rows: Any) -> tuple[list[Any], Any]:
+        """The leaves and treedef of one chunk's output, checked (BA-13.6: E16, then E10)."""
+        out_leaves, out_def = tree_util.tree_flatten(output)
+        axes = self._output_axes(output)
+        unchunkable = [
+            i
+            for i, leaf in enumerate(out_leaves)
+            if (axes is not None and axes[i] is None) or not ndim_at_least(leaf, 0)
+        ]
+        if unchunkable:
+            paths = _paths(output, "output")
+            listed = ", ".join(
+                f"{paths[i]} ("
+                + (
+                    "not selected by out_axes"
+                    if axes is not None and axes[i] is None
+                    else "a " + type(out_leaves[i]).__name__
+                )
+                + ")"
+                for i in unchunkable
+            )
+            raise ValueError(
+                f"{CHUNK_OUTPUT_PREFIX} leaves: {listed}. With `chunk_size`, every "
+                "output leaf must be an array split by `out_axes` (0), since the chunks' outputs are "
+                "concatenated. Compute unbatched values (a loss, say) outside f, or drop `chunk_size`."
+            )
+        if any(leaf.ndim == 0 or leaf.shape[0] != rows for leaf in out_leaves):
+            paths = _paths(output, "output")
+            listed = ", ".join(
+                f"{paths[i]} has shape {tuple(leaf.shape)}"
+                for i, leaf in enumerate(out_leaves)
+                if leaf.ndim == 0 or leaf.shape[0] != rows
+            )
+            raise ValueError(
+                f"{OUTPUT_PREFIX} leaves of a chunk of {rows} rows: {listed}; "
+                f"expected rank >= 1 and a leading size of {rows}. Each chunk's output must have "
+                "one row per row of the chunk."
+            )
+        return out_leaves, out_def
 
     def _raise_leading_shape_error(
         self, args: Any, kwargs: Any, leaves: list[Any], order: Sequence[int], leading: tuple[Any, ...]
@@ -384,17 +566,9 @@ class BatchApply:
 
     def _split_outputs(self, outputs: Any, leading: tuple[Any, ...], size: Any) -> Any:
         out_leaves, out_def = tree_util.tree_flatten(outputs)
-        selected: list[int] | None = None  # every output leaf (out_axes=0)
-        if type(self.out_axes) is not int:
-            try:
-                out_axes = _broadcast_axes(self.out_axes, outputs)
-            except ValueError:
-                raise ValueError(
-                    f"{OUT_AXES_PREFIX_PREFIX} of the output of f at output: "
-                    f"{_structures(self.out_axes, outputs)}. `out_axes` must be 0, None, or a "
-                    "container of the same type and keys as the output."
-                ) from None
-            selected = [i for i, axis in enumerate(out_axes) if axis == 0]
+        out_axes = self._output_axes(outputs)
+        # None: every output leaf is selected (out_axes=0), the common case.
+        selected = None if out_axes is None else [i for i, axis in enumerate(out_axes) if axis == 0]
 
         def split_one(y: Any) -> Any:  # BA-7.2, BA-7.3
             if y.ndim == 0 or y.shape[0] != size:
