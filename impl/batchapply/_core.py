@@ -17,6 +17,7 @@ pytree paths are computed only when an error is raised.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -244,7 +245,9 @@ def _reshape_leaves(
         except ValueError:  # e.g. leaves on different devices: one by one below
             fuse = False
         else:
-            return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
+            if any(map(operator.is_, ys, itertools.repeat(None))):  # C-level scan, no == on arrays
+                return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
+            return ys
     order = range(len(leaves)) if selected is None else selected
     todo = [i for i in order if kinds[i] != _NOT_ARRAY]
     out = list(leaves)
