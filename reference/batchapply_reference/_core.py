@@ -254,9 +254,8 @@ class BatchApply:
         """Call f once per chunk of merged rows, in order, and concatenate the outputs (section 13)."""
         n, size, c = self.num_dims, math.prod(leading), self.chunk_size
         assert c is not None
-        bounds = (
-            [(0, size)] if size <= c else [(a, min(a + c, size)) for a in range(0, size, c)]
-        )  # BA-13.2, 13.3
+        # BA-13.2: at most c rows is one call; BA-13.3: else chunks of c rows, then the rest.
+        bounds = [(0, size)] if size <= c else [(a, min(a + c, size)) for a in range(0, size, c)]
         chunk_outputs: list[list[tuple[str, Any, Any]]] = []
         first_output = None
         for k, (start, stop) in enumerate(bounds):
