@@ -479,7 +479,8 @@ class BatchApply:
             traced.append(out_def)
             return out_leaves
 
-        stacked = [y[: n_full * c].reshape((n_full, c) + tuple(y.shape[1:])) for y in ys]
+        full = ys if not rest else [jax.lax.slice_in_dim(y, 0, n_full * c) for y in ys]
+        stacked = [y.reshape((n_full, c) + tuple(y.shape[1:])) for y in full]
         mapped = jax.lax.map(body, stacked)
         first = _Chunk.from_stacked(traced[-1], mapped)
         if not rest:
