@@ -1,7 +1,7 @@
 """Run the benchmarks, print ratios, and fail on a regression against benchmarks/baseline.json.
 
-    python benchmarks/gate.py                      # 3 runs, compare to the baseline, exit 1 on a regression
-    python benchmarks/gate.py --update             # 3 runs, write them as the new baseline
+    python benchmarks/gate.py                      # 4 runs, compare to the baseline, exit 1 on a regression
+    python benchmarks/gate.py --update             # 4 runs, write them as the new baseline
     python benchmarks/gate.py --json run*.json     # use saved pytest-benchmark JSON files instead of running
 
 Only ratios measured within one run are compared (never absolute times, which depend on
@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", nargs="+", type=pathlib.Path, help="saved pytest-benchmark JSON files")
-    parser.add_argument("--runs", type=int, default=3, help="benchmark runs; ratios are medians over them")
+    parser.add_argument(
+        "--runs", type=int, default=4, help="benchmark runs (alternating order); ratios are medians over them"
+    )
     parser.add_argument("--scale", type=int, default=1, help="passed to the benchmarks (e.g. 16 on a GPU)")
     parser.add_argument("--max-time", type=float, default=0.5, help="--benchmark-max-time per benchmark")
     parser.add_argument("--threshold", type=float, default=0.5, help="allowed relative regression")
