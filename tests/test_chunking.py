@@ -322,3 +322,16 @@ def test_chunked_eager_call_on_many_leaves_is_correct() -> None:
     out = batchapply.BatchApply(lambda t: {k: v * 2 for k, v in t.items()}, chunk_size=4)(tree)
     for key, value in tree.items():
         np.testing.assert_array_equal(out[key], value * 2)
+
+
+@pytest.mark.spec("BA-13.6")
+def test_output_checks_inside_lax_map() -> None:
+    x = jnp.ones((2, 5, 3))
+    with pytest.raises(
+        ValueError, match=r"cannot chunk output leaves: output\[1\] \(not selected by out_axes\)"
+    ):
+        BatchApply(lambda y: (y, y.sum()), out_axes=(0, None), chunk_size=4)(x)
+    with pytest.raises(
+        ValueError, match=r"cannot split output leaves of a chunk of 4 rows: output\[1\] has shape \(\)"
+    ):
+        BatchApply(lambda y: (y, y.sum()), chunk_size=4)(x)

@@ -131,6 +131,14 @@ def test_eager_output_error_names_every_leaf() -> None:
     with pytest.raises(ValueError, match="cannot split output") as info:
         batchapply.BatchApply(f)(jnp.ones((2, 3, 4)))
     assert "output['loss'] has shape (), output['z'] has shape (5, 4)" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no internal signal shown
+
+
+@pytest.mark.spec("BA-3.2")
+def test_eager_leading_shape_error_hides_the_internal_signal() -> None:
+    with pytest.raises(ValueError, match="inputs disagree") as info:
+        batchapply.BatchApply(lambda a, b: a)(jnp.zeros((2, 3, 1)), jnp.zeros((3, 2, 1)))
+    assert info.value.__suppress_context__
 
 
 def test_leaves_on_different_devices_fall_back_to_one_reshape_per_leaf() -> None:

@@ -566,7 +566,7 @@ class BatchApply:
             f"{paths[mergeable[0]]} has {leading}, {listed}. If an argument is not batched "
             "(a weight matrix, say), pass it through unmerged with `in_axes=None` "
             "for it, e.g. BatchApply(f, in_axes=(0, None))."
-        )
+        ) from None  # raised while handling the internal _Mismatch: hide it
 
     def _split_outputs(self, outputs: Any, leading: tuple[Any, ...], size: Any) -> Any:
         out_leaves, out_def = tree_util.tree_flatten(outputs)
@@ -601,4 +601,4 @@ class BatchApply:
             f"{listed}; expected rank >= 1 and a leading size of {size}. "
             "If an output is not batched (a loss, say), return it unsplit with "
             "`out_axes=None` for it."
-        )
+        ) from None  # raised while handling the internal _Mismatch: hide it
