@@ -1,7 +1,7 @@
 """Eager mode costs O(1) device dispatches, whatever the number of leaves (issue 6).
 
 Counted, not timed: every eager primitive dispatch goes through
-``jax.core.Primitive.bind`` in Python, while a call of a cached jitted function
+``jax.extend.core.Primitive.bind`` in Python, while a call of a cached jitted function
 does not; the two fused reshapes of ``batchapply._core`` are counted by wrapping
 them. A per-leaf implementation (flax.linen.BatchApply) shows up in the same
 counter, so the counter is known to see what it is meant to see.
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax._src import core as jax_core
+from jax.extend import core as jax_core
 
 import batchapply
 from batchapply import _core
