@@ -109,7 +109,8 @@ def test_constructor_signature(lib: types.ModuleType) -> None:
         ("num_dims", inspect.Parameter.POSITIONAL_OR_KEYWORD, 2),
         ("in_axes", inspect.Parameter.KEYWORD_ONLY, 0),
         ("out_axes", inspect.Parameter.KEYWORD_ONLY, 0),
-        ("row_order", inspect.Parameter.KEYWORD_ONLY, "C"),
+        ("chunk_size", inspect.Parameter.KEYWORD_ONLY, None),  # section 13
+        ("row_order", inspect.Parameter.KEYWORD_ONLY, "C"),  # section 14
     ]
 
 

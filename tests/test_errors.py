@@ -67,6 +67,10 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E21": lambda lib: lib.BatchApply(lambda a: a, row_order=(1, 2))(x()),
     "E22": shard_major_under_jit,
     "E23": c_order_on_explicit_sharded_batch,
+    "E14": lambda lib: lib.BatchApply(abs, chunk_size=True),
+    "E15": lambda lib: lib.BatchApply(abs, chunk_size=0),
+    "E16": lambda lib: lib.BatchApply(lambda a: (a, a.sum()), out_axes=(0, None), chunk_size=4)(x()),
+    "E17": lambda lib: lib.BatchApply(lambda a: a if len(a) == 4 else a[:, :1], chunk_size=4)(x()),
 }
 
 # Rows that only `batchapply` can meet (SPEC: "`batchapply` only"): the reference never

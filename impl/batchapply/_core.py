@@ -3,20 +3,40 @@
 The behaviour is defined by SPEC.md; the clause each piece implements is named
 next to it. ``batchapply_reference`` is the slow oracle this code is fuzzed
 against.
+
+Performance (issue 6). Under a trace (jit, grad, vmap, scan) every leaf is reshaped
+with a plain ``reshape``, so the traced program is the hand-written one. In eager
+mode the concrete ``jax.Array`` leaves are reshaped together by one cached jitted
+function per direction (O(1) dispatches instead of O(leaves)); NumPy leaves are
+reshaped as NumPy views, with no dispatch. The per-call Python work is one flatten
+per direction and a few C-level passes over the leaves; checks that need a
+leaf's shape run at trace time of the fused function (once per signature), and
+pytree paths are computed only when an error is raised.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import tree_util
 
 from batchapply import _sharding
+
+try:  # private; only used to keep the traced program unchanged inside a trace
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:  # pragma: no cover - a jax without it: leaf types decide alone
+
+    def _trace_state_clean() -> bool:
+        return True
+
 
 _ARRAY_TYPES = (np.ndarray, np.generic, jax.Array)
 
@@ -33,6 +53,10 @@ IN_AXES_PREFIX_PREFIX = "BatchApply: `in_axes` is not a pytree prefix"
 OUT_AXES_PREFIX_PREFIX = "BatchApply: `out_axes` is not a pytree prefix"
 SPLIT_TYPE_PREFIX = "split_leading_dim: `x` must be an array"
 SPLIT_SHAPE_PREFIX = "split_leading_dim: cannot split"
+CHUNK_SIZE_TYPE_PREFIX = "BatchApply: `chunk_size` must be an int"
+CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
+CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
+CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -137,11 +161,175 @@ def _paths(tree: Any, root: str) -> list[str]:
     return [root + tree_util.keystr(path) for path, _ in tree_util.tree_flatten_with_path(tree)[0]]
 
 
+# Leaf kinds (SPEC BA-1.1), cached per type: type(x) and a dict lookup per leaf.
+_NOT_ARRAY, _NUMPY, _CONCRETE, _TRACER = 0, 1, 2, 3
+_KINDS: dict[type, int] = {}
+
+
+def _kind(x: Any) -> int:
+    """The kind of one leaf. Tracer types are not cached: ``isinstance(t, jax.Array)``
+    depends on the tracer's aval, not only on its type."""
+    t = type(x)
+    kind = _KINDS.get(t)
+    if kind is not None:
+        return kind
+    if issubclass(t, jax.core.Tracer):
+        return _TRACER if isinstance(x, jax.Array) else _NOT_ARRAY
+    if issubclass(t, (np.ndarray, np.generic)):
+        kind = _NUMPY
+    elif isinstance(x, jax.Array):
+        kind = _CONCRETE
+    else:
+        kind = _NOT_ARRAY
+    _KINDS[t] = kind
+    return kind
+
+
+def _kinds(leaves: list[Any]) -> list[int]:
+    """``_kind`` of every leaf; the common case (all types known) runs at C speed."""
+    kinds: list[Any] = list(map(_KINDS.get, map(type, leaves)))
+    if None in kinds:
+        kinds = [_kind(x) if k is None else k for x, k in zip(leaves, kinds, strict=True)]
+    return kinds
+
+
+class _Mismatch(Exception):
+    """Raised while tracing a fused reshape; the caller rebuilds the SPEC error on the slow path."""
+
+
+class _NotLocal(ValueError):
+    """A fused reshape would move rows between devices; the leaf-by-leaf path decides (E23)."""
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _merge_fused(xs: list[jax.Array], num_dims: int, leading: tuple[int, ...]) -> list[jax.Array | None]:
+    """Merge every leaf of rank >= ``num_dims`` in one dispatch; None marks the others.
+
+    The leading-shape check (BA-3.2) runs here, at trace time: once per signature.
+    """
+    size = math.prod(leading)
+    merged: list[jax.Array | None] = []
+    for x in xs:
+        if x.ndim < num_dims:
+            merged.append(None)  # pass-through; the caller keeps the very object (BA-1.2)
+        elif tuple(x.shape[:num_dims]) != leading:
+            raise _Mismatch
+        elif not _sharding.c_order_is_local(x, num_dims):
+            raise _NotLocal  # the leaf-by-leaf path raises SPEC E23 with its path
+        else:
+            merged.append(x.reshape((size,) + tuple(x.shape[num_dims:])))
+    return merged
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Array]:
+    """Split every leaf in one dispatch; the BA-7.3 check runs at trace time."""
+    size = math.prod(leading)
+    if any(y.ndim == 0 or y.shape[0] != size for y in ys):
+        raise _Mismatch
+    if not all(_sharding.c_order_is_local(y, 1) for y in ys):
+        raise _NotLocal
+    return [y.reshape(leading + tuple(y.shape[1:])) for y in ys]
+
+
+def _reshape_leaves(
+    leaves: list[Any],
+    selected: Sequence[int] | None,
+    fused: Callable[[list[Any]], list[Any]] | None,
+    one: Callable[[Any, int], Any],
+) -> list[Any]:
+    """``leaves`` with every selected array leaf reshaped; raises ``_Mismatch`` on a bad shape.
+
+    Outside a trace, the concrete ``jax.Array`` leaves go through ``fused`` together,
+    one dispatch; a None in its result keeps the leaf. NumPy leaves, tracers, and
+    leaves that ``fused`` rejects (e.g. committed to different devices) go through
+    ``one``, leaf by leaf: NumPy views, or the reshapes the hand-written code would
+    record into the trace. ``selected`` None means every leaf.
+    """
+    kinds = _kinds(leaves)
+    n_concrete = kinds.count(_CONCRETE)
+    fuse = fused is not None and n_concrete > 0 and _TRACER not in kinds and _trace_state_clean()
+    if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
+        try:
+            ys = fused(leaves)  # type: ignore[misc]
+        except ValueError:  # e.g. leaves on different devices: one by one below
+            fuse = False
+        else:
+            if any(map(operator.is_, ys, itertools.repeat(None))):  # C-level scan, no == on arrays
+                return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
+            return ys
+    order = range(len(leaves)) if selected is None else selected
+    todo = [i for i in order if kinds[i] != _NOT_ARRAY]
+    out = list(leaves)
+    if fuse:
+        concrete = [i for i in todo if kinds[i] == _CONCRETE]
+        try:
+            ys = fused([leaves[i] for i in concrete])  # type: ignore[misc]
+        except ValueError:
+            pass
+        else:
+            for i, y in zip(concrete, ys, strict=True):
+                if y is not None:
+                    out[i] = y
+            todo = [i for i in todo if kinds[i] != _CONCRETE]
+    for i in todo:
+        out[i] = one(leaves[i], i)
+    return out
+
+
+class _Chunk:
+    """One chunk's output: the tree, its leaves and treedef (SPEC section 13)."""
+
+    def __init__(self, output: Any, leaves: list[Any], treedef: Any) -> None:
+        self.output = output
+        self.leaves = leaves
+        self.treedef = treedef
+
+    @classmethod
+    def from_stacked(cls, treedef: Any, stacked: list[jax.Array]) -> _Chunk:
+        """The chunk that ``jax.lax.map`` traced once for all full chunks, from its stacked output."""
+        leaves = [jax.ShapeDtypeStruct(tuple(m.shape[1:]), m.dtype) for m in stacked]
+        return cls(tree_util.tree_unflatten(treedef, leaves), leaves, treedef)
+
+    def with_leaves(self, leaves: list[Any]) -> Any:
+        return tree_util.tree_unflatten(self.treedef, leaves)
+
+    def check_agrees(self, k: int, start: int, stop: int, first: _Chunk) -> None:
+        """This chunk (the k-th) has chunk 0's structure, dtypes and trailing shapes (BA-13.7)."""
+        where = f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {start} to {stop - 1})"
+        advice = "f must return the same structure, dtypes and trailing shapes (shape[1:]) for every chunk."
+        if self.treedef != first.treedef:
+            raise ValueError(
+                f"{where} returned the leaves {', '.join(_paths(self.output, 'output'))}, chunk 0 returned "
+                f"{', '.join(_paths(first.output, 'output'))} (in another structure); {advice}"
+            )
+        for j, (leaf, want) in enumerate(zip(self.leaves, first.leaves, strict=True)):
+            if leaf.dtype != want.dtype or tuple(leaf.shape[1:]) != tuple(want.shape[1:]):
+                path = _paths(self.output, "output")[j]
+                raise ValueError(
+                    f"{where} returned {path} with dtype {leaf.dtype} and shape {tuple(leaf.shape)}, "
+                    f"chunk 0 returned it with dtype {want.dtype} and shape {tuple(want.shape)}; {advice}"
+                )
+
+    @staticmethod
+    def concatenate(chunks: list[_Chunk]) -> Any:
+        """Every leaf's chunks along the leading dim, in chunk order (BA-13.5, BA-13.8)."""
+        columns = zip(*(chunk.leaves for chunk in chunks), strict=True)
+        return chunks[0].with_leaves(
+            [
+                np.concatenate(column) if all(_kind(x) == _NUMPY for x in column) else jnp.concatenate(column)
+                for column in columns
+            ]
+        )
+
+
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
-    A drop-in for ``hk.BatchApply(f, num_dims)`` and ``flax.linen.BatchApply``. On sharded
-    inputs, ``row_order="shard_major"`` (or the shard counts) keeps every device's rows
+    A drop-in for ``hk.BatchApply(f, num_dims)`` and ``flax.linen.BatchApply``.
+    With ``chunk_size``, ``f`` runs on chunks of at most that many merged rows
+    (SPEC section 13), so that peak memory follows the chunk. On sharded inputs,
+    ``row_order="shard_major"`` (or the shard counts) keeps every device's rows
     together: no communication, in another row order (SPEC section 14).
 
     >>> import jax.numpy as jnp
@@ -158,6 +346,7 @@ class BatchApply:
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        chunk_size: int | None = None,
         row_order: Any = "C",
     ) -> None:
         if not callable(f):
@@ -179,16 +368,29 @@ class BatchApply:
             )
         _check_axes(in_axes, "in_axes")
         _check_axes(out_axes, "out_axes")
+        if chunk_size is not None:  # BA-13.1
+            if isinstance(chunk_size, bool):
+                raise TypeError(f"{CHUNK_SIZE_TYPE_PREFIX} or None; got bool {chunk_size!r}.")
+            try:
+                chunk_size = operator.index(chunk_size)
+            except TypeError:
+                raise TypeError(
+                    f"{CHUNK_SIZE_TYPE_PREFIX} or None; got {type(chunk_size).__name__} {chunk_size!r}."
+                ) from None
+            if chunk_size < 1:
+                raise ValueError(
+                    f"{CHUNK_SIZE_VALUE_PREFIX}; got {chunk_size}. It is the most merged rows f sees at once."
+                )
         self.row_order = _sharding.check_row_order(row_order, num_dims)  # SPEC section 14
         self.f = f
         self.num_dims = num_dims
         self.in_axes = in_axes
         self.out_axes = out_axes
+        self.chunk_size = chunk_size
 
-    def _arg_axes(self, args: tuple[Any, ...], n_leaves: int) -> list[Any]:
-        """The axis of every leaf of the positional arguments (SPEC BA-4.1 to BA-4.4)."""
-        if not isinstance(self.in_axes, tuple):
-            return [self.in_axes] * n_leaves
+    def _arg_axes(self, args: tuple[Any, ...]) -> list[Any]:
+        """The axis of every leaf of the positional arguments, for a tuple ``in_axes`` (BA-4.3, BA-4.4)."""
+        assert isinstance(self.in_axes, tuple)
         if len(self.in_axes) != len(args):
             raise ValueError(
                 f"{IN_AXES_LENGTH_PREFIX} {len(self.in_axes)} entries but f was called "
@@ -207,46 +409,182 @@ class BatchApply:
                 ) from None
         return axes
 
+    def _selected(self, args: tuple[Any, ...], treedef: Any, n_leaves: int) -> list[int]:
+        """The indices of the selected leaves of ``(args, kwargs)``, for a non-zero ``in_axes``."""
+        n_arg_leaves = treedef.children()[0].num_leaves
+        kwarg_leaves = list(range(n_arg_leaves, n_leaves))  # BA-4.5
+        if self.in_axes is None:  # BA-4.2
+            return kwarg_leaves
+        axes = self._arg_axes(args)
+        return [i for i, axis in enumerate(axes) if axis == 0] + kwarg_leaves
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         n = self.num_dims
-        arg_leaves, arg_def = tree_util.tree_flatten(args)
-        kwarg_leaves, kwarg_def = tree_util.tree_flatten(kwargs)
-        leaves = arg_leaves + kwarg_leaves
-        axes = self._arg_axes(args, len(arg_leaves)) + [0] * len(kwarg_leaves)  # BA-4.5
-
-        mergeable = [
-            i
-            for i, (leaf, axis) in enumerate(zip(leaves, axes, strict=True))
-            if axis == 0 and ndim_at_least(leaf, n)
-        ]
-        if not mergeable:
+        leaves, treedef = tree_util.tree_flatten((args, kwargs))  # leaf order of BA-1.3
+        # None: every leaf is selected (in_axes=0, BA-4.1), the common case.
+        selected = None if type(self.in_axes) is int else self._selected(args, treedef, len(leaves))
+        order = range(len(leaves)) if selected is None else selected
+        first = next((i for i in order if ndim_at_least(leaves[i], n)), None)
+        if first is None:  # BA-3.3
             raise ValueError(
                 f"{NO_MERGEABLE_PREFIX}{n}, got none. Pass at least one array with "
                 f"{n} or more dims, or lower `num_dims`."
             )
-        leading = tuple(leaves[mergeable[0]].shape[:n])
-        if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):
-            self._raise_leading_shape_error(args, kwargs, leaves, mergeable, leading)
-
+        leading = tuple(leaves[first].shape[:n])  # BA-3.1
         size = math.prod(leading)
 
         def paths() -> list[str]:  # for error messages only
             return _paths(args, "args") + _paths(kwargs, "kwargs")
 
-        counts = _sharding.call_counts(
-            self.row_order, leading, [leaves[i] for i in mergeable], lambda: [paths()[i] for i in mergeable]
-        )
-        for i in mergeable:
-            leaves[i] = _sharding.merge(leaves[i], n, counts, self.row_order, paths, i)
-        merged_args = tree_util.tree_unflatten(arg_def, leaves[: len(arg_leaves)])
-        merged_kwargs = tree_util.tree_unflatten(kwarg_def, leaves[len(arg_leaves) :])
-        outputs = self.f(*merged_args, **merged_kwargs)
+        counts: _sharding.Counts = None  # the C order, and the fused fast path
+        if self.row_order != "C":  # section 14: the only case that looks at shardings
+            mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
+            if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):
+                self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+            counts = _sharding.call_counts(
+                self.row_order,
+                leading,
+                [leaves[i] for i in mergeable],
+                lambda: [paths()[i] for i in mergeable],
+            )
+
+        def merge_one(x: Any, i: int) -> Any:  # BA-5.1, BA-14.2; lower rank: the very object (BA-1.2)
+            if x.ndim < n:
+                return x
+            if tuple(x.shape[:n]) != leading:
+                raise _Mismatch
+            return _sharding.merge(x, n, counts, self.row_order, paths, i)
+
+        fused = (lambda xs: _merge_fused(xs, n, leading)) if counts is None else None
+        try:
+            merged = _reshape_leaves(leaves, selected, fused, merge_one)
+        except _Mismatch:
+            self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+        if self.chunk_size is not None:
+            outputs = self._call_in_chunks(leaves, merged, treedef, order, size)
+        else:
+            merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
+            outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
         return self._split_outputs(outputs, leading, size, counts)
 
+    def _call_in_chunks(
+        self, leaves: list[Any], merged: list[Any], treedef: Any, order: Sequence[int], size: int
+    ) -> Any:
+        """Call f on chunks of at most ``chunk_size`` merged rows; concatenate the outputs (section 13)."""
+        n, c = self.num_dims, self.chunk_size
+        assert c is not None
+        rows_at = [i for i in order if ndim_at_least(leaves[i], n)]  # the merged leaves
+        ys = [merged[i] for i in rows_at]
+
+        def call(chunk_ys: Sequence[Any]) -> Any:
+            """f with ``chunk_ys`` in place of the merged leaves; every other leaf as it is."""
+            chunk = list(merged)
+            for i, rows in zip(rows_at, chunk_ys, strict=True):
+                chunk[i] = rows
+            chunk_args, chunk_kwargs = tree_util.tree_unflatten(treedef, chunk)
+            return self.f(*chunk_args, **chunk_kwargs)
+
+        if size <= c:  # BA-13.2: one call, as without chunk_size
+            outputs = call(ys)
+            self._chunk_leaves(outputs, size)
+            return outputs
+
+        if all(_kind(y) == _NUMPY for y in ys):  # BA-13.4: NumPy inputs, one call per chunk
+            chunks: list[_Chunk] = []
+            for k, start in enumerate(range(0, size, c)):
+                stop = min(start + c, size)
+                output = call([y[start:stop] for y in ys])
+                chunk = _Chunk(output, *self._chunk_leaves(output, stop - start))
+                if chunks:
+                    chunk.check_agrees(k, start, stop, chunks[0])
+                chunks.append(chunk)
+            return _Chunk.concatenate(chunks)
+
+        # BA-13.4: the full chunks in one jax.lax.map, so f is traced once; then the rest.
+        n_full, rest = divmod(size, c)
+        traced: list[Any] = []
+
+        def body(chunk_ys: list[jax.Array]) -> list[Any]:
+            out_leaves, out_def = self._chunk_leaves(call(chunk_ys), c)
+            traced.append(out_def)
+            return out_leaves
+
+        full = ys if not rest else [jax.lax.slice_in_dim(y, 0, n_full * c) for y in ys]
+        stacked = [y.reshape((n_full, c) + tuple(y.shape[1:])) for y in full]
+        mapped = jax.lax.map(body, stacked)
+        first = _Chunk.from_stacked(traced[-1], mapped)
+        if not rest:
+            return first.with_leaves([m.reshape((size,) + tuple(m.shape[2:])) for m in mapped])
+        start = n_full * c
+        output = call([y[start:] for y in ys])
+        last = _Chunk(output, *self._chunk_leaves(output, rest))
+        last.check_agrees(n_full, start, size, first)
+        return first.with_leaves(
+            [
+                jnp.concatenate([m.reshape((start,) + tuple(m.shape[2:])), leaf])
+                for m, leaf in zip(mapped, last.leaves, strict=True)
+            ]
+        )
+
+    def _output_axes(self, outputs: Any) -> list[Any] | None:
+        """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""
+        if type(self.out_axes) is int:
+            return None
+        try:
+            return _broadcast_axes(self.out_axes, outputs)
+        except ValueError:
+            raise ValueError(
+                f"{OUT_AXES_PREFIX_PREFIX} of the output of f at output: "
+                f"{_structures(self.out_axes, outputs)}. `out_axes` must be 0, None, or a "
+                "container of the same type and keys as the output."
+            ) from None
+
+    def _chunk_leaves(self, output: Any, rows: Any) -> tuple[list[Any], Any]:
+        """The leaves and treedef of one chunk's output, checked (BA-13.6: E16, then E10)."""
+        out_leaves, out_def = tree_util.tree_flatten(output)
+        axes = self._output_axes(output)
+        unchunkable = [
+            i
+            for i, leaf in enumerate(out_leaves)
+            if (axes is not None and axes[i] is None) or not ndim_at_least(leaf, 0)
+        ]
+        if unchunkable:
+            paths = _paths(output, "output")
+            listed = ", ".join(
+                f"{paths[i]} ("
+                + (
+                    "not selected by out_axes"
+                    if axes is not None and axes[i] is None
+                    else "a " + type(out_leaves[i]).__name__
+                )
+                + ")"
+                for i in unchunkable
+            )
+            raise ValueError(
+                f"{CHUNK_OUTPUT_PREFIX} leaves: {listed}. With `chunk_size`, every "
+                "output leaf must be an array split by `out_axes` (0), since the chunks' outputs are "
+                "concatenated. Compute unbatched values (a loss, say) outside f, or drop `chunk_size`."
+            )
+        if any(leaf.ndim == 0 or leaf.shape[0] != rows for leaf in out_leaves):
+            paths = _paths(output, "output")
+            listed = ", ".join(
+                f"{paths[i]} has shape {tuple(leaf.shape)}"
+                for i, leaf in enumerate(out_leaves)
+                if leaf.ndim == 0 or leaf.shape[0] != rows
+            )
+            raise ValueError(
+                f"{OUTPUT_PREFIX} leaves of a chunk of {rows} rows: {listed}; "
+                f"expected rank >= 1 and a leading size of {rows}. Each chunk's output must have "
+                "one row per row of the chunk."
+            )
+        return out_leaves, out_def
+
     def _raise_leading_shape_error(
-        self, args: Any, kwargs: Any, leaves: list[Any], mergeable: list[int], leading: tuple[Any, ...]
-    ) -> None:
+        self, args: Any, kwargs: Any, leaves: list[Any], order: Sequence[int], leading: tuple[Any, ...]
+    ) -> NoReturn:
+        """BA-3.2's message: every disagreeing leaf by path. The slow path, errors only."""
         n = self.num_dims
+        mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
         paths = _paths(args, "args") + _paths(kwargs, "kwargs")
         listed = ", ".join(
             f"{paths[i]} has {tuple(leaves[i].shape[:n])}"
@@ -258,43 +596,42 @@ class BatchApply:
             f"{paths[mergeable[0]]} has {leading}, {listed}. If an argument is not batched "
             "(a weight matrix, say), pass it through unmerged with `in_axes=None` "
             "for it, e.g. BatchApply(f, in_axes=(0, None))."
-        )
+        ) from None  # raised while handling the internal _Mismatch: hide it
 
     def _split_outputs(
         self, outputs: Any, leading: tuple[Any, ...], size: Any, counts: _sharding.Counts = None
     ) -> Any:
         out_leaves, out_def = tree_util.tree_flatten(outputs)
-        if type(self.out_axes) is int:  # 0, checked at construction
-            out_axes = [0] * len(out_leaves)
-        else:
-            try:
-                out_axes = _broadcast_axes(self.out_axes, outputs)
-            except ValueError:
-                raise ValueError(
-                    f"{OUT_AXES_PREFIX_PREFIX} of the output of f at output: "
-                    f"{_structures(self.out_axes, outputs)}. `out_axes` must be 0, None, or a "
-                    "container of the same type and keys as the output."
-                ) from None
-        selected = [
-            i
-            for i, (leaf, axis) in enumerate(zip(out_leaves, out_axes, strict=True))
-            if axis == 0 and ndim_at_least(leaf, 0)
-        ]
-        if any(out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size for i in selected):
-            paths = _paths(outputs, "output")
-            listed = ", ".join(
-                f"{paths[i]} has shape {tuple(out_leaves[i].shape)}"
-                for i in selected
-                if out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size
-            )
-            raise ValueError(
-                f"{OUTPUT_PREFIX} leaves into the leading shape {leading}: "
-                f"{listed}; expected rank >= 1 and a leading size of {size}. "
-                "If an output is not batched (a loss, say), return it unsplit with "
-                "`out_axes=None` for it."
-            )
-        for i in selected:
-            out_leaves[i] = _sharding.split(
-                out_leaves[i], leading, counts, self.row_order, lambda: _paths(outputs, "output"), i
-            )
-        return tree_util.tree_unflatten(out_def, out_leaves)
+        out_axes = self._output_axes(outputs)
+        # None: every output leaf is selected (out_axes=0), the common case.
+        selected = None if out_axes is None else [i for i, axis in enumerate(out_axes) if axis == 0]
+
+        def split_one(y: Any, i: int) -> Any:  # BA-7.2, BA-7.3, BA-14.2
+            if y.ndim == 0 or y.shape[0] != size:
+                raise _Mismatch
+            return _sharding.split(y, leading, counts, self.row_order, lambda: _paths(outputs, "output"), i)
+
+        fused = (lambda ys: _split_fused(ys, leading)) if counts is None else None
+        try:
+            split = _reshape_leaves(out_leaves, selected, fused, split_one)
+        except _Mismatch:
+            order = range(len(out_leaves)) if selected is None else selected
+            self._raise_output_error(outputs, out_leaves, order, leading, size)
+        return tree_util.tree_unflatten(out_def, split)  # BA-7.1, BA-7.4
+
+    def _raise_output_error(
+        self, outputs: Any, out_leaves: list[Any], order: Sequence[int], leading: tuple[Any, ...], size: Any
+    ) -> NoReturn:
+        """BA-7.3's message: every selected output that cannot be split, by path."""
+        paths = _paths(outputs, "output")
+        listed = ", ".join(
+            f"{paths[i]} has shape {tuple(out_leaves[i].shape)}"
+            for i in order
+            if ndim_at_least(out_leaves[i], 0) and (out_leaves[i].ndim == 0 or out_leaves[i].shape[0] != size)
+        )
+        raise ValueError(
+            f"{OUTPUT_PREFIX} leaves into the leading shape {leading}: "
+            f"{listed}; expected rank >= 1 and a leading size of {size}. "
+            "If an output is not batched (a loss, say), return it unsplit with "
+            "`out_axes=None` for it."
+        ) from None  # raised while handling the internal _Mismatch: hide it

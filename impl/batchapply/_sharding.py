@@ -133,6 +133,16 @@ def is_local(leaf: tuple[int, ...], call: tuple[int, ...]) -> bool:
     return above_one == sorted(above_one, reverse=True)  # the cut ones first
 
 
+def c_order_is_local(x: Any, num_dims: int) -> bool:
+    """Whether merging (or splitting) ``x`` in C order keeps every device's rows on it (BA-14.6).
+
+    Only leaves sharded over Explicit mesh axes can fail; on a tracer this reads its type,
+    so inside the fused eager reshape it runs once per signature, at trace time.
+    """
+    explicit = _explicit_counts(x, num_dims)
+    return explicit is None or is_local(explicit, (1,) * num_dims)
+
+
 def _communication_error(x: Any, path: str, row_order: Any) -> ValueError:
     return ValueError(
         f"{COMMUNICATION_PREFIX}: {path} is {jax.typeof(x)}, and merging or splitting its leading "

@@ -31,6 +31,10 @@ IN_AXES_PREFIX_PREFIX = "BatchApply: `in_axes` is not a pytree prefix"
 OUT_AXES_PREFIX_PREFIX = "BatchApply: `out_axes` is not a pytree prefix"
 SPLIT_TYPE_PREFIX = "split_leading_dim: `x` must be an array"
 SPLIT_SHAPE_PREFIX = "split_leading_dim: cannot split"
+CHUNK_SIZE_TYPE_PREFIX = "BatchApply: `chunk_size` must be an int"
+CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
+CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
+CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 
 
 def is_array(x: object) -> bool:
@@ -75,12 +79,23 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
     """
     if not ndim_at_least(x, num_dims):
         return x
+    return _merged_rows(x, num_dims, 0, math.prod(x.shape[:num_dims]))
+
+
+def _merged_rows(
+    x: Any, num_dims: int, start: int, stop: int, order: list[tuple[int, ...]] | None = None
+) -> Any:
+    """Rows ``start`` to ``stop - 1`` of ``x`` merged, copied row by row.
+
+    In C order (BA-5.1), or in ``order``, the leading index of every merged row (BA-14.2).
+    """
     source = np.asarray(x)
     leading, trailing = source.shape[:num_dims], source.shape[num_dims:]
-    merged = np.empty((math.prod(leading),) + trailing, dtype=source.dtype)
-    for row, index in enumerate(_c_order_indices(leading)):
-        merged[row] = source[index]
-    return _like(merged, x)
+    rows = np.empty((stop - start,) + trailing, dtype=source.dtype)
+    indices = _c_order_indices(leading) if order is None else iter(order)
+    for row, index in enumerate(itertools.islice(indices, start, stop)):
+        rows[row] = source[index]
+    return _like(rows, x)
 
 
 def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
@@ -149,6 +164,7 @@ class BatchApply:
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        chunk_size: int | None = None,
         row_order: Any = "C",
     ) -> None:
         if not callable(f):
@@ -170,11 +186,25 @@ class BatchApply:
             )
         _check_axes(in_axes, "in_axes")
         _check_axes(out_axes, "out_axes")
+        if chunk_size is not None:  # BA-13.1
+            if isinstance(chunk_size, bool):
+                raise TypeError(f"{CHUNK_SIZE_TYPE_PREFIX} or None; got bool {chunk_size!r}.")
+            try:
+                chunk_size = operator.index(chunk_size)
+            except TypeError:
+                raise TypeError(
+                    f"{CHUNK_SIZE_TYPE_PREFIX} or None; got {type(chunk_size).__name__} {chunk_size!r}."
+                ) from None
+            if chunk_size < 1:
+                raise ValueError(
+                    f"{CHUNK_SIZE_VALUE_PREFIX}; got {chunk_size}. It is the most merged rows f sees at once."
+                )
         self.row_order = _order.check_row_order(row_order, num_dims)  # SPEC section 14
         self.f = f
         self.num_dims = num_dims
         self.in_axes = in_axes
         self.out_axes = out_axes
+        self.chunk_size = chunk_size
 
     def _input_axes(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """One axes prefix per positional argument (SPEC BA-4.1 to BA-4.3)."""
@@ -228,10 +258,93 @@ class BatchApply:
                 return merge_leading_dims(leaf, n) if axis == 0 else leaf
             return _like(_order.merge_rows(np.asarray(leaf), n, rows), leaf)  # SPEC BA-14.2
 
+        if self.chunk_size is not None:
+            chunked = self._call_in_chunks(args, arg_axes, kwargs, leading, rows)
+            return self._split_outputs(chunked, leading, rows)
         merged_args = _tree.map_leaves(merge, args, arg_axes, "args")
         merged_kwargs = _tree.map_leaves(merge, kwargs, 0, "kwargs")
         outputs = self.f(*merged_args, **merged_kwargs)
         return self._split_outputs(outputs, leading, rows)
+
+    def _call_in_chunks(
+        self,
+        args: Any,
+        arg_axes: Any,
+        kwargs: Any,
+        leading: tuple[int, ...],
+        order: list[tuple[int, ...]] | None,
+    ) -> Any:
+        """Call f once per chunk of merged rows, in order, and concatenate the outputs (section 13)."""
+        n, size, c = self.num_dims, math.prod(leading), self.chunk_size
+        assert c is not None
+        # BA-13.2: at most c rows is one call; BA-13.3: else chunks of c rows, then the rest.
+        bounds = [(0, size)] if size <= c else [(a, min(a + c, size)) for a in range(0, size, c)]
+        chunk_outputs: list[list[tuple[str, Any, Any]]] = []
+        first_output = None
+        for k, (start, stop) in enumerate(bounds):
+
+            def rows(path: str, leaf: Any, axis: Any, start: int = start, stop: int = stop) -> Any:
+                if axis == 0 and ndim_at_least(leaf, n):
+                    return _merged_rows(leaf, n, start, stop, order)
+                return leaf
+
+            output = self.f(
+                *_tree.map_leaves(rows, args, arg_axes, "args"), **_tree.map_leaves(rows, kwargs, 0, "kwargs")
+            )
+            entries = self._chunk_entries(output, stop - start)
+            if k == 0:
+                first_output = output
+            else:
+                _check_chunk_agrees(k, start, stop, output, entries, first_output, chunk_outputs[0])
+            chunk_outputs.append(entries)
+
+        # BA-13.5, BA-13.8: each leaf is its chunks' rows, in chunk order.
+        concatenated = []
+        for j, (_, first_leaf, _) in enumerate(chunk_outputs[0]):
+            pieces = [entries[j][1] for entries in chunk_outputs]
+            result = np.empty((size,) + tuple(first_leaf.shape[1:]), dtype=np.dtype(first_leaf.dtype))
+            row = 0
+            for piece in pieces:
+                for piece_row in np.asarray(piece):
+                    result[row] = piece_row
+                    row += 1
+            jax_pieces = [piece for piece in pieces if not isinstance(piece, (np.ndarray, np.generic))]
+            concatenated.append(_like(result, jax_pieces[0]) if jax_pieces else result)
+        replacements = iter(concatenated)
+        return _tree.map_leaves(lambda path, leaf, axis: next(replacements), first_output, None, "output")
+
+    def _chunk_entries(self, output: Any, rows: int) -> list[tuple[str, Any, Any]]:
+        """The (path, leaf, axis) triples of one chunk's output, checked (BA-7.5, BA-13.6)."""
+        try:
+            entries = _tree.leaves_with_paths(output, self.out_axes, "output")
+        except _tree.PrefixError as e:
+            raise ValueError(
+                f"{OUT_AXES_PREFIX_PREFIX} of the output of f {e}. `out_axes` must be 0, "
+                "None, or a container of the same type and keys as the output."
+            ) from None
+        unchunkable = [
+            f"{path} ({'not selected by out_axes' if axis is None else 'a ' + type(leaf).__name__})"
+            for path, leaf, axis in entries
+            if axis is None or not is_array(leaf)
+        ]
+        if unchunkable:
+            raise ValueError(
+                f"{CHUNK_OUTPUT_PREFIX} leaves: {', '.join(unchunkable)}. With `chunk_size`, every "
+                "output leaf must be an array split by `out_axes` (0), since the chunks' outputs are "
+                "concatenated. Compute unbatched values (a loss, say) outside f, or drop `chunk_size`."
+            )
+        unsplittable = [
+            f"{path} has shape {tuple(leaf.shape)}"
+            for path, leaf, _ in entries
+            if leaf.ndim == 0 or leaf.shape[0] != rows
+        ]
+        if unsplittable:
+            raise ValueError(
+                f"{OUTPUT_PREFIX} leaves of a chunk of {rows} rows: {', '.join(unsplittable)}; "
+                f"expected rank >= 1 and a leading size of {rows}. Each chunk's output must have "
+                "one row per row of the chunk."
+            )
+        return entries
 
     def _split_outputs(
         self, outputs: Any, leading: tuple[int, ...], rows: list[tuple[int, ...]] | None = None
@@ -265,3 +378,30 @@ class BatchApply:
             return _like(_order.split_rows(np.asarray(leaf), leading, rows), leaf)  # SPEC BA-14.2
 
         return _tree.map_leaves(split, outputs, self.out_axes, "output")
+
+
+def _check_chunk_agrees(
+    k: int,
+    start: int,
+    stop: int,
+    output: Any,
+    entries: list[tuple[str, Any, Any]],
+    first_output: Any,
+    first_entries: list[tuple[str, Any, Any]],
+) -> None:
+    """Chunk ``k``'s output has the structure, dtypes and trailing shapes of chunk 0's (BA-13.7)."""
+    where = f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {start} to {stop - 1})"
+    advice = "f must return the same structure, dtypes and trailing shapes (shape[1:]) for every chunk."
+    if _tree.structure(output) != _tree.structure(first_output):
+        raise ValueError(
+            f"{where} returned the leaves {', '.join(path for path, _, _ in entries)}, chunk 0 returned "
+            f"{', '.join(path for path, _, _ in first_entries)} (in another structure); {advice}"
+        )
+    for (path, leaf, _), (_, first, _) in zip(entries, first_entries, strict=True):
+        got = (np.dtype(leaf.dtype), tuple(leaf.shape[1:]))
+        want = (np.dtype(first.dtype), tuple(first.shape[1:]))
+        if got != want:
+            raise ValueError(
+                f"{where} returned {path} with dtype {got[0]} and shape {tuple(leaf.shape)}, chunk 0 "
+                f"returned it with dtype {want[0]} and shape {tuple(first.shape)}; {advice}"
+            )

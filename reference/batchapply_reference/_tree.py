@@ -112,3 +112,12 @@ def axis_leaves(axes: Any) -> list[Any]:
     if axes is None or children is None:
         return [axes]
     return [leaf for _, child in children for leaf in axis_leaves(child)]
+
+
+def structure(tree: Any) -> Any:
+    """A comparable description of ``tree``'s containers, with every leaf as ``"*"``."""
+    children = _children(tree)
+    if children is None:
+        return "*"
+    kind = sorted(tree) if type(tree) is dict else type(tree)
+    return (kind, [structure(child) for _, child in children])

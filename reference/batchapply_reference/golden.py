@@ -172,6 +172,7 @@ class GoldenCase:
     expected_error: dict[str, str] | None = None
     target: str = "BatchApply"  # or a helper name: the args are then passed to that helper
     row_order: Any = "C"  # SPEC section 14; written to the file only when it is not "C"
+    chunk_size: Any = None  # SPEC section 13; written to the file only when it is not None
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -183,6 +184,7 @@ class GoldenCase:
             "in_axes": encode(self.in_axes),
             "out_axes": encode(self.out_axes),
             **({} if self.row_order == "C" else {"row_order": encode(self.row_order)}),
+            **({} if self.chunk_size is None else {"chunk_size": encode(self.chunk_size)}),
             "args": encode(tuple(self.args)),
             "kwargs": encode(dict(self.kwargs)),
         }
@@ -207,6 +209,7 @@ class GoldenCase:
             expected_error=record.get("expected_error"),
             target=record["target"],
             row_order=decode(record["row_order"]) if "row_order" in record else "C",
+            chunk_size=decode(record["chunk_size"]) if "chunk_size" in record else None,
         )
 
     def uses_extensions(self) -> bool:
@@ -263,7 +266,7 @@ def replay(case: GoldenCase, api: Any) -> Any:
     """Run ``case`` against ``api`` (a module with the public names of SPEC.md); the result.
 
     For ``target == "BatchApply"`` that is
-    ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=, row_order=])(*args, **kwargs)`` with ``fn``
+    ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=, chunk_size=, row_order=])(*args, **kwargs)``, ``fn``
     looked up in ``batchapply_reference.functions``; for a helper target,
     ``getattr(api, target)(*args, **kwargs)``. Exceptions propagate.
     """
@@ -275,6 +278,8 @@ def replay(case: GoldenCase, api: Any) -> Any:
     options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}
     if case.row_order != "C":
         options["row_order"] = case.row_order
+    if case.chunk_size is not None:
+        options["chunk_size"] = case.chunk_size
     return api.BatchApply(fn, case.num_dims, **options)(*case.args, **case.kwargs)
 
 

@@ -65,6 +65,7 @@ def outcome(spec: dict[str, Any]) -> GoldenCase:
         kwargs=dict(spec.get("kwargs", {})),
         target=spec.get("target", "BatchApply"),
         row_order=spec.get("row_order", "C"),
+        chunk_size=spec.get("chunk_size"),
     )
     try:
         result = golden.replay(case, batchapply_reference)
@@ -530,6 +531,74 @@ def build() -> dict[str, list[GoldenCase]]:
     duplicated = sorted({name for name in names if names.count(name) > 1})
     assert not duplicated, f"golden case names must be unique: {duplicated}"
     return corpus
+
+
+@group
+def chunking() -> Iterator[Spec]:
+    """SPEC section 13: chunks of merged rows, their concatenation, and the chunking errors."""
+    x = array((3, 4, 2))  # 12 merged rows
+    for function, chunk_size in itertools.product(
+        ["identity", "int_arith", "reverse_rows", "concat_features"], [1, 5, 12, 100]
+    ):
+        if function == "identity":  # identity returns (args, kwargs): only array leaves may be chunked
+            function = "first_row_leaf"
+        yield {
+            "name": f"chunk-{function}-size{chunk_size}",
+            "clauses": ["BA-13.2", "BA-13.3", "BA-13.4", "BA-13.5", "BA-13.8"],
+            "function": function,
+            "chunk_size": chunk_size,
+            "args": [x],
+        }
+    yield {
+        "name": "chunk-batch-mean-per-chunk",
+        "clauses": ["BA-13.5"],
+        "function": "batch_mean",
+        "chunk_size": 5,
+        "args": [floats((3, 4, 2))],
+    }
+    yield {
+        "name": "chunk-zero-rows",
+        "clauses": ["BA-13.2"],
+        "function": "first_row_leaf",
+        "chunk_size": 4,
+        "args": [array((0, 4, 2))],
+    }
+    yield {
+        "name": "chunk-with-row-order",
+        "clauses": ["BA-13.3", "BA-14.3"],
+        "function": "reverse_rows",
+        "chunk_size": 3,
+        "row_order": (1, 2),
+        "args": [array((2, 4, 2))],
+    }
+    for bad, row in [(True, "E14"), (2.0, "E14"), ("3", "E14"), (0, "E15"), (-2, "E15")]:
+        yield {
+            "name": f"{row}-chunk-size-{bad!r}",
+            "clauses": ["BA-13.1", "BA-10.1"],
+            "chunk_size": bad,
+            "args": [x],
+        }
+    yield {
+        "name": "E16-chunk-non-array-output",
+        "clauses": ["BA-13.6", "BA-10.1"],
+        "function": "more_leaves",
+        "chunk_size": 5,
+        "args": [x],
+    }
+    yield {
+        "name": "E10-chunk-rank0-output",
+        "clauses": ["BA-13.6", "BA-10.1"],
+        "function": "row_counts",
+        "chunk_size": 5,
+        "args": [x],
+    }
+    yield {
+        "name": "E17-chunks-disagree",
+        "clauses": ["BA-13.7", "BA-10.1"],
+        "function": "concat_features",
+        "chunk_size": 5,
+        "args": [x],
+    }
 
 
 @group

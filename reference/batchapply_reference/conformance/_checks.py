@@ -116,6 +116,8 @@ def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcome:
         return Outcome("na", "the target does not take in_axes/out_axes")
     if case.target == "BatchApply" and case.row_order != "C" and "row_order" not in target.options:
         return Outcome("na", "the target does not take row_order (SPEC section 14)")
+    if case.target == "BatchApply" and case.chunk_size is not None and "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
     args, kwargs = copy.deepcopy((case.args, case.kwargs))
     replayed = dataclasses.replace(case, args=args, kwargs=kwargs)
     example = {

@@ -110,6 +110,24 @@ def _export(target: Target) -> Outcome:
     return _close(exported.call(x), _by_hand(f)(x), "jax.export with symbolic leading dims, called on x")
 
 
+def _chunked(target: Target) -> Outcome:
+    """BA-13.9: chunk_size under jax.jit and jax.grad gives the unchunked result."""
+    import jax
+    import jax.numpy as jnp
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    f, x = _mlp()  # T * B = 12 merged rows: chunks of 5, 5 and 2
+    chunked = target.factory(f, 2, chunk_size=5)
+    got = jax.jit(chunked)(x)
+    outcome = _close(got, _by_hand(f)(x), "jax.jit(make(mlp, 2, chunk_size=5))(x)")
+    if outcome.status != "pass":
+        return outcome
+    got_grad = jax.grad(lambda x: jnp.sum(chunked(x) ** 2))(x)
+    want_grad = jax.grad(lambda x: jnp.sum(_by_hand(f)(x) ** 2))(x)
+    return _close(got_grad, want_grad, "jax.grad through make(mlp, 2, chunk_size=5)")
+
+
 def _guarded(check: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
     def run(target: Target) -> Outcome:
         if target.module.__name__ == "batchapply_reference":
@@ -135,5 +153,6 @@ def transform_checks() -> Iterator[Check]:
         ("scan", "BA-8.4", _scan),
         ("checkpoint", "BA-8.5", _checkpoint),
         ("export", "BA-8.6", _export),
+        ("chunked", "BA-13.9", _chunked),
     ]:
         yield Check(name=f"transform {name}", clauses=(clause,), run=_guarded(check))

@@ -1,0 +1,173 @@
+"""Run the benchmarks, print ratios, and fail on a regression against benchmarks/baseline.json.
+
+    python benchmarks/gate.py                      # 4 runs, compare to the baseline, exit 1 on a regression
+    python benchmarks/gate.py --update             # 4 runs, write them as the new baseline
+    python benchmarks/gate.py --json run*.json     # use saved pytest-benchmark JSON files instead of running
+
+Only ratios measured within one run are compared (never absolute times, which depend on
+the machine and its load): each implementation's time (the median of its rounds, or the
+minimum with --stat min) divided by the hand-written reshape's (`by_hand`) in the same
+group, and for the eager groups batchapply's time divided by the two-dispatch floor's.
+The gated numbers are batchapply's; a gated ratio regresses when the median over the runs
+(which alternate the benchmark order) exceeds the baseline's by more than --threshold
+(default 50%: on the shared 2-core machine of BENCHMARKS.md, the ratio of two identical
+programs swings between 0.55 and 1.6 from one run to the next; the regressions this gate
+is for, such as eager merging going back to one dispatch per leaf, are 5x and more).
+flax.linen.BatchApply and jax.vmap are reported for comparison but not gated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "benchmarks" / "baseline.json"
+GATED_IMPLS = ("batchapply", "batchapply_chunk4096")
+COLUMNS = ["batchapply", "batchapply_chunk4096", "flax", "vmap", "floor", "by_hand"]
+
+
+def times(path: pathlib.Path, stat: str) -> dict[str, dict[str, float]]:
+    """group -> impl -> seconds (the ``stat`` of its rounds), from one pytest-benchmark JSON file."""
+    found: dict[str, dict[str, float]] = defaultdict(dict)
+    for bench in json.loads(path.read_text())["benchmarks"]:
+        found[bench["group"]][bench["extra_info"]["impl"]] = bench["stats"][stat]
+    return found
+
+
+def ratios(run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Metric name -> ratio, for one run: "group:impl/by_hand", and "group:batchapply/floor"."""
+    out: dict[str, float] = {}
+    for group, times in run.items():
+        for impl, seconds in times.items():
+            out[f"{group}:{impl}/by_hand"] = seconds / times["by_hand"]
+        if "floor" in times:
+            out[f"{group}:batchapply/floor"] = times["batchapply"] / times["floor"]
+            out[f"{group}:flax/batchapply"] = times["flax"] / times["batchapply"]
+    return out
+
+
+def median_ratios(runs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
+    per_run = [ratios(run) for run in runs]
+    return {name: statistics.median(r[name] for r in per_run if name in r) for name in sorted(per_run[0])}
+
+
+def table(runs: list[dict[str, dict[str, float]]], summary: dict[str, float]) -> str:
+    """A markdown table: one row per group, each implementation's ratio to by_hand (median over runs)."""
+    groups = sorted(runs[0], key=lambda g: (g.startswith(("eager", "trace")), g))
+    lines = [
+        "| workload | by_hand time | " + " | ".join(COLUMNS) + " | batchapply / floor | flax / batchapply |",
+        "| --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " | ---: | ---: |",
+    ]
+    for group in groups:
+        by_hand = statistics.median(run[group]["by_hand"] for run in runs)
+        cells = [
+            f"{summary[f'{group}:{impl}/by_hand']:.2f}" if f"{group}:{impl}/by_hand" in summary else ""
+            for impl in COLUMNS
+        ]
+        floor = summary.get(f"{group}:batchapply/floor")
+        speedup = summary.get(f"{group}:flax/batchapply")
+        cells.append("" if floor is None else f"{floor:.2f}")
+        cells.append("" if speedup is None else f"{speedup:.1f}x")
+        lines.append(f"| {group} | {by_hand * 1e3:.3f} ms | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def gated(name: str) -> bool:
+    impl = name.split(":", 1)[1]
+    return impl.split("/")[0] in GATED_IMPLS and not impl.startswith("flax")
+
+
+def run_benchmarks(
+    n_runs: int, scale: int, max_time: float, out_dir: pathlib.Path, select: str | None
+) -> list[pathlib.Path]:
+    """Run the benchmarks ``n_runs`` times, alternating the order (forward, reverse, ...)."""
+    paths = []
+    for i in range(n_runs):
+        env = {**os.environ, "BATCHAPPLY_BENCH_ORDER": "reverse" if i % 2 else "forward"}
+        path = out_dir / f"run{i}.json"
+        command = [
+            sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-q", "-p", "no:randomly",
+            f"--scale={scale}", f"--benchmark-max-time={max_time}", f"--benchmark-json={path}",
+        ] + (["-k", select] if select else [])  # fmt: skip
+        print(f"$ BATCHAPPLY_BENCH_ORDER={env['BATCHAPPLY_BENCH_ORDER']}", " ".join(command), flush=True)
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", nargs="+", type=pathlib.Path, help="saved pytest-benchmark JSON files")
+    parser.add_argument(
+        "--runs", type=int, default=4, help="benchmark runs (alternating order); ratios are medians over them"
+    )
+    parser.add_argument("--scale", type=int, default=1, help="passed to the benchmarks (e.g. 16 on a GPU)")
+    parser.add_argument("--max-time", type=float, default=0.5, help="--benchmark-max-time per benchmark")
+    parser.add_argument("--threshold", type=float, default=0.5, help="allowed relative regression")
+    parser.add_argument(
+        "--stat", choices=["median", "min"], default="min", help="statistic of each benchmark's rounds"
+    )
+    parser.add_argument("--baseline", type=pathlib.Path, default=BASELINE)
+    parser.add_argument("--update", action="store_true", help="write the measured ratios as the baseline")
+    parser.add_argument("--keep", type=pathlib.Path, help="keep the runs' JSON files in this folder")
+    parser.add_argument("-k", dest="select", help="run only these benchmarks (pytest -k); gate only what ran")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = args.keep or pathlib.Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = args.json or run_benchmarks(args.runs, args.scale, args.max_time, out_dir, args.select)
+        runs = [times(path, args.stat) for path in paths]
+    summary = median_ratios(runs)
+    print(table(runs, summary))
+    for leaves in (10, 100, 1000):
+        group = f"eager_identity_{leaves}"
+        if f"{group}:batchapply/floor" in summary:
+            print(
+                f"{group}: batchapply is {summary[f'{group}:flax/batchapply']:.1f}x faster than "
+                f"flax.linen.BatchApply and {summary[f'{group}:batchapply/floor']:.2f}x the 2-dispatch floor"
+            )
+
+    if args.update:
+        baseline: dict[str, Any] = {
+            "scale": args.scale,
+            "stat": args.stat,
+            "runs": len(runs),
+            "ratios": {name: round(value, 4) for name, value in summary.items() if gated(name)},
+        }
+        args.baseline.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.baseline}")
+        return 0
+
+    saved = json.loads(args.baseline.read_text())
+    if (saved["scale"], saved["stat"]) != (args.scale, args.stat):
+        print(f"baseline was measured with --scale {saved['scale']} --stat {saved['stat']}")
+        return 2
+    failures = []
+    for name, before in sorted(saved["ratios"].items()):
+        now = summary.get(name)
+        if now is None and args.select:
+            continue  # not selected by -k
+        if now is None:
+            failures.append(f"{name}: missing from this run")
+        elif now > before * (1 + args.threshold):
+            failures.append(f"{name}: {now:.3f} vs baseline {before:.3f} (+{now / before - 1:.0%})")
+    print(f"\n{len(saved['ratios'])} gated ratios, threshold +{args.threshold:.0%}")
+    for failure in failures:
+        print("REGRESSION", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Side-by-side benchmarks: batchapply, flax.linen.BatchApply, jax.vmap and the hand-written reshape.
+
+Each group is one workload; every implementation of it is timed in the same run,
+and `benchmarks/report.py` turns the medians into ratios to the hand-written
+reshape (`by_hand`). Run (see BENCHMARKS.md):
+
+    python -m pytest benchmarks --benchmark-json=bench.json && python benchmarks/report.py bench.json
+
+Not collected by the test suite (testpaths is `tests`), and nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from batchapply import BatchApply
+
+IMPLS = ["batchapply", "flax", "vmap", "by_hand"]
+KEY = jax.random.key(0)
+
+
+def normal(i: int, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    return jax.random.normal(jax.random.fold_in(KEY, i), shape).astype(dtype)
+
+
+# ---- the functions, each written for a [Batch, ...] leading dim ---------------------------
+
+
+def mlp(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
+    return jnp.tanh(x @ w1) @ w2
+
+
+def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    scores = jnp.einsum("nqd,nkd->nqk", q, k) / np.sqrt(q.shape[-1])
+    return jnp.einsum("nqk,nkd->nqd", jax.nn.softmax(scores, axis=-1), v)
+
+
+def rnn(x: jax.Array, w: jax.Array) -> jax.Array:
+    """lax.scan inside: an RNN over axis 1 of [N, S, F]."""
+
+    def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = jnp.tanh(h @ w + x_t)
+        return h, h
+
+    _, hs = jax.lax.scan(step, jnp.zeros_like(x[:, 0]), jnp.swapaxes(x, 0, 1))
+    return jnp.swapaxes(hs, 0, 1)
+
+
+# ---- the four implementations of "apply f over [T, B, ...]" ------------------------------
+
+
+def implementation(
+    impl: str, f: Callable[..., Any], n_batched: int, chunk_size: int | None = None
+) -> Callable[..., Any]:
+    """``impl`` applied to ``f``: the first ``n_batched`` arguments are [T, B, ...], the rest are weights."""
+    if impl == "batchapply":
+        n_args = f.__code__.co_argcount
+        return BatchApply(f, in_axes=(0,) * n_batched + (None,) * (n_args - n_batched), chunk_size=chunk_size)
+    if impl == "flax":  # no in_axes: the weights go in by closure, or they would be merged too
+        return lambda *a: nn.BatchApply(lambda *xs: f(*xs, *a[n_batched:]))(*a[:n_batched])
+    if impl == "vmap":  # f runs on [B, ...], vmapped over T
+        return lambda *a: jax.vmap(lambda *xs: f(*xs, *a[n_batched:]))(*a[:n_batched])
+    if impl == "by_hand":
+
+        def by_hand(*a: Any) -> Any:
+            t, b = a[0].shape[:2]
+            merged = [x.reshape((t * b,) + x.shape[2:]) for x in a[:n_batched]]
+            out = f(*merged, *a[n_batched:])
+            return out.reshape((t, b) + out.shape[1:])
+
+        return by_hand
+    raise ValueError(impl)
+
+
+def workload(name: str, scale: int) -> tuple[Callable[..., Any], int, list[jax.Array]]:
+    """(f, number of batched arguments, arguments) of a jitted workload."""
+    if name.startswith("mlp"):
+        dtype = jnp.bfloat16 if name.endswith("bfloat16") else jnp.float32
+        x = normal(1, (8, 128 * scale, 128), dtype)
+        return mlp, 1, [x, normal(2, (128, 256), dtype) / 10, normal(3, (256, 128), dtype) / 10]
+    if name == "conv_tbhwc":
+        return conv, 1, [normal(1, (4, 8 * scale, 32, 32, 16)), normal(2, (3, 3, 16, 16)) / 10]
+    if name == "scan_inside":
+        return rnn, 1, [normal(1, (4, 16 * scale, 32, 64)), normal(2, (64, 64)) / 10]
+    if name == "attention":
+        return attention, 3, [normal(i, (4, 8 * scale, 64, 64)) for i in (1, 2, 3)]
+    raise ValueError(name)
+
+
+def run(benchmark: Any, group: str, impl: str, fn: Callable[[], Any]) -> None:
+    benchmark.group = group
+    benchmark.extra_info["impl"] = impl
+    jax.block_until_ready(fn())  # compile outside the timing
+    benchmark(lambda: jax.block_until_ready(fn()))
+
+
+# ---- jitted workloads: forward ------------------------------------------------------------
+
+JITTED = ["mlp_fwd_float32", "mlp_fwd_bfloat16", "conv_tbhwc", "scan_inside", "attention"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", JITTED)
+def test_jitted(benchmark: Any, scale: int, name: str, impl: str) -> None:
+    f, n_batched, args = workload(name, scale)
+    fn = jax.jit(implementation(impl, f, n_batched))
+    run(benchmark, name, impl, lambda: fn(*args))
+
+
+# ---- jitted workloads: gradient -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_mlp_grad(benchmark: Any, scale: int, dtype: str, impl: str) -> None:
+    f, n_batched, args = workload(f"mlp_grad_{dtype}", scale)
+    apply = implementation(impl, f, n_batched)
+
+    def loss(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
+        return jnp.sum(apply(x, w1, w2).astype(jnp.float32) ** 2)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    run(benchmark, f"mlp_grad_{dtype}", impl, lambda: grad(*args))
+
+
+# ---- chunked vs unchunked -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "batchapply_chunk4096"])
+def test_mlp_chunked(benchmark: Any, scale: int, impl: str) -> None:
+    x = normal(1, (16, 1024 * scale, 64))  # 16384 rows at scale 1: 4 chunks
+    args = [x, normal(2, (64, 512)) / 10, normal(3, (512, 64)) / 10]
+    if impl == "batchapply_chunk4096":
+        fn = jax.jit(implementation("batchapply", mlp, 1, chunk_size=4096))
+    else:
+        fn = jax.jit(implementation(impl, mlp, 1))
+    run(benchmark, "mlp_chunk_4096", impl, lambda: fn(*args))
+
+
+# ---- eager, many leaves: O(1) dispatches --------------------------------------------------
+
+
+def leaf_tree(n_leaves: int) -> dict[str, jax.Array]:
+    return {f"k{i:04d}": jnp.full((4, 8, 16), i, jnp.float32) for i in range(n_leaves)}
+
+
+def identity(tree: Any) -> Any:
+    return tree
+
+
+_merge_tree = jax.jit(
+    lambda tree: jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), tree)
+)
+_split_tree = jax.jit(
+    lambda tree, t: jax.tree.map(lambda x: x.reshape((t, -1) + x.shape[1:]), tree), static_argnums=1
+)
+
+
+def eager(impl: str) -> Callable[[Any], Any]:
+    if impl == "batchapply":
+        return BatchApply(identity)
+    if impl == "flax":
+        return nn.BatchApply(identity)
+    if impl == "vmap":
+        return jax.vmap(jax.vmap(identity))
+    if impl == "by_hand":  # one eager reshape per leaf and direction
+        return lambda tree: jax.tree.map(
+            lambda x: x.reshape((4, 8) + x.shape[1:]),
+            identity(jax.tree.map(lambda x: x.reshape((32,) + x.shape[2:]), tree)),
+        )
+    if impl == "floor":  # one jitted reshape of the whole input tree, one of the whole output tree
+        return lambda tree: _split_tree(identity(_merge_tree(tree)), 4)
+    raise ValueError(impl)
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "floor"])
+@pytest.mark.parametrize("n_leaves", [10, 100, 1000])
+def test_eager_identity(benchmark: Any, n_leaves: int, impl: str) -> None:
+    tree, fn = leaf_tree(n_leaves), eager(impl)
+    run(benchmark, f"eager_identity_{n_leaves}", impl, lambda: fn(tree))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trace_identity_1000(benchmark: Any, impl: str) -> None:
+    """Tracing cost (what a jit cache miss pays): make_jaxpr over 1000 leaves."""
+    tree = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in leaf_tree(1000).items()}
+    fn = eager(impl)
+    run(benchmark, "trace_identity_1000", impl, lambda: jax.make_jaxpr(fn)(tree))
