@@ -164,12 +164,17 @@ def _flat_features(x: Any) -> Any:
 def concat_features(*args: Any, **kwargs: Any) -> Any:
     """One ``(rows, features)`` array per group of row leaves with the same row count and dtype.
 
-    Groups are keyed ``"{rows}:{dtype}"``; each concatenates its leaves' flattened
-    features in leaf order.
+    Groups are keyed ``"{dtype}/{k}"``, ``k`` counting the distinct row counts in
+    order of appearance (so the keys do not depend on the batch size); each
+    concatenates its leaves' flattened features in leaf order.
     """
+    row_counts: list[int] = []
     groups: dict[str, list[Any]] = {}
     for leaf in _row_leaves((args, kwargs)):
-        groups.setdefault(f"{leaf.shape[0]}:{leaf.dtype}", []).append(_flat_features(leaf))
+        if leaf.shape[0] not in row_counts:
+            row_counts.append(leaf.shape[0])
+        key = f"{leaf.dtype}/{row_counts.index(leaf.shape[0])}"
+        groups.setdefault(key, []).append(_flat_features(leaf))
     return {key: leaves[0].__array_namespace__().concat(leaves, axis=1) for key, leaves in groups.items()}
 
 
