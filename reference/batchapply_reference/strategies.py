@@ -316,7 +316,7 @@ def pytrees(
     """
     leaf_kinds = [low_rank_arrays(dtypes, rows=unmerged_rows), other_leaves(), st.none()]
     if batched:
-        leaf_kinds = [batched_arrays(dtypes)] * 3 + leaf_kinds
+        leaf_kinds = [batched_arrays(dtypes)] * 4 + leaf_kinds  # more than half: several merged leaves
     return st.recursive(st.one_of(leaf_kinds), _containers, max_leaves=5)
 
 
