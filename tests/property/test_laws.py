@@ -103,7 +103,7 @@ def test_unmerged_leaves_reach_f_as_the_same_objects(lib: types.ModuleType, case
 
 
 @pytest.mark.spec("BA-1.2", "BA-1.4")
-@settings(max_examples=examples(0.1))
+@settings(max_examples=examples(0.2))
 @given(case=cases())
 def test_unmerged_jax_leaves_reach_f_as_the_same_objects(case: Case) -> None:
     args, kwargs = to_jax((case.args, case.kwargs))
