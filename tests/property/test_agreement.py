@@ -44,3 +44,14 @@ def test_64_bit_inputs_agree_with_reference(case: Case) -> None:
         args, kwargs = to_jax((case.args, case.kwargs))
         actual = run(case, batchapply, args, kwargs)
         assert_same_result(actual, expected, is_exact(case), array_type=jax_array_type)
+
+
+@pytest.mark.spec("BA-5.3", "BA-7.2")
+@settings(max_examples=examples(0.1))
+@given(case=cases())
+def test_reference_keeps_jax_inputs_jax(case: Case) -> None:
+    """The oracle itself on jax.Array inputs: the same values, as jax.Array (SPEC BA-5.3 binds both)."""
+    expected = run(case, batchapply_reference)
+    args, kwargs = to_jax((case.args, case.kwargs))
+    actual = run(case, batchapply_reference, args, kwargs)
+    assert_same_result(actual, expected, is_exact(case), array_type=jax_array_type)
