@@ -257,6 +257,7 @@ LEADING = st.shared(leading_shapes(), key="batchapply_reference.strategies.leadi
 
 
 def trailing_shapes(max_dims: int = 3) -> st.SearchStrategy[tuple[int, ...]]:
+    """Shapes of rank 0 to ``max_dims``, sizes 0 to :data:`MAX_SIDE`."""
     return hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=MAX_SIDE)
 
 
