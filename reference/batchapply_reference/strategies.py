@@ -149,7 +149,11 @@ class Case:
 
 
 def function_of(case: Case) -> Any:
-    """The ``f`` a case names: a registry function, or a non-callable for row E1."""
+    """The ``f`` a case names: a registry function, or a non-callable for row E1.
+
+    >>> function_of(Case("<int>", (), {}, 2, 0, 0, error="E1"))
+    42
+    """
     if case.function in NOT_CALLABLE:
         return NOT_CALLABLE[case.function]
     return FUNCTIONS[case.function].fn
@@ -185,7 +189,11 @@ def run(
 
 
 def arg_axes(in_axes: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """One axes prefix per positional argument, for a valid ``in_axes``."""
+    """One axes prefix per positional argument, for a valid ``in_axes``.
+
+    >>> arg_axes(0, ("a", "b")), arg_axes([0, {"w": None}], ("a", {"w": 1}))
+    ((0, 0), (0, {'w': None}))
+    """
     if isinstance(in_axes, (tuple, list)):
         return tuple(in_axes)
     return (in_axes,) * len(args)
@@ -210,7 +218,11 @@ def merged_mask(case: Case) -> tuple[Any, Any]:
 
 
 def leaves(tree: Any) -> list[Any]:
-    """The leaves of ``tree`` in leaf order (SPEC BA-1.3), containers as the reference models them."""
+    """The leaves of ``tree`` in leaf order (SPEC BA-1.3), containers as the reference models them.
+
+    >>> leaves(({"b": 1, "a": [2, None]}, Point(y=3, x=4)))
+    [2, 1, 3, 4]
+    """
     return [leaf for _, leaf, _ in _tree.leaves_with_paths(tree, None, "")]
 
 
