@@ -18,12 +18,17 @@ from batchapply_reference.strategies import Case, merged_mask
 
 # Per-dtype (rtol, atol) for the floating functions, the one place tolerances are defined.
 # Every floating function (functions.py) computes in float32 (float64 for float64 leaves) and
-# rounds once to the leaf's dtype. NumPy and XLA disagree only in the float32 step (XLA's
+# rounds once to the leaf's dtype. NumPy and XLA disagree only in that compute step (XLA's
 # tanh/exp are its own polynomial approximations, and sums and matmuls are reordered), by a
-# few float32 ulps; the final rounding turns that into at most one ulp of the leaf dtype.
-# rtol is two ulps of the dtype (2 * eps); atol covers results near 0 after cancellation, where
-# the float32 error is eps_f32 * sum(|terms|) <= 1.2e-7 * 27 * 8 (FLOAT_BOUND = 8, at most
-# MAX_SIDE**3 = 27 terms), ~3e-5, rounded up to 1e-4. float64 work errs ~1e-16 * 216.
+# few ulps of the compute dtype.
+# - float16, bfloat16: the final rounding turns a few float32 ulps into at most one ulp of the
+#   leaf dtype, so rtol is two ulps (2 * eps).
+# - float32: no final rounding; "a few ulps" of XLA's approximations, with headroom: 1e-5
+#   (~80 ulps), far below any real bug (a wrong row or order is off by O(1)).
+# - atol (all 32-bit and narrower): results near 0 after cancellation, where the float32 error
+#   is eps_f32 * sum(|terms|) <= 1.2e-7 * 27 * 8 ~ 3e-5 (FLOAT_BOUND = 8, at most
+#   MAX_SIDE**3 = 27 terms), rounded up to 1e-4.
+# - float64: the same reasoning with eps_f64 ~ 2.2e-16, times ~216 for sums: 1e-12.
 TOLERANCE: dict[str, tuple[float, float]] = {
     "float16": (2 * float(np.finfo(np.float16).eps), 1e-4),
     "bfloat16": (2 * float(ml_dtypes.finfo(ml_dtypes.bfloat16).eps), 1e-4),
