@@ -26,6 +26,17 @@ hypothesis.settings.register_profile(
     database=None,
     suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
+# dev-sized and deterministic, without shrinking: tests/property/test_mutations.py only needs
+# to see a mutant fail, not a minimal example of it.
+hypothesis.settings.register_profile(
+    "mutation",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
 hypothesis.settings.register_profile(
     "thorough",
     max_examples=10_000,

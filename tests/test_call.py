@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import re
 import types
 from typing import Any
 
@@ -168,6 +169,23 @@ def test_in_axes_top_level_type(lib: types.ModuleType) -> None:
     x, w = np.ones((2, 3, 4)), np.ones((4, 5))
     out = lib.BatchApply(lambda a, b: a @ b, in_axes=[0, None])(x, w)
     np.testing.assert_array_equal(out, x @ w)
+
+
+@pytest.mark.spec("BA-2.5", "BA-2.4")
+@pytest.mark.parametrize(
+    ("in_axes", "prefix"),
+    [
+        (Pair(0, None), "`in_axes` must be 0, None, or a tuple"),  # a tuple subclass: another type
+        (True, "`in_axes` must be 0, None, or a tuple"),
+        (np.int64(0), "`in_axes` must be 0, None, or a tuple"),
+        (1, "axis values must be 0 or None"),  # an int: the right type, a wrong axis value
+    ],
+    ids=["namedtuple", "bool", "np-int64", "int-1"],
+)
+def test_in_axes_type_is_checked_exactly(lib: types.ModuleType, in_axes: Any, prefix: str) -> None:
+    # Regression example from the differential fuzzer: the SPEC now says which row applies.
+    with pytest.raises(ValueError, match=re.escape("BatchApply: " + prefix)):
+        lib.BatchApply(lambda a, b: a, in_axes=in_axes)
 
 
 # ---- Section 3: leading shape ---------------------------------------------------------

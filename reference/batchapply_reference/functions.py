@@ -40,6 +40,8 @@ Pair = collections.namedtuple("Pair", ["first", "second"])
 """The namedtuple that :data:`FUNCTIONS` ``"more_leaves"`` returns."""
 
 _REAL_FLOATING = ("float16", "bfloat16", "float32", "float64")
+_INTEGRAL = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+# Dtypes are told apart by name: numpy.isdtype rejects ml_dtypes' bfloat16.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _int_arith(x: Any) -> Any:
     xp = x.__array_namespace__()
     if str(x.dtype) == "bool":
         return xp.logical_not(x)
-    if xp.isdtype(x.dtype, "integral"):
+    if str(x.dtype) in _INTEGRAL:
         return x * 3 + 1  # wraps around the same way in NumPy and XLA
     return x
 
@@ -162,12 +164,17 @@ def _flat_features(x: Any) -> Any:
 def concat_features(*args: Any, **kwargs: Any) -> Any:
     """One ``(rows, features)`` array per group of row leaves with the same row count and dtype.
 
-    Groups are keyed ``"{rows}:{dtype}"``; each concatenates its leaves' flattened
-    features in leaf order.
+    Groups are keyed ``"{dtype}/{k}"``, ``k`` counting the distinct row counts in
+    order of appearance (so the keys do not depend on the batch size); each
+    concatenates its leaves' flattened features in leaf order.
     """
+    row_counts: list[int] = []
     groups: dict[str, list[Any]] = {}
     for leaf in _row_leaves((args, kwargs)):
-        groups.setdefault(f"{leaf.shape[0]}:{leaf.dtype}", []).append(_flat_features(leaf))
+        if leaf.shape[0] not in row_counts:
+            row_counts.append(leaf.shape[0])
+        key = f"{leaf.dtype}/{row_counts.index(leaf.shape[0])}"
+        groups.setdefault(key, []).append(_flat_features(leaf))
     return {key: leaves[0].__array_namespace__().concat(leaves, axis=1) for key, leaves in groups.items()}
 
 
@@ -203,6 +210,15 @@ def row_counts(*args: Any, **kwargs: Any) -> Any:
 def _pad_row(x: Any) -> Any:
     xp = x.__array_namespace__()
     return xp.concat([x, xp.zeros((1,) + tuple(x.shape[1:]), dtype=x.dtype)], axis=0)
+
+
+def _row_onehot(x: Any) -> Any:
+    """Row ``i`` is the one-hot vector of ``i``: its trailing shape is the batch size.
+
+    Fine without ``chunk_size``; with it, chunks of different sizes disagree (SPEC E17).
+    """
+    xp = x.__array_namespace__()
+    return xp.eye(x.shape[0], dtype=xp.int32)
 
 
 # ---- floating -----------------------------------------------------------------------
@@ -247,9 +263,7 @@ def _batch_mean(xp: Any, x: Any) -> Any:
 
 _ALL = [
     Function("identity", identity, True, True, "(args, kwargs) as they came in"),
-    Function(
-        "int_arith", _on_rows(_int_arith), True, True, "x * 3 + 1 on int leaves, logical not on bool leaves"
-    ),
+    Function("int_arith", _on_rows(_int_arith), True, True, "x * 3 + 1 on ints, logical not on bools"),
     Function("reverse_rows", _on_rows(_reverse), True, False, "every row leaf reversed along axis 0"),
     Function("gather_rows", _on_rows(_gather), True, False, "rows (3i + 1) % n of every row leaf"),
     Function("concat_features", concat_features, True, True, "row leaves concatenated along features"),
@@ -258,6 +272,7 @@ _ALL = [
     Function("more_leaves", more_leaves, True, True, "a Pair per row leaf, plus a label: more leaves"),
     Function("row_counts", row_counts, True, False, "a rank-0 row count per row leaf (E10)"),
     Function("pad_row", _on_rows(_pad_row), True, False, "a zero row appended: wrong leading size (E10)"),
+    Function("row_onehot", _on_rows(_row_onehot), True, False, "one-hot row index: width = batch (E17)"),
     Function("matmul_weight", matmul_weight, False, True, "x @ w[:k], w the last argument, in_axes None"),
     Function("tanh", _on_floating_rows(lambda xp, x: xp.tanh(x)), False, True, "tanh of float leaves"),
     Function("softmax", _on_floating_rows(_softmax), False, True, "softmax over the last axis"),

@@ -595,7 +595,7 @@ def chunking() -> Iterator[Spec]:
     yield {
         "name": "E17-chunks-disagree",
         "clauses": ["BA-13.7", "BA-10.1"],
-        "function": "concat_features",
+        "function": "row_onehot",
         "chunk_size": 5,
         "args": [x],
     }

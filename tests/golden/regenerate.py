@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         not (GOLDEN_DIR / f"{stem}.jsonl").exists() or (GOLDEN_DIR / f"{stem}.jsonl").read_text() != text
         for stem, text in texts.items()
     )
+    if not args.check:  # write first: the report below may go to a closed pipe
+        for stem in stale_files:
+            (GOLDEN_DIR / f"{stem}.jsonl").unlink()
+        for stem, text in texts.items():
+            (GOLDEN_DIR / f"{stem}.jsonl").write_text(text)
     print(f"golden corpus: {len(new)} cases in {len(texts)} files")
     for line in changes:
         print("  " + line)
@@ -59,10 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         print("  Expected values changed: this is a behaviour change; add an entry to SPEC.md's Changelog.")
     if args.check:
         return 1 if differs else 0
-    for stem in stale_files:
-        (GOLDEN_DIR / f"{stem}.jsonl").unlink()
-    for stem, text in texts.items():
-        (GOLDEN_DIR / f"{stem}.jsonl").write_text(text)
     print("written." if differs else "unchanged.")
     return 0
 

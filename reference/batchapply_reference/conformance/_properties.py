@@ -3,26 +3,63 @@
 Uses the strategies of :mod:`batchapply_reference.strategies` (hypothesis is the
 ``conformance`` extra). Each check runs one property; on failure, hypothesis
 shrinks the input and the minimal counterexample goes into the report.
+
+A target without ``in_axes``/``out_axes`` is checked on the same calls with both
+set to 0; whatever the reference then does (an output or an error) is what the
+target must do.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 import batchapply_reference
-from batchapply_reference import functions, golden
+from batchapply_reference import _tree, golden
 from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error, safe_encode
 
 Problem = tuple[str, dict[str, Any]]
+AXES = frozenset({"in_axes", "out_axes"})
+EXTENSION_ROWS = ("E4", "E5", "E6", "E7", "E11")  # errors of in_axes/out_axes themselves
+HELPER_ROWS = ("E12", "E13")  # split_leading_dim
+NON_ARRAY_OUTPUTS = ("named_pieces", "more_leaves")  # functions that return ints or strings
 
 
-def _call(api: Any, case: Any, options: frozenset[str]) -> Any:
-    extra = {name: getattr(case, name) for name in ("in_axes", "out_axes") if name in options}
-    fn = functions.FUNCTIONS[case.function].fn
-    return api.BatchApply(fn, case.num_dims, **extra)(*case.args, **case.kwargs)
+def _strategies() -> Any:
+    return importlib.import_module("batchapply_reference.strategies")
+
+
+def _effective(case: Any, target: Target) -> Any:
+    """The call as the target can make it: axes set to 0 when it does not take them."""
+    if target.options >= AXES:
+        return case
+    return dataclasses.replace(case, in_axes=0, out_axes=0)
+
+
+def _outcome(api: Any, case: Any, target: Target) -> tuple[str, Any]:
+    """("ok", output) or ("error", exception), on a private copy of the inputs."""
+    strategies = _strategies()
+    private = dataclasses.replace(case, args=_copy_arrays(case.args), kwargs=_copy_arrays(case.kwargs))
+    try:
+        if private.function == strategies.SPLIT:
+            return "ok", api.split_leading_dim(*private.args)
+        options = {"in_axes": private.in_axes, "out_axes": private.out_axes} if target.options >= AXES else {}
+        apply = api.BatchApply(strategies.function_of(private), private.num_dims, **options)
+        return "ok", apply(*private.args, **private.kwargs)
+    except Exception as e:
+        return "error", e
+
+
+def _copy_arrays(tree: Any) -> Any:
+    """``tree`` with fresh copies of its NumPy arrays, so that a call cannot change the case;
+    every other leaf is the same object, as pass-through checks need (BA-1.2)."""
+    return _tree.map_leaves(
+        lambda _path, leaf, _axis: leaf.copy() if isinstance(leaf, np.ndarray) else leaf, tree, None, ""
+    )
 
 
 def _example(case: Any) -> dict[str, Any]:
@@ -36,42 +73,41 @@ def _example(case: Any) -> dict[str, Any]:
     }
 
 
-def _outcome_of(api: Any, case: Any, options: frozenset[str]) -> tuple[str, Any]:
-    """("ok", output) or ("error", exception), on a private copy of the inputs."""
-    private = copy.deepcopy(case)
-    try:
-        return "ok", _call(api, private, options)
-    except Exception as e:
-        return "error", e
-
-
 def _agreement(target: Target, case: Any) -> Problem | None:
-    """BA-5.x, BA-7.x: the same outputs as the reference."""
-    options = target.options & {"in_axes", "out_axes"}
-    want_kind, want = _outcome_of(batchapply_reference, case, options)
-    got_kind, got = _outcome_of(target.api(), case, options)
+    """The target returns what the reference returns (calls where the reference raises are skipped)."""
+    strategies = _strategies()
+    case = _effective(case, target)
+    want_kind, want = _outcome(batchapply_reference, case, target)
     if want_kind == "error":
-        return None  # error parity is its own property
+        return None  # error parity is its own check
+    got_kind, got = _outcome(target.api(), case, target)
     if got_kind == "error":
-        return f"expected an output, got {describe_error(got)}", {
-            **_example(case),
-            "got": describe_error(got),
-        }
-    problem = golden.mismatch(want, got, exact=functions.FUNCTIONS[case.function].exact)
+        observed = describe_error(got)
+        return f"expected an output, got {observed}", {**_example(case), "got": observed}
+    exact = case.function == strategies.SPLIT or strategies.FUNCTIONS[case.function].exact
+    problem = golden.mismatch(want, got, exact=exact)
     if problem is None:
         return None
     return problem, {**_example(case), "expected": safe_encode(want), "got": safe_encode(got)}
 
 
+def _spec_prefix(error: BaseException, num_dims: Any) -> str:
+    """The SPEC error-table prefix that ``error``'s message starts with (the reference's errors have one)."""
+    for kind, prefix in _strategies().ERROR_PREFIXES.values():
+        filled = prefix.replace("{num_dims}", str(num_dims))
+        if type(error) is kind and str(error).startswith(filled):
+            return filled
+    return str(error)  # not a table row: the whole message must match
+
+
 def _error_parity(target: Target, case: Any) -> Problem | None:
-    """BA-10.1, BA-10.2: the reference's exception type and SPEC message prefix."""
-    strategies = importlib.import_module("batchapply_reference.strategies")
-    options = target.options & {"in_axes", "out_axes"}
-    want_kind, want = _outcome_of(batchapply_reference, case, options)
+    """Where the reference raises, the target raises the same type with the same SPEC prefix."""
+    case = _effective(case, target)
+    want_kind, want = _outcome(batchapply_reference, case, target)
     if want_kind != "error":
         return None
-    got_kind, got = _outcome_of(target.api(), case, options)
-    prefix = strategies.error_prefix(want)
+    got_kind, got = _outcome(target.api(), case, target)
+    prefix = _spec_prefix(want, case.num_dims)
     if got_kind == "error" and type(got) is type(want) and str(got).startswith(prefix):
         return None
     expected = f"{type(want).__name__} starting {prefix!r}"
@@ -80,18 +116,20 @@ def _error_parity(target: Target, case: Any) -> Problem | None:
 
 
 def _hypothesis_check(
-    strategy_name: str, body: Callable[[Target, Any], Problem | None], max_examples: int, seed: int | None
+    make_strategy: Callable[[Any, Target], Any],
+    body: Callable[[Target, Any], Problem | None],
+    max_examples: int,
+    seed: int | None,
 ) -> Callable[[Target], Outcome]:
     def run(target: Target) -> Outcome:
         try:
             import hypothesis
             from hypothesis import reporting
 
-            strategies = importlib.import_module("batchapply_reference.strategies")
+            strategies = _strategies()
         except ImportError as e:
             return Outcome("na", f"needs the conformance extra (pip install 'batchapply[conformance]'): {e}")
         failure: list[Problem] = []
-        options = target.options & {"in_axes", "out_axes"}
 
         @hypothesis.settings(
             max_examples=max_examples,
@@ -101,7 +139,7 @@ def _hypothesis_check(
             print_blob=False,
             suppress_health_check=list(hypothesis.HealthCheck),
         )
-        @hypothesis.given(getattr(strategies, strategy_name)(extensions=options))
+        @hypothesis.given(make_strategy(strategies, target))
         def prop(case: Any) -> None:
             problem = body(target, case)
             if problem is not None:
@@ -121,14 +159,35 @@ def _hypothesis_check(
     return run
 
 
+def _array_cases(strategies: Any, target: Target) -> Any:
+    """Calls whose inputs and outputs hold arrays (and None) only."""
+    names = [name for name in strategies.FUNCTIONS if name not in NON_ARRAY_OUTPUTS]
+    return strategies.cases(functions=names, non_arrays=False)
+
+
+def _error_rows(strategies: Any, target: Target) -> Any:
+    rows = [
+        row
+        for row in strategies.ERROR_ROWS
+        if (target.options >= AXES or row not in EXTENSION_ROWS)
+        and (hasattr(target.module, "split_leading_dim") or row not in HELPER_ROWS)
+    ]
+    return strategies.error_cases(rows=rows)
+
+
 def property_checks(*, max_examples: int, seed: int | None) -> Iterator[Check]:
     yield Check(
-        name="property agreement with the reference",
-        clauses=("BA-1.2", "BA-5.1", "BA-5.2", "BA-5.3", "BA-6.1", "BA-7.1", "BA-7.2", "BA-7.4"),
-        run=_hypothesis_check("cases", _agreement, max_examples, seed),
+        name="property agreement on array leaves",
+        clauses=("BA-5.1", "BA-5.2", "BA-5.3", "BA-6.1", "BA-7.1", "BA-7.2"),
+        run=_hypothesis_check(_array_cases, _agreement, max_examples, seed),
     )
     yield Check(
-        name="property error parity with the reference",
+        name="property agreement with non-array leaves",
+        clauses=("BA-1.1", "BA-1.2", "BA-7.4"),
+        run=_hypothesis_check(lambda s, t: s.cases(), _agreement, max_examples, seed),
+    )
+    yield Check(
+        name="property error parity",
         clauses=("BA-10.1", "BA-10.2"),
-        run=_hypothesis_check("error_cases", _error_parity, max_examples, seed),
+        run=_hypothesis_check(_error_rows, _error_parity, max_examples, seed),
     )
