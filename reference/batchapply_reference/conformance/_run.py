@@ -38,7 +38,7 @@ class ClauseResult:
         if outcome.status == "pass":
             self.passed += 1
             if self.status == "N/A":
-                self.status = "PASS"
+                self.status, self.detail = "PASS", ""  # drop why an earlier check did not apply
         elif self.status != "FAIL":
             self.status = "FAIL"
             self.detail = f"{check.name}: {outcome.detail}"
