@@ -17,10 +17,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from batchapply import BatchApply
+from tests.workloads import attention, conv, mlp, rnn
 
 IMPLS = ["batchapply", "flax", "vmap", "by_hand"]
 KEY = jax.random.key(0)
@@ -31,30 +31,6 @@ def normal(i: int, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Arra
 
 
 # ---- the functions, each written for a [Batch, ...] leading dim ---------------------------
-
-
-def mlp(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
-    return jnp.tanh(x @ w1) @ w2
-
-
-def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    scores = jnp.einsum("nqd,nkd->nqk", q, k) / np.sqrt(q.shape[-1])
-    return jnp.einsum("nqk,nkd->nqd", jax.nn.softmax(scores, axis=-1), v)
-
-
-def rnn(x: jax.Array, w: jax.Array) -> jax.Array:
-    """lax.scan inside: an RNN over axis 1 of [N, S, F]."""
-
-    def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = jnp.tanh(h @ w + x_t)
-        return h, h
-
-    _, hs = jax.lax.scan(step, jnp.zeros_like(x[:, 0]), jnp.swapaxes(x, 0, 1))
-    return jnp.swapaxes(hs, 0, 1)
 
 
 # ---- the four implementations of "apply f over [T, B, ...]" ------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import re
 import types
 from collections.abc import Callable
 from typing import Any
@@ -11,18 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from batchapply_reference.conformance._spec import error_table
+
 SPEC = pathlib.Path(__file__).resolve().parents[1] / "SPEC.md"
-ROW = re.compile(r"^\| (E\d+) \| .* \| `(\w+)` \| (`+)(.+?)\3 \|$")
-
-
-def error_table() -> dict[str, tuple[str, str]]:
-    """Row ID -> (exception type name, message prefix), parsed from SPEC.md."""
-    rows = {}
-    for line in SPEC.read_text().splitlines():
-        match = ROW.match(line)
-        if match:
-            rows[match[1]] = (match[2], match[4].strip())
-    return rows
 
 
 def x() -> np.ndarray:

@@ -15,42 +15,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from batchapply import BatchApply
+from tests.workloads import attention, conv, mlp, rnn
 
 KEY = jax.random.key(0)
 
 
 def normal(i: int, shape: tuple[int, ...]) -> jax.Array:
     return jax.random.normal(jax.random.fold_in(KEY, i), shape)
-
-
-def mlp(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
-    return jnp.tanh(x @ w1) @ w2
-
-
-def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """A 3x3 'SAME' convolution on [N, H, W, C]."""
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Single-head attention on [N, L, D]."""
-    scores = jnp.einsum("nqd,nkd->nqk", q, k) / np.sqrt(q.shape[-1])
-    return jnp.einsum("nqk,nkd->nqd", jax.nn.softmax(scores, axis=-1), v)
-
-
-def cumulative_rnn(x: jax.Array, w: jax.Array) -> jax.Array:
-    """A function with lax.scan inside: an RNN over the feature axis' chunks, [N, S, F]."""
-
-    def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = jnp.tanh(h @ w + x_t)
-        return h, h
-
-    _, hs = jax.lax.scan(step, jnp.zeros_like(x[:, 0]), jnp.swapaxes(x, 0, 1))
-    return jnp.swapaxes(hs, 0, 1)
 
 
 def row_mixing_mean(x: jax.Array) -> jax.Array:
@@ -65,7 +39,7 @@ WORKLOADS: dict[str, tuple[Callable[..., Any], list[jax.Array], list[jax.Array]]
     "mlp": (mlp, [normal(1, (4, 8, 16))], [normal(2, (16, 32)), normal(3, (32, 8))]),
     "conv_tbhwc": (conv, [normal(1, (3, 2, 8, 8, 4))], [normal(2, (3, 3, 4, 6))]),
     "attention": (attention, [normal(i, (3, 2, 5, 8)) for i in (1, 2, 3)], []),
-    "scan_inside": (cumulative_rnn, [normal(1, (3, 4, 6, 8))], [normal(2, (8, 8))]),
+    "scan_inside": (rnn, [normal(1, (3, 4, 6, 8))], [normal(2, (8, 8))]),
     "row_mixing_mean": (row_mixing_mean, [normal(1, (4, 8, 16))], []),
 }
 

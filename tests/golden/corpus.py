@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import pathlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,23 +17,11 @@ import numpy as np
 
 import batchapply_reference
 from batchapply_reference import golden
+from batchapply_reference.conformance._spec import error_table
 from batchapply_reference.golden import GoldenCase, Opaque
-
-SPEC = pathlib.Path(__file__).resolve().parents[2] / "SPEC.md"
-_ROW = re.compile(r"^\| (E\d+) \| .* \| `(\w+)` \| (`+)(.+?)\3 \|$")
 
 Pair = golden.namedtuple_type("Pair", ["first", "second"])
 DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint32", "float16", "bfloat16", "float32", "complex64"]
-
-
-def error_rows() -> dict[str, tuple[str, str]]:
-    """SPEC error table: row ID -> (exception type name, message prefix)."""
-    rows = {}
-    for line in SPEC.read_text().splitlines():
-        match = _ROW.match(line)
-        if match:
-            rows[match[1]] = (match[2], match[4].strip())
-    return rows
 
 
 def array(shape: tuple[int, ...], dtype: str = "int32", start: int = 0) -> np.ndarray:
@@ -70,7 +57,7 @@ def outcome(spec: dict[str, Any]) -> GoldenCase:
     try:
         result = golden.replay(case, batchapply_reference)
     except (TypeError, ValueError) as e:
-        for row, (type_name, prefix) in error_rows().items():
+        for row, (type_name, prefix) in error_table().items():
             if type(e).__name__ == type_name and str(e).startswith(prefix.split("{")[0]):
                 return _with(case, expected_error={"row": row, "type": type_name, "prefix": prefix})
         raise AssertionError(f"golden case {case.name}: an error that is in no SPEC table row: {e!r}") from e

@@ -50,3 +50,21 @@ def clauses() -> tuple[Clause, ...]:
 def clause_key(clause_id: str) -> tuple[int, ...]:
     """Sort key: BA-2.10 after BA-2.9."""
     return tuple(int(part) for part in clause_id[3:].split("."))
+
+
+_ERROR_ROW = re.compile(r"^\| (E\d+) \| .* \| `(\w+)` \| (`+)(.+?)\3 \|$")
+
+
+@functools.cache
+def error_table() -> dict[str, tuple[str, str]]:
+    """The SPEC error table: row ID -> (exception type name, message prefix).
+
+    >>> error_table()["E9"]
+    ('ValueError', 'BatchApply: inputs disagree on their leading shape')
+    """
+    rows = {}
+    for line in spec_text().splitlines():
+        match = _ERROR_ROW.match(line)
+        if match:
+            rows[match[1]] = (match[2], match[4].strip())
+    return rows
