@@ -110,3 +110,10 @@ def test_installed_corpus_is_the_checkouts() -> None:
     assert {p.name: p.read_text() for p in files} == {
         p.name: p.read_text() for p in GOLDEN_DIR.glob("*.jsonl")
     }
+
+
+def test_mismatch_reports_differences_and_accepts_a_passed_through_nan() -> None:
+    nan = float("nan")
+    assert golden.mismatch({"a": nan, "b": [1.0]}, {"a": nan, "b": [1.0]}, exact=True) is None
+    assert golden.mismatch({"a": 1.0}, {"a": 2.0}, exact=True) == "output['a']: expected 1.0, got 2.0"
+    assert golden.mismatch((1,), [1], exact=True) == "output: expected a tuple, got list"
