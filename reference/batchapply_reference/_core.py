@@ -313,15 +313,19 @@ class BatchApply:
         replacements = iter(concatenated)
         return _tree.map_leaves(lambda path, leaf, axis: next(replacements), first_output, None, "output")
 
-    def _chunk_entries(self, output: Any, rows: int) -> list[tuple[str, Any, Any]]:
-        """The (path, leaf, axis) triples of one chunk's output, checked (BA-7.5, BA-13.6)."""
+    def _output_entries(self, output: Any) -> list[tuple[str, Any, Any]]:
+        """The (path, leaf, axis) triples of an output of f; E11 when `out_axes` is no prefix (BA-7.5)."""
         try:
-            entries = _tree.leaves_with_paths(output, self.out_axes, "output")
+            return _tree.leaves_with_paths(output, self.out_axes, "output")
         except _tree.PrefixError as e:
             raise ValueError(
                 f"{OUT_AXES_PREFIX_PREFIX} of the output of f {e}. `out_axes` must be 0, "
                 "None, or a container of the same type and keys as the output."
             ) from None
+
+    def _chunk_entries(self, output: Any, rows: int) -> list[tuple[str, Any, Any]]:
+        """The (path, leaf, axis) triples of one chunk's output, checked (BA-7.5, BA-13.6)."""
+        entries = self._output_entries(output)
         unchunkable = [
             f"{path} ({'not selected by out_axes' if axis is None else 'a ' + type(leaf).__name__})"
             for path, leaf, axis in entries
@@ -350,13 +354,7 @@ class BatchApply:
         self, outputs: Any, leading: tuple[int, ...], rows: list[tuple[int, ...]] | None = None
     ) -> Any:
         size = math.prod(leading)
-        try:
-            out_entries = _tree.leaves_with_paths(outputs, self.out_axes, "output")
-        except _tree.PrefixError as e:
-            raise ValueError(
-                f"{OUT_AXES_PREFIX_PREFIX} of the output of f {e}. `out_axes` must be 0, "
-                "None, or a container of the same type and keys as the output."
-            ) from None
+        out_entries = self._output_entries(outputs)
         unsplittable = [
             f"{path} has shape {tuple(leaf.shape)}"
             for path, leaf, axis in out_entries
