@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from batchapply_reference import conformance
-from batchapply_reference.conformance import _run
+import batchapply_conformance as conformance
+from batchapply_conformance import _run
 
 TESTS = pathlib.Path(__file__).resolve().parent
 SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.json").read_text())
@@ -46,7 +46,7 @@ def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
         "JAX_PLATFORMS": "cpu",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "batchapply_reference.conformance", *args, "--json", str(report)],
+        [sys.executable, "-m", "batchapply_conformance", *args, "--json", str(report)],
         capture_output=True,
         text=True,
         env=env,
@@ -110,7 +110,7 @@ def test_runs_are_deterministic() -> None:
 def test_unknown_clause_and_bad_target_exit_2(tmp_path: pathlib.Path) -> None:
     for args in (["--clause", "BA-99.1"], ["no_colon_here"], ["batchapply:NoSuchThing"]):
         done = subprocess.run(
-            [sys.executable, "-m", "batchapply_reference.conformance", *args],
+            [sys.executable, "-m", "batchapply_conformance", *args],
             capture_output=True,
             text=True,
             check=False,

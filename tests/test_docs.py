@@ -10,15 +10,16 @@ import pkgutil
 import pytest
 
 import batchapply
+import batchapply_conformance
 import batchapply_reference
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 MODULES = sorted(
     info.name
-    for package in (batchapply, batchapply_reference)
+    for package in (batchapply, batchapply_reference, batchapply_conformance)
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
     if not info.name.endswith(".__main__")  # importing it runs the CLI
-) + ["batchapply", "batchapply_reference"]
+) + ["batchapply", "batchapply_reference", "batchapply_conformance"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batchapply_reference.conformance._spec import error_table
+from batchapply_conformance._spec import error_table
 
 SPEC = pathlib.Path(__file__).resolve().parents[1] / "SPEC.md"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -23,13 +24,15 @@ def test_reference_does_not_import_jax() -> None:
     script = textwrap.dedent(
         """
         import sys
-        sys.modules["jax"] = None  # any `import jax` now raises ImportError
+        for name in ("jax", "hypothesis", "flax"):
+            sys.modules[name] = None  # any `import jax` (hypothesis, flax) now raises ImportError
         import numpy as np
         import batchapply_reference as ref
         out = ref.BatchApply(lambda x: x * 2)(np.ones((2, 3, 4)))
         assert out.shape == (2, 3, 4)
-        loaded = sorted(m for m in sys.modules if m == "jax" or m.startswith(("jax.", "jaxlib")))
-        assert loaded == ["jax"], loaded  # only our None placeholder
+        heavy = ("jax", "jaxlib", "hypothesis", "flax")
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+        assert loaded == ["flax", "hypothesis", "jax"], loaded  # only our None placeholders
         print("ok")
         """
     )
@@ -58,8 +61,19 @@ def test_batchapply_does_not_import_flax() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+def test_reference_holds_only_the_oracle() -> None:
+    """The kit (strategies, functions, golden codec, checks, CLI) lives in batchapply_conformance."""
+    import batchapply_reference
+
+    root = pathlib.Path(batchapply_reference.__file__).parent
+    modules = sorted(
+        p.name for p in root.iterdir() if p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__")
+    )
+    assert modules == ["__init__.py", "_core.py", "_order.py", "_tree.py"], modules
+
+
 def test_packages_are_typed() -> None:
-    for package in ("batchapply", "batchapply_reference"):
+    for package in ("batchapply", "batchapply_reference", "batchapply_conformance"):
         assert importlib.resources.files(package).joinpath("py.typed").is_file()
 
 

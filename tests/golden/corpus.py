@@ -16,9 +16,9 @@ import ml_dtypes
 import numpy as np
 
 import batchapply_reference
-from batchapply_reference import golden
-from batchapply_reference.conformance._spec import error_table
-from batchapply_reference.golden import GoldenCase, Opaque
+from batchapply_conformance import golden
+from batchapply_conformance._spec import error_table
+from batchapply_conformance.golden import GoldenCase, Opaque
 
 Pair = golden.namedtuple_type("Pair", ["first", "second"])
 DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint32", "float16", "bfloat16", "float32", "complex64"]

@@ -12,7 +12,7 @@ import collections
 import pathlib
 import sys
 
-from batchapply_reference import golden
+from batchapply_conformance import golden
 from tests.golden import corpus
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "cases"

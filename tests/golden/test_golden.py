@@ -14,7 +14,7 @@ import pytest
 
 import batchapply
 import batchapply_reference
-from batchapply_reference import functions, golden
+from batchapply_conformance import functions, golden
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "cases"
 SPEC = GOLDEN_DIR.parents[2] / "SPEC.md"
@@ -103,7 +103,7 @@ def test_golden_case(lib: types.ModuleType, group: str, case: golden.GoldenCase)
 
 
 def test_installed_corpus_is_the_checkouts() -> None:
-    """A wheel ships tests/golden/cases as batchapply_reference/_golden; it must not be stale."""
+    """A wheel ships tests/golden/cases as batchapply_conformance/_golden; it must not be stale."""
     files = golden.corpus_files()
     if files[0].parent == GOLDEN_DIR:
         pytest.skip("running from a checkout (editable install): the corpus is tests/golden/cases itself")

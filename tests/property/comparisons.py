@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
+from batchapply_conformance.functions import FUNCTIONS
+from batchapply_conformance.strategies import Case, merged_mask
 from batchapply_reference import _tree
-from batchapply_reference.functions import FUNCTIONS
-from batchapply_reference.strategies import Case, merged_mask
 
 # Per-dtype (rtol, atol) for the floating functions, the one place tolerances are defined.
 # Every floating function (functions.py) computes in float32 (float64 for float64 leaves) and

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 
 import batchapply
 import batchapply_reference
-from batchapply_reference.strategies import X64_DTYPES, Case, cases, run
+from batchapply_conformance.strategies import X64_DTYPES, Case, cases, run
 
 
 @pytest.mark.spec("BA-5.1", "BA-5.2", "BA-5.3", "BA-5.4", "BA-6.1", "BA-7.1", "BA-7.2", "BA-7.4")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import batchapply
 import batchapply_reference
-from batchapply_reference.strategies import ERROR_ROWS, SPLIT, Case, error_cases, function_of, run
+from batchapply_conformance.strategies import ERROR_ROWS, SPLIT, Case, error_cases, function_of, run
 
 CALL_ROWS_BEFORE_F = ("E6", "E7", "E8", "E9")
 """Rows raised at call time before f is called (SPEC section 10)."""

@@ -25,9 +25,8 @@ from hypothesis import strategies as st
 
 import batchapply
 import batchapply_reference
-from batchapply_reference import _tree
-from batchapply_reference.functions import FUNCTIONS
-from batchapply_reference.strategies import (
+from batchapply_conformance.functions import FUNCTIONS
+from batchapply_conformance.strategies import (
     DTYPES,
     Case,
     batched_arrays,
@@ -36,6 +35,7 @@ from batchapply_reference.strategies import (
     merged_mask,
     run,
 )
+from batchapply_reference import _tree
 
 LIBS = pytest.mark.parametrize("lib", [batchapply, batchapply_reference], ids=lambda m: m.__name__)
 ROW_INDEPENDENT = sorted(name for name, function in FUNCTIONS.items() if function.row_independent)

@@ -87,7 +87,9 @@ def run_subset(impl_root: pathlib.Path, cwd: pathlib.Path) -> subprocess.Complet
     """
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(impl_root), str(ROOT / "reference"), str(PROPERTY)]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(impl_root), str(ROOT / "reference"), str(ROOT / "conformance"), str(PROPERTY)]
+        ),
         "BATCHAPPLY_HYPOTHESIS_PROFILE": "mutation",
     }
     check = "import batchapply, sys; sys.exit(not batchapply.__file__.startswith(sys.argv[1]))"

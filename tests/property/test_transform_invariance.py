@@ -21,8 +21,8 @@ from comparisons import (
 from hypothesis import given, settings
 
 import batchapply
+from batchapply_conformance.strategies import Case, cases, function_of, run
 from batchapply_reference import _tree
-from batchapply_reference.strategies import Case, cases, function_of, run
 
 
 def array_leaves(tree: Any) -> list[Any]:

@@ -1,7 +1,7 @@
 """The conformance kit: check any BatchApply implementation against SPEC.md, clause by clause.
 
 From the shell: ``batchapply-conformance flax.linen:BatchApply`` (or
-``python -m batchapply_reference.conformance``). From Python::
+``python -m batchapply_conformance``). From Python::
 
     report = run("batchapply:BatchApply", profile="dev")
     assert report.conforms, render(report)
@@ -13,12 +13,12 @@ From another project's pytest suite, one test per clause::
         clause_check()
 """
 
-from batchapply_reference.conformance._checks import Target as Target
-from batchapply_reference.conformance._cli import main as main
-from batchapply_reference.conformance._pytest import parametrize_with_checks as parametrize_with_checks
-from batchapply_reference.conformance._run import ClauseResult as ClauseResult
-from batchapply_reference.conformance._run import Report as Report
-from batchapply_reference.conformance._run import render as render
-from batchapply_reference.conformance._run import run as run
+from batchapply_conformance._checks import Target as Target
+from batchapply_conformance._cli import main as main
+from batchapply_conformance._pytest import parametrize_with_checks as parametrize_with_checks
+from batchapply_conformance._run import ClauseResult as ClauseResult
+from batchapply_conformance._run import Report as Report
+from batchapply_conformance._run import render as render
+from batchapply_conformance._run import run as run
 
 __all__ = ["ClauseResult", "Report", "Target", "main", "parametrize_with_checks", "render", "run"]

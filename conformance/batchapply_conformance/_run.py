@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
-from batchapply_reference.conformance import _spec
-from batchapply_reference.conformance._checks import Check, Outcome, Target, golden_checks
-from batchapply_reference.conformance._transforms import transform_checks
+from batchapply_conformance import _spec
+from batchapply_conformance._checks import Check, Outcome, Target, golden_checks
+from batchapply_conformance._transforms import transform_checks
 
 REPORT_SCHEMA_ID = "batchapply-conformance-report/1"
 
@@ -99,8 +99,8 @@ def _versions(target: str) -> dict[str, str]:
 
 def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]:
     """Golden, transform, sharding and property checks, in that order."""
-    from batchapply_reference.conformance._properties import property_checks
-    from batchapply_reference.conformance._sharding import sharding_checks
+    from batchapply_conformance._properties import property_checks
+    from batchapply_conformance._sharding import sharding_checks
 
     return [
         *golden_checks(),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error
 
 COLLECTIVE = re.compile(
     r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("

@@ -22,11 +22,11 @@ class Clause:
 
 
 def spec_text() -> str:
-    """SPEC.md: the wheel's copy (``batchapply_reference/SPEC.md``), else the checkout's."""
-    shipped = importlib.resources.files("batchapply_reference").joinpath("SPEC.md")
+    """SPEC.md: the wheel's copy (``batchapply_conformance/SPEC.md``), else the checkout's."""
+    shipped = importlib.resources.files("batchapply_conformance").joinpath("SPEC.md")
     if shipped.is_file():
         return shipped.read_text()
-    return (pathlib.Path(__file__).resolve().parents[3] / "SPEC.md").read_text()
+    return (pathlib.Path(__file__).resolve().parents[2] / "SPEC.md").read_text()
 
 
 @functools.cache

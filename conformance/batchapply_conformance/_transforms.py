@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error
 
 T, B, F, HIDDEN, OUT = 3, 4, 5, 6, 2  # time, batch, features, hidden, outputs
 

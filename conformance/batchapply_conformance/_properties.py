@@ -1,6 +1,6 @@
 """Hypothesis differential checks: the target against the reference on generated calls.
 
-Uses the strategies of :mod:`batchapply_reference.strategies` (hypothesis is the
+Uses the strategies of :mod:`batchapply_conformance.strategies` (hypothesis is the
 ``conformance`` extra). Each check runs one property; on failure, hypothesis
 shrinks the input and the minimal counterexample goes into the report.
 
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 import batchapply_reference
-from batchapply_reference import _tree, golden
-from batchapply_reference.conformance._checks import Check, Outcome, Target, describe_error, safe_encode
+from batchapply_conformance import golden
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, safe_encode
+from batchapply_reference import _tree
 
 Problem = tuple[str, dict[str, Any]]
 AXES = frozenset({"in_axes", "out_axes"})
@@ -30,7 +31,7 @@ NON_ARRAY_OUTPUTS = ("named_pieces", "more_leaves")  # functions that return int
 
 
 def _strategies() -> Any:
-    return importlib.import_module("batchapply_reference.strategies")
+    return importlib.import_module("batchapply_conformance.strategies")
 
 
 def _effective(case: Any, target: Target) -> Any:

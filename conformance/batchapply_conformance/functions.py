@@ -10,7 +10,7 @@ call and accepts any pytree of the containers of SPEC BA-1.3. It acts on every
 *row leaf* (an array leaf with ``ndim >= 1``, which has rows along axis 0) and
 passes every other leaf (Python scalars, strings, ``None``, objects, rank-0
 arrays) through untouched, so it copes with whatever
-:mod:`batchapply_reference.strategies` generates. Functions that only make sense
+:mod:`batchapply_conformance.strategies` generates. Functions that only make sense
 for one kind of dtype (``tanh`` for floats) pass the other row leaves through too.
 
 Two flags say what a test may expect:

@@ -1,7 +1,7 @@
 """Golden cases: a readable, lossless JSON encoding of BatchApply calls and their outcomes.
 
 A golden case pins one call: the options, the inputs, the name of a function
-from ``batchapply_reference.functions``, and either the expected output or the
+from ``batchapply_conformance.functions``, and either the expected output or the
 expected error (type and SPEC message prefix). The corpus is written by
 ``python -m tests.golden.regenerate`` from the reference and ships inside the
 wheel, so that any implementation can be replayed against it.
@@ -231,7 +231,7 @@ def corpus_files() -> list[pathlib.Path]:
 
     Raises FileNotFoundError with the command that writes the corpus when there is none.
     """
-    shipped = importlib.resources.files("batchapply_reference").joinpath(GOLDEN_DIR_IN_WHEEL)
+    shipped = importlib.resources.files("batchapply_conformance").joinpath(GOLDEN_DIR_IN_WHEEL)
     candidates = [
         pathlib.Path(str(shipped)),
         pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden" / "cases",
@@ -267,12 +267,12 @@ def replay(case: GoldenCase, api: Any) -> Any:
 
     For ``target == "BatchApply"`` that is
     ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=, chunk_size=, row_order=])(*args, **kwargs)``, ``fn``
-    looked up in ``batchapply_reference.functions``; for a helper target,
+    looked up in ``batchapply_conformance.functions``; for a helper target,
     ``getattr(api, target)(*args, **kwargs)``. Exceptions propagate.
     """
     if case.target != "BatchApply":
         return getattr(api, case.target)(*case.args, **case.kwargs)
-    from batchapply_reference import functions
+    from batchapply_conformance import functions
 
     fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
     options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}

@@ -6,7 +6,7 @@ Three families:
 - transforms: the target under jax.jit, grad, vjp, vmap, scan, checkpoint and
   export (SPEC section 8), against the hand-written reshape;
 - properties: hypothesis differential checks against the reference, with the
-  strategies of :mod:`batchapply_reference.strategies`.
+  strategies of :mod:`batchapply_conformance.strategies`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from batchapply_reference import functions, golden
+from batchapply_conformance import functions, golden
 
 EXTENSION_OPTIONS = ("in_axes", "out_axes", "chunk_size", "row_order")
 

@@ -7,8 +7,8 @@ import json
 import pathlib
 import sys
 
-from batchapply_reference.conformance import _spec
-from batchapply_reference.conformance._run import PROFILES, render, run, write_progress
+from batchapply_conformance import _spec
+from batchapply_conformance._run import PROFILES, render, run, write_progress
 
 DEFAULT_TARGET = "batchapply:BatchApply"
 

@@ -1,7 +1,7 @@
 """Hypothesis strategies for BatchApply calls: valid ones (:func:`cases`) and forbidden ones.
 
 A :class:`Case` is one call ``BatchApply(f, num_dims, in_axes=..., out_axes=...)(*args,
-**kwargs)`` with ``f`` named by :data:`batchapply_reference.functions.FUNCTIONS`.
+**kwargs)`` with ``f`` named by :data:`batchapply_conformance.functions.FUNCTIONS`.
 Inputs are NumPy only (this module never imports jax); a test converts them to
 ``jax.Array`` where it wants to.
 
@@ -36,8 +36,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from batchapply_conformance.functions import FUNCTIONS, WEIGHTED_FUNCTIONS, WRONG_OUTPUT_FUNCTIONS
 from batchapply_reference import _core, _tree
-from batchapply_reference.functions import FUNCTIONS, WEIGHTED_FUNCTIONS, WRONG_OUTPUT_FUNCTIONS
 
 DTYPES = (
     "bool",
@@ -264,7 +264,7 @@ def leading_shapes() -> st.SearchStrategy[tuple[int, ...]]:
     return st.integers(1, 4).flatmap(lambda n: st.tuples(*[side] * n))
 
 
-LEADING = st.shared(leading_shapes(), key="batchapply_reference.strategies.leading")
+LEADING = st.shared(leading_shapes(), key="batchapply_conformance.strategies.leading")
 """The leading shape of one test case: every batched array of the case draws it."""
 
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batchapply_reference.conformance import _spec
-from batchapply_reference.conformance._run import run
+from batchapply_conformance import _spec
+from batchapply_conformance._run import run
 
 
 def parametrize_with_checks(
