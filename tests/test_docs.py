@@ -13,7 +13,8 @@ import batchapply
 import batchapply_conformance
 import batchapply_reference
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MODULES = sorted(
     info.name
     for package in (batchapply, batchapply_reference, batchapply_conformance)
@@ -29,7 +30,12 @@ def test_module_doctests(name: str) -> None:
     assert result.failed == 0
 
 
-def test_readme_doctests() -> None:
-    result = doctest.testfile(str(README), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, "README.md has no >>> examples"
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_page_doctests(page: pathlib.Path) -> None:
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_readme_has_examples() -> None:
+    result = doctest.testfile(str(ROOT / "README.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, "README.md has no >>> examples"
