@@ -339,6 +339,10 @@ class BatchApply:
     (2, 3, 5)
     """
 
+    # One call of f per chunk even on jax.Array inputs, instead of one jax.lax.map: set by the
+    # Flax wrappers, whose modules keep state that a traced loop body cannot update (BA-12.12).
+    _call_per_chunk = False
+
     def __init__(
         self,
         f: Callable[..., Any],
@@ -489,7 +493,8 @@ class BatchApply:
             self._chunk_leaves(outputs, size)
             return outputs
 
-        if all(_kind(y) == _NUMPY for y in ys):  # BA-13.4: NumPy inputs, one call per chunk
+        # BA-13.4: NumPy inputs, one call per chunk; the Flax wrappers always (BA-12.12).
+        if self._call_per_chunk or all(_kind(y) == _NUMPY for y in ys):
             chunks: list[_Chunk] = []
             for k, start in enumerate(range(0, size, c)):
                 stop = min(start + c, size)

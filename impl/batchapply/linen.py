@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
+from flax import errors
 from flax.core import FrozenDict
 from flax.core.scope import Scope
 
@@ -50,6 +51,12 @@ def _thaw_like(axes: Any, tree: Any) -> Any:
         ]
         return items if same_length and isinstance(tree, list) else tuple(items)
     return axes
+
+
+class _PerChunk(_core.BatchApply):
+    """``batchapply.BatchApply`` that calls ``f`` once per chunk on every input kind (BA-12.12)."""
+
+    _call_per_chunk = True
 
 
 class BatchApply(nn.Module):
@@ -91,11 +98,24 @@ class BatchApply(nn.Module):
     num_dims: int = 2
     in_axes: Any = dataclasses.field(default=0, kw_only=True)
     out_axes: Any = dataclasses.field(default=0, kw_only=True)
+    chunk_size: int | None = dataclasses.field(default=None, kw_only=True)
+    row_order: Any = dataclasses.field(default="C", kw_only=True)
 
     def __post_init__(self) -> None:
         # Validate at construction, with the same errors as batchapply.BatchApply (BA-12.1).
-        _core.BatchApply(self.module, self.num_dims, in_axes=self.in_axes, out_axes=self.out_axes)
-        super().__post_init__()
+        self._batch_apply(self.module, self.in_axes, self.out_axes)
+        parent_given = self.parent is None or isinstance(self.parent, nn.Module | Scope)
+        try:
+            super().__post_init__()
+        except errors.AssignSubModuleError:
+            if parent_given:
+                raise
+            # Built in a method where flax forbids submodules (a plain method run through
+            # apply(..., method=...), a function lifted by nn.scan): be what
+            # flax.linen.BatchApply is there, a plain callable with no scope of its own
+            # (BA-12.11). Nothing was registered on the caller: flax checks before naming.
+            object.__setattr__(self, "parent", None)
+            return
         # Once both are bound, make the wrapper and the inner Module one scope (BA-12.2):
         # a Module created in @nn.compact keeps its own scope (the wrapper takes it);
         # one adopted in setup (or at the top level) gets the wrapper's.
@@ -137,9 +157,7 @@ class BatchApply(nn.Module):
         if type(in_axes) is tuple and len(in_axes) == len(args):
             in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))
         if self.out_axes is None or type(self.out_axes) is int:
-            return _core.BatchApply(self.module, self.num_dims, in_axes=in_axes, out_axes=self.out_axes)(
-                *args, **kwargs
-            )
+            return self._batch_apply(self.module, in_axes, self.out_axes)(*args, **kwargs)
         module, out_axes = self.module, self.out_axes
 
         def call(*merged_args: Any, **merged_kwargs: Any) -> Any:
@@ -147,5 +165,16 @@ class BatchApply(nn.Module):
             apply.out_axes = _thaw_like(out_axes, outputs)  # read by apply when it splits
             return outputs
 
-        apply = _core.BatchApply(call, self.num_dims, in_axes=in_axes, out_axes=out_axes)
+        apply = self._batch_apply(call, in_axes, out_axes)
         return apply(*args, **kwargs)
+
+    @nn.nowrap
+    def _batch_apply(self, f: Callable[..., Any], in_axes: Any, out_axes: Any) -> _core.BatchApply:
+        return _PerChunk(
+            f,
+            self.num_dims,
+            in_axes=in_axes,
+            out_axes=out_axes,
+            chunk_size=self.chunk_size,
+            row_order=self.row_order,
+        )

@@ -51,6 +51,12 @@ def _hidden_nnx_object(f: Any) -> str | None:
     return None
 
 
+class _PerChunk(_core.BatchApply):
+    """``batchapply.BatchApply`` that calls ``f`` once per chunk on every input kind (BA-12.12)."""
+
+    _call_per_chunk = True
+
+
 class BatchApply(nnx.Module):
     """Apply ``module`` to inputs whose leading ``num_dims`` dims are merged (SPEC BA-12.4).
 
@@ -86,8 +92,12 @@ class BatchApply(nnx.Module):
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        chunk_size: int | None = None,
+        row_order: Any = "C",
     ) -> None:
-        checked = _core.BatchApply(module, num_dims, in_axes=in_axes, out_axes=out_axes)
+        checked = _core.BatchApply(
+            module, num_dims, in_axes=in_axes, out_axes=out_axes, chunk_size=chunk_size, row_order=row_order
+        )
         hidden = _hidden_nnx_object(module)
         if hidden is not None:
             raise TypeError(
@@ -99,6 +109,8 @@ class BatchApply(nnx.Module):
         self.num_dims = checked.num_dims
         self.in_axes = checked.in_axes
         self.out_axes = checked.out_axes
+        self.chunk_size = checked.chunk_size
+        self.row_order = checked.row_order
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.4).
@@ -135,5 +147,12 @@ class BatchApply(nnx.Module):
             module = call
             args = tuple(None if i in objects else a for i, a in enumerate(args))
             kwargs = {k: v for k, v in kwargs.items() if k not in object_kwargs}
-        apply = _core.BatchApply(module, self.num_dims, in_axes=in_axes, out_axes=self.out_axes)
+        apply = _PerChunk(
+            module,
+            self.num_dims,
+            in_axes=in_axes,
+            out_axes=self.out_axes,
+            chunk_size=self.chunk_size,
+            row_order=self.row_order,
+        )
         return apply(*args, **kwargs)
