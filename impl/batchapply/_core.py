@@ -88,9 +88,13 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
 def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
     """Split the leading dim of ``x`` into ``to_dim`` (SPEC BA-9.2).
 
+    One entry of ``to_dim`` may be ``-1``: it is inferred from the leading size,
+    as ``numpy.reshape`` does.
+
     >>> import jax.numpy as jnp
-    >>> split_leading_dim(jnp.zeros((6, 4)), (2, 3)).shape
-    (2, 3, 4)
+    >>> x = jnp.zeros((6, 4))
+    >>> split_leading_dim(x, (2, 3)).shape, split_leading_dim(x, (-1, 3)).shape
+    ((2, 3, 4), (2, 3, 4))
     """
     to_dim = tuple(to_dim)
     if not isinstance(x, _ARRAY_TYPES):
@@ -98,12 +102,38 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
             "Only array leaves have a leading dim to split."
         )
-    if x.ndim == 0 or x.shape[0] != math.prod(to_dim):
+    if x.ndim == 0:
         raise ValueError(
-            f"{SPLIT_SHAPE_PREFIX} shape {tuple(x.shape)} into leading shape {to_dim}: "
-            f"expected rank >= 1 and a leading size of {math.prod(to_dim)}."
+            f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
+    to_dim = _split_shape(tuple(x.shape), to_dim)
     return x.reshape(to_dim + tuple(x.shape[1:]))
+
+
+def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``to_dim`` with its one ``-1`` inferred from the leading size, as in ``numpy.reshape`` (BA-9.2).
+
+    Raises E13 when no such shape has the leading size ``shape[0]``.
+    """
+    leading = shape[0]
+    holes = [i for i, d in enumerate(to_dim) if isinstance(d, int | np.integer) and d == -1]
+    known = [d for i, d in enumerate(to_dim) if i not in holes]
+    size = math.prod(known)
+    why = None
+    if len(holes) > 1 or any(d < 0 for d in known):
+        why = "its entries must be sizes >= 0, with at most one -1 (inferred, as in numpy.reshape)"
+    elif holes and size == 0:
+        why = "the other entries multiply to 0, so the -1 cannot be inferred"
+    elif holes and leading % size != 0:
+        why = f"the -1 cannot be inferred: {leading} is not a multiple of {size}, the product of the others"
+    elif not holes and size != leading:
+        why = f"its product is {size}, not {leading}"
+    if why is not None:
+        raise ValueError(
+            f"{SPLIT_SHAPE_PREFIX} shape {shape} (leading size {leading}) into to_dim {to_dim}: {why}. "
+            f"Pass sizes whose product is {leading}, or -1 for one of them."
+        )
+    return tuple(leading // size if i in holes else d for i, d in enumerate(to_dim))
 
 
 def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
