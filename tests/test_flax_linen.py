@@ -682,14 +682,13 @@ CHUNK_CASES = {
     "BatchNorm": Case(
         lambda: nn.BatchNorm(use_running_average=False, momentum=0.9), (3, 4, 6), mutable=("batch_stats",)
     ),
-    "Dropout": Case(lambda: nn.Dropout(0.5), (3, 4, 6), kwargs={"deterministic": False}),
 }
 
 
 @pytest.mark.spec("BA-12.12", "BA-13.5")
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 @pytest.mark.parametrize("case", CHUNK_CASES.values(), ids=CHUNK_CASES.keys())
-def test_chunk_size_calls_the_layer_once_per_chunk_in_order(case: Case, jit: bool) -> None:
+def test_chunk_size_shares_params_and_carries_state_chunk_to_chunk(case: Case, jit: bool) -> None:
     x = data(case.shape)  # 12 rows: chunks of 5, 5 and 2
     want_model, got_model = chunked_by_hand(case.make, 5, **case.kwargs), chunked(case.make, 5, **case.kwargs)
     variables = init(want_model, RNGS, x)
@@ -702,6 +701,105 @@ def test_chunk_size_calls_the_layer_once_per_chunk_in_order(case: Case, jit: boo
         return (jax.jit(call) if jit else call)(variables, x)
 
     assert_same_trees(run(got_model), run(want_model))
+
+
+class DropoutScannedByHand(nn.Module):
+    """Chunks of 5 rows the flax way: nn.scan over the full chunks, one dropout key each; then the rest."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        drop = nn.Dropout(0.5, deterministic=False)
+        rows = x.reshape((-1,) + x.shape[2:])
+        full = rows[:10].reshape((2, 5) + rows.shape[1:])
+        scan = nn.scan(
+            lambda m, carry, chunk: (carry, m(chunk)), split_rngs={"params": False, "dropout": True}
+        )
+        _, ys = scan(drop, (), full)
+        y = jnp.concatenate([ys.reshape((10,) + ys.shape[2:]), drop(rows[10:])])
+        return y.reshape(x.shape[:2] + y.shape[1:])
+
+
+@pytest.mark.spec("BA-12.12", "BA-12.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_dropout_under_chunk_size_draws_one_key_per_chunk(jit: bool) -> None:
+    x = jnp.ones((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+    model = chunked(lambda: nn.Dropout(0.5, deterministic=False), 5)  # at the place of the one by hand
+
+    def run(m: nn.Module, key: jax.Array) -> jax.Array:
+        call = lambda z: apply(m, {}, z, rngs={"dropout": key})  # noqa: E731
+        out: jax.Array = (jax.jit(call) if jit else call)(x)
+        return out
+
+    got = run(model, RNGS["dropout"])
+    np.testing.assert_array_equal(got, run(DropoutScannedByHand(), RNGS["dropout"]))
+    rows = np.asarray(got).reshape(12, 6)
+    assert set(np.unique(rows).tolist()) == {0.0, 2.0}
+    assert not np.array_equal(rows[:5], rows[5:10])  # the chunks' masks differ
+    assert not np.array_equal(got, run(model, jax.random.key(8)))
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+def test_chunk_size_bounds_the_compiled_memory() -> None:
+    # Noise-free: XLA's own accounting of the temporaries of the compiled program.
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(8)(nn.relu(nn.Dense(1024)(x)))
+
+    x = jnp.ones((32, 32, 8))  # 1024 rows: a (1024, 1024) float32 hidden layer is 4 MiB
+
+    def temp_bytes(chunk_size: int | None) -> int:
+        model = BatchApply(MLP(), chunk_size=chunk_size)
+        variables = init(model, KEY, x[:1, :1])
+        compiled = jax.jit(lambda v, z: apply(model, v, z)).lower(variables, x).compile()
+        analysis = compiled.memory_analysis()
+        assert analysis is not None
+        return int(analysis.temp_size_in_bytes)
+
+    whole, chunked_ = temp_bytes(None), temp_bytes(128)
+    assert whole >= 4 * 2**20
+    assert chunked_ < whole / 4  # the hidden layer of 128 rows, not of 1024
+
+
+@pytest.mark.spec("BA-12.12", "BA-12.11")
+def test_chunk_size_in_a_plain_method_with_a_partial() -> None:
+    def run(batch_apply: Callable[..., Any], train: bool) -> Any:
+        class Agent(nn.Module):
+            def setup(self) -> None:
+                self.encoder = Encoder()
+
+            def __call__(self, obs: jax.Array, train: bool = False) -> jax.Array:
+                return self.encoder(obs, train)
+
+            def unroll(self, obs: jax.Array, train: bool = False) -> jax.Array:
+                return batch_apply(functools.partial(self.encoder, train=train))(obs)
+
+        x = data((3, 4, 6))
+        variables = Agent().init(RNGS, x[0])
+        return Agent().apply(variables, x, train, method="unroll", mutable=["batch_stats"], rngs=RNGS)
+
+    by_chunks = functools.partial(BatchApply, chunk_size=4)  # 12 rows: 3 chunks
+    assert_same_trees(run(by_chunks, train=False), run(BatchApply, train=False))  # rows independent
+    _, updates = run(by_chunks, train=True)
+    assert not np.allclose(updates["batch_stats"]["encoder"]["BatchNorm_0"]["mean"], 0.0)
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+def test_chunk_size_with_a_callable_that_cannot_be_lifted_calls_it_per_chunk() -> None:
+    make = lambda: nn.BatchNorm(use_running_average=False, momentum=0.9)  # noqa: E731
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            norm = make()
+            return BatchApply(lambda z: norm(z) * 2.0, chunk_size=5)(x)  # a lambda: not liftable
+
+    x = data((3, 4, 6))
+    want_model = chunked_by_hand(lambda: (lambda m: lambda z: m(z) * 2.0)(make()), 5)
+    variables = init(want_model, KEY, x)
+    assert_same_trees(init(Model(), KEY, x), variables)
+    got = apply(Model(), variables, x, mutable=["batch_stats"])
+    assert_same_trees(got, apply(want_model, variables, x, mutable=["batch_stats"]))
 
 
 @pytest.mark.spec("BA-12.12", "BA-13.5")

@@ -431,3 +431,29 @@ def test_row_order_reaches_the_call() -> None:
     np.testing.assert_array_equal(seen[0], np.concatenate([xs[:, :2].reshape(4, 3), xs[:, 2:].reshape(4, 3)]))
     with pytest.raises(ValueError, match=re.escape("BatchApply: `row_order` shard counts do not divide")):
         BatchApply(f, row_order=[1, 3])(x)
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+def test_chunk_size_bounds_the_compiled_memory() -> None:
+    # Noise-free: XLA's own accounting of the temporaries of the compiled program.
+    class MLP(nnx.Module):
+        def __init__(self) -> None:
+            self.hidden = nnx.Linear(8, 1024, rngs=nnx.Rngs(0))
+            self.out = nnx.Linear(1024, 8, rngs=nnx.Rngs(1))
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            out: jax.Array = self.out(nnx.relu(self.hidden(x)))
+            return out
+
+    x = jnp.ones((32, 32, 8))  # 1024 rows: a (1024, 1024) float32 hidden layer is 4 MiB
+
+    def temp_bytes(chunk_size: int | None) -> int:
+        graph, state = nnx.split(BatchApply(MLP(), chunk_size=chunk_size))
+        compiled = jax.jit(lambda s, z: nnx.merge(graph, s)(z)).lower(state, x).compile()
+        analysis = compiled.memory_analysis()
+        assert analysis is not None
+        return int(analysis.temp_size_in_bytes)
+
+    whole, chunked = temp_bytes(None), temp_bytes(128)
+    assert whole >= 4 * 2**20
+    assert chunked < whole / 4  # the hidden layer of 128 rows, not of 1024

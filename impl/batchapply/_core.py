@@ -370,7 +370,7 @@ class BatchApply:
     """
 
     # One call of f per chunk even on jax.Array inputs, instead of one jax.lax.map: set by the
-    # Flax wrappers, whose modules keep state that a traced loop body cannot update (BA-12.12).
+    # Flax wrappers for callables whose state they cannot lift into a scan (BA-12.12).
     _call_per_chunk = False
 
     def __init__(
@@ -546,7 +546,7 @@ class BatchApply:
 
         full = ys if not rest else [jax.lax.slice_in_dim(y, 0, n_full * c) for y in ys]
         stacked = [y.reshape((n_full, c) + tuple(y.shape[1:])) for y in full]
-        mapped = jax.lax.map(body, stacked)
+        mapped = self._map_chunks(body, stacked)
         first = _Chunk.from_stacked(traced[-1], mapped)
         if not rest:
             return first.with_leaves([m.reshape((size,) + tuple(m.shape[2:])) for m in mapped])
@@ -560,6 +560,15 @@ class BatchApply:
                 for m, leaf in zip(mapped, last.leaves, strict=True)
             ]
         )
+
+    def _map_chunks(
+        self, body: Callable[[list[jax.Array]], list[Any]], stacked: list[jax.Array]
+    ) -> list[Any]:
+        """``body`` over the full chunks, stacked on a new leading axis: one ``jax.lax.map`` (BA-13.4).
+
+        The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12).
+        """
+        return jax.lax.map(body, stacked)
 
     def _output_axes(self, outputs: Any) -> list[Any] | None:
         """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""

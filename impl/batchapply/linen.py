@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
 from flax import errors
 from flax.core import FrozenDict
 from flax.core.scope import Scope
@@ -53,10 +56,72 @@ def _thaw_like(axes: Any, tree: Any) -> Any:
     return axes
 
 
-class _PerChunk(_core.BatchApply):
-    """``batchapply.BatchApply`` that calls ``f`` once per chunk on every input kind (BA-12.12)."""
+def _liftable(f: Any) -> tuple[nn.Module, Callable[[nn.Module], Callable[..., Any]]] | None:
+    """The Module that ``f`` calls, and ``f`` rebuilt around a lifted copy of it.
 
-    _call_per_chunk = True
+    ``f`` is a Module, a bound method of one, or a ``functools.partial`` of these;
+    anything else (a lambda over submodules, ``nn.relu``) gives None.
+    """
+    if isinstance(f, nn.Module):
+        return f, lambda lifted: lifted
+    if inspect.ismethod(f) and isinstance(f.__self__, nn.Module):
+        method = f.__func__
+        return f.__self__, lambda lifted: functools.partial(method, lifted)
+    if isinstance(f, functools.partial):
+        inner = _liftable(f.func)
+        if inner is not None:
+            module, rebuild = inner
+            return module, lambda lifted: functools.partial(rebuild(lifted), *f.args, **f.keywords)
+    return None
+
+
+class _Chunked(_core.BatchApply):
+    """``batchapply.BatchApply`` whose full chunks run in one ``nn.scan`` over the module (BA-12.12).
+
+    ``jax.lax.map`` cannot hold a linen module: the variables it would create or
+    update inside its body are tracers of that body. ``nn.scan`` lifts the
+    module's scope instead: ``params`` are shared by the chunks (broadcast), every
+    other collection (``batch_stats``) is carried from chunk to chunk, and every
+    rng stream but ``params`` is split, one key per chunk. A callable that is not
+    a Module, a bound method of one or a partial of these cannot be lifted: it is
+    called once per chunk in a Python loop.
+    """
+
+    _lift: tuple[nn.Module, Callable[[nn.Module], Callable[..., Any]]] | None = None
+    _lifted: list[Callable[..., Any]]
+
+    def lift_into(
+        self, lift: tuple[nn.Module, Callable[[nn.Module], Callable[..., Any]]] | None, lifted: list[Any]
+    ) -> None:
+        self._lift, self._lifted = lift, lifted
+        self._call_per_chunk = lift is None
+
+    def _map_chunks(self, body: Callable[[list[Any]], list[Any]], stacked: list[Any]) -> list[Any]:
+        assert self._lift is not None
+        module, rebuild = self._lift
+        lifted = self._lifted
+
+        def step(scoped: nn.Module, carry: tuple[()], chunk: list[Any]) -> tuple[tuple[()], list[Any]]:
+            lifted.append(rebuild(scoped))
+            try:
+                return carry, body(chunk)
+            finally:
+                lifted.pop()
+
+        first: list[Any] = []
+        if module.is_initializing():
+            # The carried collections must exist before the scan: chunk 0 creates them.
+            first = [y[None] for y in body([rows[0] for rows in stacked])]
+            stacked = [rows[1:] for rows in stacked]
+            if not first or stacked[0].shape[0] == 0:
+                return first
+        scan = nn.scan(
+            step, variable_broadcast="params", variable_carry=True, split_rngs={"params": False, True: True}
+        )
+        _, mapped = scan(module, (), stacked)
+        if first:
+            return [jnp.concatenate(pair) for pair in zip(first, mapped, strict=True)]
+        return list(mapped)
 
 
 class BatchApply(nn.Module):
@@ -103,7 +168,14 @@ class BatchApply(nn.Module):
 
     def __post_init__(self) -> None:
         # Validate at construction, with the same errors as batchapply.BatchApply (BA-12.1).
-        self._batch_apply(self.module, self.in_axes, self.out_axes)
+        _core.BatchApply(
+            self.module,
+            self.num_dims,
+            in_axes=self.in_axes,
+            out_axes=self.out_axes,
+            chunk_size=self.chunk_size,
+            row_order=self.row_order,
+        )
         parent_given = self.parent is None or isinstance(self.parent, nn.Module | Scope)
         try:
             super().__post_init__()
@@ -156,25 +228,19 @@ class BatchApply(nn.Module):
         in_axes = self.in_axes
         if type(in_axes) is tuple and len(in_axes) == len(args):
             in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))
-        if self.out_axes is None or type(self.out_axes) is int:
-            return self._batch_apply(self.module, in_axes, self.out_axes)(*args, **kwargs)
+        options = {"in_axes": in_axes, "out_axes": self.out_axes, "row_order": self.row_order}
+        thaw_out = not (self.out_axes is None or type(self.out_axes) is int)
+        if self.chunk_size is None and not thaw_out:
+            return _core.BatchApply(self.module, self.num_dims, **options)(*args, **kwargs)
         module, out_axes = self.module, self.out_axes
+        lifted: list[Callable[..., Any]] = []  # module as the running nn.scan binds it (BA-12.12)
 
         def call(*merged_args: Any, **merged_kwargs: Any) -> Any:
-            outputs = module(*merged_args, **merged_kwargs)
-            apply.out_axes = _thaw_like(out_axes, outputs)  # read by apply when it splits
+            outputs = (lifted[-1] if lifted else module)(*merged_args, **merged_kwargs)
+            if thaw_out:
+                apply.out_axes = _thaw_like(out_axes, outputs)  # read by apply when it splits
             return outputs
 
-        apply = self._batch_apply(call, in_axes, out_axes)
+        apply = _Chunked(call, self.num_dims, chunk_size=self.chunk_size, **options)
+        apply.lift_into(_liftable(module), lifted)
         return apply(*args, **kwargs)
-
-    @nn.nowrap
-    def _batch_apply(self, f: Callable[..., Any], in_axes: Any, out_axes: Any) -> _core.BatchApply:
-        return _PerChunk(
-            f,
-            self.num_dims,
-            in_axes=in_axes,
-            out_axes=out_axes,
-            chunk_size=self.chunk_size,
-            row_order=self.row_order,
-        )

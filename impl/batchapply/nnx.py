@@ -51,10 +51,34 @@ def _hidden_nnx_object(f: Any) -> str | None:
     return None
 
 
-class _PerChunk(_core.BatchApply):
-    """``batchapply.BatchApply`` that calls ``f`` once per chunk on every input kind (BA-12.12)."""
+class _Chunked(_core.BatchApply):
+    """``batchapply.BatchApply`` whose full chunks run in one ``nnx.scan`` (BA-12.12).
 
-    _call_per_chunk = True
+    ``jax.lax.map`` cannot hold nnx objects: the state it would update inside its
+    body (``BatchNorm`` statistics, an ``Rngs`` counter) would be tracers of that
+    body. ``nnx.scan`` carries the objects from chunk to chunk instead, so each
+    chunk sees the state the previous chunk left, as in a Python loop.
+    """
+
+    _carried: Any = None
+    _lifted: list[Any]
+
+    def carry(self, carried: Any, lifted: list[Any]) -> None:
+        self._carried, self._lifted = carried, lifted
+
+    def _map_chunks(self, body: Callable[[list[Any]], list[Any]], stacked: list[Any]) -> list[Any]:
+        lifted = self._lifted
+
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, 0))
+        def step(carried: Any, chunk: list[Any]) -> tuple[Any, list[Any]]:
+            lifted.append(carried)
+            try:
+                return carried, body(chunk)
+            finally:
+                lifted.pop()
+
+        _, mapped = step(self._carried, stacked)
+        return list(mapped)
 
 
 class BatchApply(nnx.Module):
@@ -129,30 +153,35 @@ class BatchApply(nnx.Module):
         >>> drop(jnp.ones((2, 3, 4)), rngs=nnx.Rngs(dropout=0)).shape
         (2, 3, 4)
         """
-        module = self.module
+        options = {"out_axes": self.out_axes, "chunk_size": self.chunk_size, "row_order": self.row_order}
         in_axes = self.in_axes
-        objects = {i for i, arg in enumerate(args) if _is_nnx_object(arg)}
-        object_kwargs = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
-        if objects or object_kwargs:
-            # nnx objects are pytrees whose rebuilt copies would lose their state
-            # updates (an Rngs counter, say): hand the originals to module (BA-12.7).
-            inner, originals = self.module, args
-
-            def call(*merged: Any, **merged_kwargs: Any) -> Any:
-                restored = [originals[i] if i in objects else a for i, a in enumerate(merged)]
-                return inner(*restored, **merged_kwargs, **object_kwargs)
-
-            if isinstance(in_axes, tuple) and len(in_axes) == len(args):
-                in_axes = tuple(None if i in objects else axis for i, axis in enumerate(in_axes))
-            module = call
-            args = tuple(None if i in objects else a for i, a in enumerate(args))
-            kwargs = {k: v for k, v in kwargs.items() if k not in object_kwargs}
-        apply = _PerChunk(
-            module,
-            self.num_dims,
-            in_axes=in_axes,
-            out_axes=self.out_axes,
-            chunk_size=self.chunk_size,
-            row_order=self.row_order,
+        positions = [i for i, arg in enumerate(args) if _is_nnx_object(arg)]
+        named = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
+        stateful = _is_nnx_object(self.module)
+        if not positions and not named and not (stateful and self.chunk_size is not None):
+            return _core.BatchApply(self.module, self.num_dims, in_axes=in_axes, **options)(*args, **kwargs)
+        # nnx objects are pytrees whose rebuilt copies would lose their state updates (an Rngs
+        # counter, say): module gets the originals (BA-12.7), or, inside the scan over chunks,
+        # the copies that nnx.scan carries from chunk to chunk (BA-12.12).
+        carried: tuple[Any, ...] = (
+            self.module if stateful else None,
+            tuple(args[i] for i in positions),
+            named,
         )
+        lifted: list[Any] = []
+        inner = self.module
+
+        def call(*merged: Any, **merged_kwargs: Any) -> Any:
+            module, objects, named_objects = lifted[-1] if lifted else carried
+            restored = list(merged)
+            for i, obj in zip(positions, objects, strict=True):
+                restored[i] = obj
+            return (module if stateful else inner)(*restored, **merged_kwargs, **named_objects)
+
+        if isinstance(in_axes, tuple) and len(in_axes) == len(args):
+            in_axes = tuple(None if i in positions else axis for i, axis in enumerate(in_axes))
+        args = tuple(None if i in positions else a for i, a in enumerate(args))
+        kwargs = {k: v for k, v in kwargs.items() if k not in named}
+        apply = _Chunked(call, self.num_dims, in_axes=in_axes, **options)
+        apply.carry(carried, lifted)
         return apply(*args, **kwargs)
