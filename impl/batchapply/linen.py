@@ -144,6 +144,23 @@ class BatchApply(nn.Module):
     appears in the variable tree or in rng paths. Used at the top level
     (``BatchApply(f).init(...)``), modules that ``f`` creates go to the root.
 
+    It works wherever ``flax.linen.BatchApply`` does (BA-12.11). Built where
+    flax allows no submodule (a plain method run with
+    ``model.apply(v, x, method=Model.unroll)``, a function lifted by
+    ``nn.scan``), it is an unbound Module with no scope, which calls ``module``
+    in the caller's context exactly as flax's plain class does:
+    ``BatchApply(functools.partial(self.encoder, train=train))(obs)`` there
+    gives flax's variables, ``batch_stats`` updates and dropout masks.
+
+    With ``chunk_size``, the full chunks run in one ``nn.scan`` over ``module``
+    (a Module, a bound method of one, or a partial of these), so the compiled
+    memory follows the chunk: ``params`` are shared by the chunks, other
+    collections are carried from chunk to chunk, and each chunk draws its own
+    ``dropout`` key. A ``BatchNorm`` therefore normalizes each chunk by that
+    chunk's statistics and updates its running averages once per chunk
+    (BA-13.5), unlike the one update over all rows without ``chunk_size``.
+    Another callable is called once per chunk in a Python loop (BA-12.12).
+
     Attributes:
         module: the linen Module or callable to apply to the merged inputs.
         num_dims: how many leading dims to merge (BA-2.2).
@@ -151,6 +168,10 @@ class BatchApply(nn.Module):
             (keyword-only).
         out_axes: which outputs to split, as in ``batchapply.BatchApply``
             (keyword-only).
+        chunk_size: at most this many merged rows per call of ``module``
+            (section 13; keyword-only).
+        row_order: the order of the merged rows on sharded inputs (section 14;
+            keyword-only).
 
     >>> import jax, jax.numpy as jnp, flax.linen as nn
     >>> model = BatchApply(nn.LayerNorm())

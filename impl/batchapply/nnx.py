@@ -92,11 +92,20 @@ class BatchApply(nnx.Module):
     silently not train) the state it hides (BA-12.6). nnx objects passed at call
     time (``rngs=nnx.Rngs(...)``) reach ``module`` as the same objects (BA-12.7).
 
+    With ``chunk_size``, the full chunks run in one ``nnx.scan`` that carries
+    ``module`` (and nnx objects passed to the call) from chunk to chunk, so the
+    compiled memory follows the chunk and the state updates are those of a
+    Python loop over the chunks (BA-12.12): a ``BatchNorm`` normalizes each
+    chunk by that chunk's statistics and updates its running averages once per
+    chunk (BA-13.5); an ``Rngs`` stream advances once per chunk.
+
     Args:
         module: the nnx Module or stateless callable to apply to merged inputs.
         num_dims: how many leading dims to merge (BA-2.2).
         in_axes: which positional inputs to merge, as in ``batchapply.BatchApply``.
         out_axes: which outputs to split, as in ``batchapply.BatchApply``.
+        chunk_size: at most this many merged rows per call of ``module`` (section 13).
+        row_order: the order of the merged rows on sharded inputs (section 14).
 
     Raises:
         TypeError: ``module`` is not callable, or hides nnx state (BA-12.6).
