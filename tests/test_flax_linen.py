@@ -839,3 +839,26 @@ def test_row_order_reaches_the_call() -> None:
     np.testing.assert_array_equal(seen[0], want)
     with pytest.raises(ValueError, match=re.escape("BatchApply: `row_order` shard counts do not divide")):
         apply(BatchApply(f, row_order=[1, 3]), {}, x)
+
+
+@pytest.mark.spec("BA-12.12")
+def test_values_sown_under_chunk_size_are_stacked_per_chunk() -> None:
+    class Probe(nn.Module):
+        @nn.compact
+        def __call__(self, z: jax.Array) -> jax.Array:
+            y = nn.Dense(3)(z)
+            self.sow("intermediates", "y", y)
+            return y
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return BatchApply(Probe(), chunk_size=5)(x)
+
+    x = data((3, 4, 6))  # 12 rows: two full chunks of 5 in the scan, then 2 rows
+    variables = init(Model(), KEY, x)
+    out, state = apply(Model(), variables, x, mutable=["intermediates"])
+    scanned, rest = state["intermediates"]["Probe_0"]["y"]
+    assert scanned.shape == (2, 5, 3) and rest.shape == (2, 3)
+    rows = np.asarray(out).reshape(12, 3)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(scanned).reshape(10, 3), rest]), rows)

@@ -23,7 +23,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 from flax import errors
-from flax.core import FrozenDict
+from flax.core import DenyList, FrozenDict
 from flax.core.scope import Scope
 
 from batchapply import _core
@@ -116,7 +116,11 @@ class _Chunked(_core.BatchApply):
             if not first or stacked[0].shape[0] == 0:
                 return first
         scan = nn.scan(
-            step, variable_broadcast="params", variable_carry=True, split_rngs={"params": False, True: True}
+            step,
+            variable_axes={"intermediates": 0},  # sown values: one entry per chunk, stacked
+            variable_broadcast="params",
+            variable_carry=DenyList("intermediates"),
+            split_rngs={"params": False, True: True},
         )
         _, mapped = scan(module, (), stacked)
         if first:
