@@ -1,4 +1,4 @@
-"""Docstring examples and the README's Python examples run as doctests."""
+"""Docstring examples and every page of the documentation site (README, root pages, docs/) run as doctests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import batchapply_conformance
 import batchapply_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Every page of the documentation site (mkdocs.yml): the root pages and docs/, API pages included.
+ROOT_PAGES = ["README.md", "SPEC.md", "CHANGELOG.md", "CONTRIBUTING.md", "BENCHMARKS.md"]
+PAGES = [*(ROOT / page for page in ROOT_PAGES), *sorted((ROOT / "docs").rglob("*.md"))]
 MODULES = sorted(
     info.name
     for package in (batchapply, batchapply_reference, batchapply_conformance)
