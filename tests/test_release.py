@@ -182,3 +182,27 @@ def test_golden_drift_message_names_the_policy(
     assert regenerate.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert "1 removed: stale-case" in out and regenerate.POLICY in out, out
+
+
+def test_site_build_fails_on_a_broken_link(tmp_path: pathlib.Path) -> None:
+    """``mkdocs build --strict`` (in .ci/run) passes on the site and fails on a missing page or anchor."""
+    pytest.importorskip("mkdocstrings")  # the dev extra
+    import shutil
+
+    pages = ("README.md", "SPEC.md", "CHANGELOG.md", "CONTRIBUTING.md", "BENCHMARKS.md")
+    for name in ("mkdocs.yml", "LICENSE", *pages):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("docs", "benchmarks", "examples", "impl", "reference", "conformance"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def build() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    done = build()
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "docs" / "compatibility.md").open("a") as page:
+        page.write("\nSee [the guide](no-such-guide.md) and [BA-3.2](../SPEC.md#no-such-section).\n")
+    done = build()
+    assert done.returncode != 0
+    assert "'no-such-guide.md'" in done.stderr and "'#no-such-section'" in done.stderr, done.stderr
