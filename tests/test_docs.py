@@ -1,4 +1,4 @@
-"""Docstring examples and the README's Python examples run as doctests."""
+"""Docstring examples and every page of the documentation site (README, root pages, docs/) run as doctests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import doctest
 import importlib
 import pathlib
 import pkgutil
+import re
+import sys
 
 import pytest
 
@@ -14,7 +16,9 @@ import batchapply_conformance
 import batchapply_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Every page of the documentation site (mkdocs.yml): the root pages and docs/, API pages included.
+ROOT_PAGES = ["README.md", "SPEC.md", "CHANGELOG.md", "CONTRIBUTING.md", "BENCHMARKS.md"]
+PAGES = [*(ROOT / page for page in ROOT_PAGES), *sorted((ROOT / "docs").rglob("*.md"))]
 MODULES = sorted(
     info.name
     for package in (batchapply, batchapply_reference, batchapply_conformance)
@@ -39,3 +43,35 @@ def test_page_doctests(page: pathlib.Path) -> None:
 def test_readme_has_examples() -> None:
     result = doctest.testfile(str(ROOT / "README.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, "README.md has no >>> examples"
+
+
+# Python blocks without >>> prompts are not doctests: each must run somewhere else, named here.
+SCRIPTS = {
+    "docs/devices.md": "tests/sharding/check_sharding.py runs it on 8 devices",
+    "docs/conformance.md": "test_conformance_page_pytest_example below",
+}
+
+
+def _scripts(page: pathlib.Path) -> list[str]:
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+    return [block for block in blocks if ">>>" not in block]
+
+
+def test_every_python_block_runs() -> None:
+    for page in PAGES:
+        name = page.relative_to(ROOT).as_posix()
+        if _scripts(page):
+            assert name in SCRIPTS, f"{name} has a ```python block without >>>: make it a doctest"
+    assert all(_scripts(ROOT / name) for name in SCRIPTS), "SCRIPTS names a page without such a block"
+
+
+def test_conformance_page_pytest_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's pytest example, with its placeholder library `mylib` standing for batchapply."""
+    monkeypatch.setitem(sys.modules, "mylib", batchapply)
+    (block,) = _scripts(ROOT / "docs/conformance.md")
+    namespace: dict[str, object] = {}
+    exec(compile(block, "docs/conformance.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 1
+    (mark,) = tests[0].pytestmark  # type: ignore[attr-defined]
+    assert mark.name == "parametrize" and mark.args[0] == "clause_check" and len(mark.args[1]) > 50

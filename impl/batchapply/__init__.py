@@ -9,6 +9,10 @@ split the leading dim of every output back.
 (2, 3, 4)
 """
 
+# The one version source: hatchling reads it into the distribution's metadata
+# (pyproject.toml, [tool.hatch.version]); tests/test_release.py checks they agree.
+__version__ = "0.2.0.dev0"
+
 from batchapply._core import BatchApply as BatchApply
 from batchapply._core import arbitrary_mergeable_leaf as arbitrary_mergeable_leaf
 from batchapply._core import merge_leading_dims as merge_leading_dims

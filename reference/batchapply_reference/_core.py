@@ -232,6 +232,22 @@ class BatchApply:
         self.out_axes = out_axes
         self.chunk_size = chunk_size
 
+    def __repr__(self) -> str:
+        """``BatchApply(<function dense>, num_dims=3, in_axes=(0, None))``: ``f`` and the options set."""
+        import inspect
+        import re
+
+        options = list(inspect.signature(type(self)).parameters.values())[1:]  # all but f
+        changed = [
+            f"{option.name}={value!r}"
+            for option in options
+            if not (
+                type(value := getattr(self, option.name)) is type(option.default) and value == option.default
+            )
+        ]
+        f = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.f))  # <function dense>, without its address
+        return f"{type(self).__name__}({', '.join([f, *changed])})"
+
     def _input_axes(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """One axes prefix per positional argument (SPEC BA-4.1 to BA-4.3)."""
         if not isinstance(self.in_axes, tuple):

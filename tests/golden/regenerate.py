@@ -16,6 +16,8 @@ from batchapply_conformance import golden
 from tests.golden import corpus
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "cases"
+# Which version bump a changed or removed case needs, and what to record.
+POLICY = "docs/compatibility.md#golden-drift"
 
 
 def summarize(old: dict[str, golden.GoldenCase], new: dict[str, golden.GoldenCase]) -> list[str]:
@@ -60,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"golden corpus: {len(new)} cases in {len(texts)} files")
     for line in changes:
         print("  " + line)
-    if any("changed" in line for line in changes):
-        print("  Expected values changed: this is a behaviour change; add an entry to SPEC.md's Changelog.")
+    if any(" changed:" in line or " removed:" in line for line in changes):
+        print(
+            "  Expected values changed or removed: this is a behaviour change; add an entry to SPEC.md's "
+            f"Changelog and CHANGELOG.md, and check that the version bump allows it ({POLICY})."
+        )
     if args.check:
         return 1 if differs else 0
     print("written." if differs else "unchanged.")

@@ -73,7 +73,8 @@ def test_corpus_matches_the_reference() -> None:
     changes = "\n".join(regenerate.summarize(old, new))
     assert {stem: golden.dumps(cases) for stem, cases in fresh.items()} == on_disk, (
         f"the golden files differ from the reference:\n{changes}\nRun `{golden.REGENERATE_COMMAND}` "
-        "and record any changed expected value in SPEC.md's Changelog."
+        "and record any changed expected value in SPEC.md's Changelog and CHANGELOG.md; the "
+        f"compatibility policy says which version bump it needs ({regenerate.POLICY})."
     )
 
 

@@ -285,12 +285,11 @@ def test_inside_shard_map_each_device_merges_its_local_rows(axes: str, row_order
 
 
 @pytest.mark.spec("BA-14.5", "BA-14.6")
-def test_readme_multi_device_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Multiple devices") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None, "README's Multiple devices section has no python block"
-    exec(compile(code[1], "README.md (Multiple devices)", "exec"), {})
+def test_devices_guide_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    guide = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "devices.md").read_text()
+    code = re.search(r"```python\n(.*?)```", guide, re.S)
+    assert code is not None, "docs/devices.md has no python block"
+    exec(compile(code[1], "docs/devices.md", "exec"), {})
     assert capsys.readouterr().out.startswith("BatchApply: this row order needs communication: args[0]")
 
 
