@@ -862,3 +862,26 @@ def test_values_sown_under_chunk_size_are_stacked_per_chunk() -> None:
     assert scanned.shape == (2, 5, 3) and rest.shape == (2, 3)
     rows = np.asarray(out).reshape(12, 3)
     np.testing.assert_array_equal(np.concatenate([np.asarray(scanned).reshape(10, 3), rest]), rows)
+
+
+class CreatesPerCall(nn.Module):
+    how: str
+
+    def torso(self, z: jax.Array) -> jax.Array:
+        return nn.relu(nn.Dense(3)(z))  # a new Dense on every call, in the compact context
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        f = self.torso if self.how == "bound-method-of-caller" else (lambda z: nn.Dense(3)(z))
+        return BatchApply(f, chunk_size=5)(x)
+
+
+@pytest.mark.spec("BA-12.12")
+@pytest.mark.parametrize("how", ["bound-method-of-caller", "lambda"])
+def test_chunk_size_refuses_a_callable_that_creates_submodules_per_chunk(how: str) -> None:
+    x = data((3, 4, 6))  # 12 rows: 3 chunks of at most 5
+    prefix = "batchapply.linen.BatchApply: with `chunk_size`, module must not create submodules per call"
+    with pytest.raises(ValueError, match=re.escape(prefix) + ".* created the submodules Dense_1 again"):
+        init(CreatesPerCall(how), KEY, x)
+    unchunked = init(CreatesPerCall(how).clone(), KEY, x[:1, :4])  # one chunk: one call, one Dense
+    assert list(unchunked["params"]) == ["Dense_0"]

@@ -30,6 +30,10 @@ from batchapply import _core
 
 __all__ = ["BatchApply"]
 
+CHUNK_MODULES_PREFIX = (
+    "batchapply.linen.BatchApply: with `chunk_size`, module must not create submodules per call"
+)
+
 
 def _thaw_like(axes: Any, tree: Any) -> Any:
     """Undo flax's freezing of a Module field where ``tree`` has the caller's containers.
@@ -54,6 +58,12 @@ def _thaw_like(axes: Any, tree: Any) -> Any:
         ]
         return items if same_length and isinstance(tree, list) else tuple(items)
     return axes
+
+
+def _name(f: Any) -> str:
+    """A short name for a callable in an error message: ``Model.torso``, ``<lambda>``."""
+    f = f.func if isinstance(f, functools.partial) else f
+    return str(getattr(f, "__qualname__", type(f).__name__))
 
 
 def _liftable(f: Any) -> tuple[nn.Module, Callable[[nn.Module], Callable[..., Any]]] | None:
@@ -259,13 +269,32 @@ class BatchApply(nn.Module):
             return _core.BatchApply(self.module, self.num_dims, **options)(*args, **kwargs)
         module, out_axes = self.module, self.out_axes
         lifted: list[Callable[..., Any]] = []  # module as the running nn.scan binds it (BA-12.12)
+        # The module whose compact method runs the call, where a callable may create submodules.
+        caller = (
+            self.parent if isinstance(self.parent, nn.Module) else self if self.scope is not None else None
+        )
+        lift = _liftable(module)
+        if lift is not None and lift[0] is caller:
+            lift = None  # the caller's own methods may create submodules inline: not liftable
+        calls: list[None] = []  # one entry per call of module outside the scan
 
         def call(*merged_args: Any, **merged_kwargs: Any) -> Any:
+            before = set(caller._state.children) if caller is not None and not lifted else None
             outputs = (lifted[-1] if lifted else module)(*merged_args, **merged_kwargs)
+            if before is not None and caller is not None:
+                new = sorted(set(caller._state.children) - before)
+                if new and calls:  # BA-12.12: one set of parameters, not one per chunk
+                    raise ValueError(
+                        f"{CHUNK_MODULES_PREFIX}: {_name(module)} created the submodules {', '.join(new)} "
+                        f"again for chunk {len(calls)}, so each chunk would get its own parameters. "
+                        "Pass the Module itself (BatchApply(nn.Dense(4), chunk_size=...)), or create "
+                        "the submodules outside the wrapped function and close over them."
+                    )
+                calls.append(None)
             if thaw_out:
                 apply.out_axes = _thaw_like(out_axes, outputs)  # read by apply when it splits
             return outputs
 
         apply = _Chunked(call, self.num_dims, chunk_size=self.chunk_size, **options)
-        apply.lift_into(_liftable(module), lifted)
+        apply.lift_into(lift, lifted)
         return apply(*args, **kwargs)
