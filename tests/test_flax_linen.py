@@ -885,3 +885,19 @@ def test_chunk_size_refuses_a_callable_that_creates_submodules_per_chunk(how: st
         init(CreatesPerCall(how), KEY, x)
     unchunked = init(CreatesPerCall(how).clone(), KEY, x[:1, :4])  # one chunk: one call, one Dense
     assert list(unchunked["params"]) == ["Dense_0"]
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_layer(jit: bool) -> None:
+    x = data((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+    variables = init(BatchApply(nn.Dense(3)), KEY, x)
+
+    def grads(chunk_size: int | None) -> Any:
+        model = BatchApply(nn.Dense(3), chunk_size=chunk_size)
+        loss = lambda v: jnp.sum(jnp.tanh(apply(model, v, x)) ** 2)  # noqa: E731
+        return (jax.jit(jax.grad(loss)) if jit else jax.grad(loss))(variables)
+
+    got, want = grads(5), grads(None)  # the same sums, added in another order
+    assert paths(got) == paths(want)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)

@@ -457,3 +457,17 @@ def test_chunk_size_bounds_the_compiled_memory() -> None:
     whole, chunked = temp_bytes(None), temp_bytes(128)
     assert whole >= 4 * 2**20
     assert chunked < whole / 4  # the hidden layer of 128 rows, not of 1024
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_layer(jit: bool) -> None:
+    x = data((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+
+    def grads(chunk_size: int | None) -> Any:
+        layer = nnx.Linear(6, 3, rngs=nnx.Rngs(0))
+        wrapper = BatchApply(layer, chunk_size=chunk_size)
+        loss = lambda w: jnp.sum(jnp.tanh(w(x)) ** 2)  # noqa: E731
+        return (nnx.jit(nnx.grad(loss)) if jit else nnx.grad(loss))(wrapper)
+
+    assert_same_states(grads(5), grads(None))
