@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import errors
 from flax.core import FrozenDict
 
 from batchapply.linen import BatchApply
@@ -120,20 +123,23 @@ def test_output_matches_the_hand_written_reshape(case: Case) -> None:
     assert_same_trees(got_updates, want_updates)
 
 
-@pytest.mark.spec("BA-12.1")
+@pytest.mark.spec("BA-12.1", "BA-12.12")
 def test_constructor_fields() -> None:
     params = inspect.signature(BatchApply).parameters
-    names = ["module", "num_dims", "in_axes", "out_axes"]  # flax adds `parent` and `name`
+    # flax adds `parent` and `name`
+    names = ["module", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order"]
     assert [(name, params[name].kind, params[name].default) for name in names] == [
         ("module", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
         ("num_dims", inspect.Parameter.POSITIONAL_OR_KEYWORD, 2),
         ("in_axes", inspect.Parameter.KEYWORD_ONLY, 0),
         ("out_axes", inspect.Parameter.KEYWORD_ONLY, 0),
+        ("chunk_size", inspect.Parameter.KEYWORD_ONLY, None),
+        ("row_order", inspect.Parameter.KEYWORD_ONLY, "C"),
     ]
     assert issubclass(BatchApply, nn.Module)
 
 
-@pytest.mark.spec("BA-12.1")
+@pytest.mark.spec("BA-12.1", "BA-12.12")
 @pytest.mark.parametrize(
     ("kwargs", "error", "prefix"),
     [
@@ -142,8 +148,22 @@ def test_constructor_fields() -> None:
         ({"module": nn.relu, "num_dims": 2.0}, TypeError, "BatchApply: `num_dims` must be an int"),
         ({"module": nn.relu, "in_axes": {"x": 0}}, ValueError, "BatchApply: `in_axes` must be 0, None"),
         ({"module": nn.relu, "out_axes": 1}, ValueError, "BatchApply: axis values must be 0 or None"),
+        ({"module": nn.relu, "chunk_size": True}, TypeError, "BatchApply: `chunk_size` must be an int"),
+        ({"module": nn.relu, "chunk_size": 0}, ValueError, "BatchApply: `chunk_size` must be >= 1"),
+        ({"module": nn.relu, "row_order": "F"}, ValueError, "BatchApply: `row_order` must be"),
+        ({"module": nn.relu, "row_order": (2,)}, ValueError, "BatchApply: `row_order` must be"),
     ],
-    ids=["module", "num_dims-value", "num_dims-type", "in_axes-type", "out_axes-value"],
+    ids=[
+        "module",
+        "num_dims-value",
+        "num_dims-type",
+        "in_axes-type",
+        "out_axes-value",
+        "chunk_size-type",
+        "chunk_size-value",
+        "row_order-value",
+        "row_order-length",
+    ],
 )
 def test_arguments_are_checked_at_construction(kwargs: dict[str, Any], error: type, prefix: str) -> None:
     with pytest.raises(error) as info:
@@ -411,3 +431,473 @@ def test_switching_from_flax_linen_batchapply_is_one_import(style: Callable[...,
     want = init(theirs, KEY, x)
     assert_same_trees(init(ours, KEY, x), want)
     np.testing.assert_allclose(apply(ours, want, x), apply(theirs, want, x), rtol=1e-6, atol=1e-6)
+
+
+# ---- Every place flax.linen.BatchApply works (BA-12.11) ----------------------------
+
+
+def by_hand(f: Callable[..., Any], num_dims: int = 2) -> Callable[[jax.Array], jax.Array]:
+    """The hand-written reshape, with BatchApply's signature, for models that take the class to use."""
+
+    def call(x: jax.Array) -> jax.Array:
+        y = f(x.reshape((-1,) + x.shape[num_dims:]))
+        return y.reshape(x.shape[:num_dims] + y.shape[1:])
+
+    return call
+
+
+class Encoder(nn.Module):
+    """Dense, BatchNorm and Dropout, switched by ``train`` as agent code does."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = nn.Dense(5)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        return nn.Dropout(0.5, deterministic=not train)(x)
+
+
+def agent(batch_apply: Callable[..., Any]) -> nn.Module:
+    """The issue's pattern: a plain ``unroll`` method, applied with ``method=``, wraps submodules."""
+
+    class Agent(nn.Module):
+        def setup(self) -> None:
+            self.encoder = Encoder()
+            self.q_head = nn.Dense(2)
+
+        def __call__(self, obs: jax.Array, train: bool = False) -> jax.Array:  # one step: [Batch, F]
+            return self.q_head(self.encoder(obs, train))
+
+        def unroll(self, obs: jax.Array, train: bool = False) -> jax.Array:  # [Time, Batch, F]
+            h = batch_apply(functools.partial(self.encoder, train=train))(obs)
+            return batch_apply(self.q_head)(h)
+
+    return Agent()
+
+
+def run_agent(batch_apply: Callable[..., Any], train: bool) -> Any:
+    x = data((3, 4, 6))
+    model = agent(batch_apply)
+    variables = model.init(RNGS, x, train, method="unroll")
+    out, updates = model.apply(
+        variables, x, train, method="unroll", mutable=["batch_stats"], rngs={"dropout": jax.random.key(9)}
+    )
+    return variables, out, updates
+
+
+def run_repro(batch_apply: Callable[..., Any]) -> Any:
+    """The issue's minimal reproduction."""
+
+    class M(nn.Module):
+        def setup(self) -> None:
+            self.d = nn.Dense(3)
+
+        def unroll(self, x: jax.Array) -> jax.Array:
+            return batch_apply(self.d)(x)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.d(x)
+
+    variables = M().init(KEY, jnp.ones((4, 2)))
+    return variables, M().apply(variables, data((5, 4, 2)), method=M.unroll)
+
+
+def run_bound_method(batch_apply: Callable[..., Any]) -> Any:
+    """A plain ``__call__`` (neither setup nor compact) wrapping a bound method of ``self``."""
+
+    class M(nn.Module):
+        def setup(self) -> None:
+            self.d = nn.Dense(3)
+
+        def features(self, z: jax.Array) -> jax.Array:
+            return nn.relu(self.d(z))
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return batch_apply(self.features)(x)
+
+    x = data((3, 4, 6))
+    variables = M().init(KEY, x)
+    return variables, M().apply(variables, x)
+
+
+def run_method_lambda(batch_apply: Callable[..., Any]) -> Any:
+    """``apply(..., method=lambda module, x: ...)``."""
+    x = data((3, 4, 6))
+    model = nn.Dense(3)
+    variables = model.init(KEY, x[0])
+    return variables, model.apply(variables, x, method=lambda m, z: batch_apply(m.__call__)(z))
+
+
+def run_scan_function(batch_apply: Callable[..., Any]) -> Any:
+    """A function lifted by ``nn.scan``: it gets the lifted module as an argument."""
+
+    class M(nn.Module):
+        @nn.compact
+        def __call__(self, xs: jax.Array) -> tuple[jax.Array, jax.Array]:
+            def body(dense: nn.Module, carry: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+                y = batch_apply(dense)(x_t)
+                return carry + y.sum(), y
+
+            scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False})
+            out: tuple[jax.Array, jax.Array] = scan(nn.Dense(3), jnp.zeros(()), xs)
+            return out
+
+    xs = data((5, 2, 4, 6))  # [Time, Batch, Set, Features]
+    variables = M().init(KEY, xs)
+    return variables, M().apply(variables, xs)
+
+
+def run_remat_plain_method(batch_apply: Callable[..., Any]) -> Any:
+    """``nn.remat`` of a setup-style module whose ``__call__`` is a plain method."""
+
+    class Body(nn.Module):
+        def setup(self) -> None:
+            self.d = nn.Dense(3)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return batch_apply(self.d)(x)
+
+    class M(nn.Module):
+        def setup(self) -> None:
+            self.body = nn.remat(Body)()
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.body(x)
+
+    x = data((3, 4, 6))
+    variables = M().init(KEY, x)
+    grads = jax.grad(lambda v: jnp.sum(apply(M(), v, x) ** 2))(variables)
+    return variables, M().apply(variables, x), grads
+
+
+def run_top_level(batch_apply: Callable[..., Any]) -> Any:
+    """Outside any module, around ``apply`` and around a bound module."""
+    x = data((3, 4, 6))
+    model = nn.Dense(3)
+    variables = model.init(KEY, x[0])
+    return batch_apply(functools.partial(model.apply, variables))(x), batch_apply(model.bind(variables))(x)
+
+
+PLACES: dict[str, Callable[[Callable[..., Any]], Any]] = {
+    "plain-method-repro": run_repro,
+    "plain-method-partial-train": functools.partial(run_agent, train=True),
+    "plain-method-partial-eval": functools.partial(run_agent, train=False),
+    "plain-call-bound-method": run_bound_method,
+    "method-lambda": run_method_lambda,
+    "nn.scan-function": run_scan_function,
+    "nn.remat-plain-method": run_remat_plain_method,
+    "top-level": run_top_level,
+}
+
+
+def assert_identical(got: Any, want: Any) -> None:
+    assert paths(got) == paths(want)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+
+
+@pytest.mark.spec("BA-12.11", "BA-12.3", "BA-12.9")
+@pytest.mark.parametrize("place", PLACES.values(), ids=PLACES.keys())
+def test_every_place_matches_flax_linen_batchapply(place: Callable[[Callable[..., Any]], Any]) -> None:
+    ours = place(BatchApply)
+    assert_identical(ours, place(nn.BatchApply))  # bit for bit: both only reshape
+    assert_same_trees(ours, place(by_hand))
+
+
+@pytest.mark.spec("BA-12.11", "BA-12.8", "BA-12.9")
+def test_the_agent_pattern_updates_batch_stats_and_draws_dropout() -> None:
+    # Guards the comparison above against a pattern that does nothing: the statistics move,
+    # over all T*B rows, and dropout zeroes some outputs of the training run only.
+    variables, out, updates = run_agent(BatchApply, train=True)
+    assert not np.allclose(updates["batch_stats"]["encoder"]["BatchNorm_0"]["mean"], 0.0)
+    _, eval_out, eval_updates = run_agent(BatchApply, train=False)
+    assert_identical(eval_updates, {"batch_stats": variables["batch_stats"]})
+    assert out.shape == eval_out.shape == (3, 4, 2)
+    assert not np.allclose(out, eval_out)
+
+
+@pytest.mark.spec("BA-12.11")
+def test_in_a_plain_method_the_wrapper_is_not_a_submodule() -> None:
+    seen: list[nn.Module] = []
+
+    class M(nn.Module):
+        def setup(self) -> None:
+            self.d = nn.Dense(3)
+
+        def unroll(self, x: jax.Array) -> jax.Array:
+            wrapper = BatchApply(self.d)
+            seen.append(wrapper)
+            return wrapper(x)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.d(x)
+
+    variables = M().init(KEY, jnp.ones((4, 2)))
+    M().apply(variables, data((5, 4, 2)), method=M.unroll)
+    assert seen[0].parent is None and seen[0].scope is None  # unbound, like flax's plain class
+
+
+@pytest.mark.spec("BA-12.11")
+def test_a_submodule_created_in_a_plain_method_still_raises_flaxs_error() -> None:
+    class M(nn.Module):
+        def unroll(self, x: jax.Array) -> jax.Array:
+            return BatchApply(nn.Dense(3))(x)  # nn.Dense(3) is what flax rejects here
+
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(3)(x)
+
+    variables = M().init(KEY, jnp.ones((4, 2)))
+    with pytest.raises(errors.AssignSubModuleError, match="Submodule Dense must be defined"):
+        M().apply(variables, data((5, 4, 2)), method=M.unroll)
+
+
+# ---- chunk_size and row_order (BA-12.12) -------------------------------------------
+
+
+def chunked_by_hand(make: Callable[[], Any], chunk: int, **kwargs: Any) -> nn.Module:
+    """The hand-written chunk loop: merge, call one layer on each chunk in order, concatenate, split."""
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            layer = make()
+            rows = x.reshape((-1,) + x.shape[2:])
+            outs = [layer(rows[i : i + chunk], **kwargs) for i in range(0, rows.shape[0], chunk)]
+            y = jnp.concatenate(outs)
+            return y.reshape(x.shape[:2] + y.shape[1:])
+
+    return Model()
+
+
+def chunked(make: Callable[[], Any], chunk: int, **kwargs: Any) -> nn.Module:
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return BatchApply(make(), chunk_size=chunk)(x, **kwargs)
+
+    return Model()
+
+
+CHUNK_CASES = {
+    "Dense": Case(lambda: nn.Dense(5), (3, 4, 6)),
+    "BatchNorm": Case(
+        lambda: nn.BatchNorm(use_running_average=False, momentum=0.9), (3, 4, 6), mutable=("batch_stats",)
+    ),
+}
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("case", CHUNK_CASES.values(), ids=CHUNK_CASES.keys())
+def test_chunk_size_shares_params_and_carries_state_chunk_to_chunk(case: Case, jit: bool) -> None:
+    x = data(case.shape)  # 12 rows: chunks of 5, 5 and 2
+    want_model, got_model = chunked_by_hand(case.make, 5, **case.kwargs), chunked(case.make, 5, **case.kwargs)
+    variables = init(want_model, RNGS, x)
+    assert_same_trees(init(got_model, RNGS, x), variables)
+
+    def run(model: nn.Module) -> Any:
+        call = lambda v, z: apply(  # noqa: E731
+            model, v, z, rngs={"dropout": RNGS["dropout"]}, mutable=list(case.mutable)
+        )
+        return (jax.jit(call) if jit else call)(variables, x)
+
+    assert_same_trees(run(got_model), run(want_model))
+
+
+class DropoutScannedByHand(nn.Module):
+    """Chunks of 5 rows the flax way: nn.scan over the full chunks, one dropout key each; then the rest."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        drop = nn.Dropout(0.5, deterministic=False)
+        rows = x.reshape((-1,) + x.shape[2:])
+        full = rows[:10].reshape((2, 5) + rows.shape[1:])
+        scan = nn.scan(
+            lambda m, carry, chunk: (carry, m(chunk)), split_rngs={"params": False, "dropout": True}
+        )
+        _, ys = scan(drop, (), full)
+        y = jnp.concatenate([ys.reshape((10,) + ys.shape[2:]), drop(rows[10:])])
+        return y.reshape(x.shape[:2] + y.shape[1:])
+
+
+@pytest.mark.spec("BA-12.12", "BA-12.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_dropout_under_chunk_size_draws_one_key_per_chunk(jit: bool) -> None:
+    x = jnp.ones((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+    model = chunked(lambda: nn.Dropout(0.5, deterministic=False), 5)  # at the place of the one by hand
+
+    def run(m: nn.Module, key: jax.Array) -> jax.Array:
+        call = lambda z: apply(m, {}, z, rngs={"dropout": key})  # noqa: E731
+        out: jax.Array = (jax.jit(call) if jit else call)(x)
+        return out
+
+    got = run(model, RNGS["dropout"])
+    np.testing.assert_array_equal(got, run(DropoutScannedByHand(), RNGS["dropout"]))
+    rows = np.asarray(got).reshape(12, 6)
+    assert set(np.unique(rows).tolist()) == {0.0, 2.0}
+    assert not np.array_equal(rows[:5], rows[5:10])  # the chunks' masks differ
+    assert not np.array_equal(got, run(model, jax.random.key(8)))
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+def test_chunk_size_bounds_the_compiled_memory() -> None:
+    # Noise-free: XLA's own accounting of the temporaries of the compiled program.
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(8)(nn.relu(nn.Dense(1024)(x)))
+
+    x = jnp.ones((32, 32, 8))  # 1024 rows: a (1024, 1024) float32 hidden layer is 4 MiB
+
+    def temp_bytes(chunk_size: int | None) -> int:
+        model = BatchApply(MLP(), chunk_size=chunk_size)
+        variables = init(model, KEY, x[:1, :1])
+        compiled = jax.jit(lambda v, z: apply(model, v, z)).lower(variables, x).compile()
+        analysis = compiled.memory_analysis()
+        assert analysis is not None
+        return int(analysis.temp_size_in_bytes)
+
+    whole, chunked_ = temp_bytes(None), temp_bytes(128)
+    assert whole >= 4 * 2**20
+    assert chunked_ < whole / 4  # the hidden layer of 128 rows, not of 1024
+
+
+@pytest.mark.spec("BA-12.12", "BA-12.11")
+def test_chunk_size_in_a_plain_method_with_a_partial() -> None:
+    def run(batch_apply: Callable[..., Any], train: bool) -> Any:
+        class Agent(nn.Module):
+            def setup(self) -> None:
+                self.encoder = Encoder()
+
+            def __call__(self, obs: jax.Array, train: bool = False) -> jax.Array:
+                return self.encoder(obs, train)
+
+            def unroll(self, obs: jax.Array, train: bool = False) -> jax.Array:
+                return batch_apply(functools.partial(self.encoder, train=train))(obs)
+
+        x = data((3, 4, 6))
+        variables = Agent().init(RNGS, x[0])
+        return Agent().apply(variables, x, train, method="unroll", mutable=["batch_stats"], rngs=RNGS)
+
+    by_chunks = functools.partial(BatchApply, chunk_size=4)  # 12 rows: 3 chunks
+    assert_same_trees(run(by_chunks, train=False), run(BatchApply, train=False))  # rows independent
+    _, updates = run(by_chunks, train=True)
+    assert not np.allclose(updates["batch_stats"]["encoder"]["BatchNorm_0"]["mean"], 0.0)
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+def test_chunk_size_with_a_callable_that_cannot_be_lifted_calls_it_per_chunk() -> None:
+    make = lambda: nn.BatchNorm(use_running_average=False, momentum=0.9)  # noqa: E731
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            norm = make()
+            return BatchApply(lambda z: norm(z) * 2.0, chunk_size=5)(x)  # a lambda: not liftable
+
+    x = data((3, 4, 6))
+    want_model = chunked_by_hand(lambda: (lambda m: lambda z: m(z) * 2.0)(make()), 5)
+    variables = init(want_model, KEY, x)
+    assert_same_trees(init(Model(), KEY, x), variables)
+    got = apply(Model(), variables, x, mutable=["batch_stats"])
+    assert_same_trees(got, apply(want_model, variables, x, mutable=["batch_stats"]))
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+def test_batchnorm_under_chunk_size_sees_per_chunk_statistics() -> None:
+    t, b, f, c, m = 4, 5, 3, 8, 0.9
+    x = data((t, b, f))
+    model = BatchApply(nn.BatchNorm(use_running_average=False, momentum=m), chunk_size=c)
+    variables = init(model, KEY, x)
+    out, updates = apply(model, variables, x, mutable=["batch_stats"])
+    rows = np.asarray(x, dtype=np.float64).reshape(t * b, f)
+    mean, var = np.zeros(f), np.ones(f)
+    for start in range(0, t * b, c):  # chunks of 8, 8 and 4 rows, one update each, in order
+        chunk = rows[start : start + c]
+        mean, var = m * mean + (1 - m) * chunk.mean(0), m * var + (1 - m) * chunk.var(0)
+        # Each chunk is normalized by its own statistics.
+        np.testing.assert_allclose(np.asarray(out).reshape(t * b, f)[start : start + c].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(updates["batch_stats"]["mean"], mean, rtol=1e-5)
+    np.testing.assert_allclose(updates["batch_stats"]["var"], var, rtol=1e-5)
+    whole = BatchApply(nn.BatchNorm(use_running_average=False, momentum=m))
+    unchunked = apply(whole, variables, x, mutable=["batch_stats"])
+    assert not np.allclose(out, unchunked[0], atol=1e-3)
+
+
+@pytest.mark.spec("BA-12.12", "BA-14.2")
+def test_row_order_reaches_the_call() -> None:
+    x = data((2, 4, 3))
+    seen: list[np.ndarray] = []
+
+    def f(rows: jax.Array) -> jax.Array:
+        seen.append(np.asarray(rows))
+        return rows * 2.0
+
+    model = BatchApply(f, row_order=(1, 2))
+    np.testing.assert_array_equal(apply(model, {}, x), np.asarray(x) * 2.0)
+    xs = np.asarray(x)  # counts (1, 2): the first half of B for every t, then the second half
+    want = np.concatenate([xs[:, :2].reshape(4, 3), xs[:, 2:].reshape(4, 3)])
+    np.testing.assert_array_equal(seen[0], want)
+    with pytest.raises(ValueError, match=re.escape("BatchApply: `row_order` shard counts do not divide")):
+        apply(BatchApply(f, row_order=[1, 3]), {}, x)
+
+
+@pytest.mark.spec("BA-12.12")
+def test_values_sown_under_chunk_size_are_stacked_per_chunk() -> None:
+    class Probe(nn.Module):
+        @nn.compact
+        def __call__(self, z: jax.Array) -> jax.Array:
+            y = nn.Dense(3)(z)
+            self.sow("intermediates", "y", y)
+            return y
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return BatchApply(Probe(), chunk_size=5)(x)
+
+    x = data((3, 4, 6))  # 12 rows: two full chunks of 5 in the scan, then 2 rows
+    variables = init(Model(), KEY, x)
+    out, state = apply(Model(), variables, x, mutable=["intermediates"])
+    scanned, rest = state["intermediates"]["Probe_0"]["y"]
+    assert scanned.shape == (2, 5, 3) and rest.shape == (2, 3)
+    rows = np.asarray(out).reshape(12, 3)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(scanned).reshape(10, 3), rest]), rows)
+
+
+class CreatesPerCall(nn.Module):
+    how: str
+
+    def torso(self, z: jax.Array) -> jax.Array:
+        return nn.relu(nn.Dense(3)(z))  # a new Dense on every call, in the compact context
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        f = self.torso if self.how == "bound-method-of-caller" else (lambda z: nn.Dense(3)(z))
+        return BatchApply(f, chunk_size=5)(x)
+
+
+@pytest.mark.spec("BA-12.12")
+@pytest.mark.parametrize("how", ["bound-method-of-caller", "lambda"])
+def test_chunk_size_refuses_a_callable_that_creates_submodules_per_chunk(how: str) -> None:
+    x = data((3, 4, 6))  # 12 rows: 3 chunks of at most 5
+    prefix = "batchapply.linen.BatchApply: with `chunk_size`, module must not create submodules per call"
+    with pytest.raises(ValueError, match=re.escape(prefix) + ".* created the submodules Dense_1 again"):
+        init(CreatesPerCall(how), KEY, x)
+    unchunked = init(CreatesPerCall(how).clone(), KEY, x[:1, :4])  # one chunk: one call, one Dense
+    assert list(unchunked["params"]) == ["Dense_0"]
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_layer(jit: bool) -> None:
+    x = data((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+    variables = init(BatchApply(nn.Dense(3)), KEY, x)
+
+    def grads(chunk_size: int | None) -> Any:
+        model = BatchApply(nn.Dense(3), chunk_size=chunk_size)
+        loss = lambda v: jnp.sum(jnp.tanh(apply(model, v, x)) ** 2)  # noqa: E731
+        return (jax.jit(jax.grad(loss)) if jit else jax.grad(loss))(variables)
+
+    got, want = grads(5), grads(None)  # the same sums, added in another order
+    assert paths(got) == paths(want)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)

@@ -116,7 +116,7 @@ def test_variables_are_shared_with_the_wrapped_module() -> None:
     np.testing.assert_array_equal(wrapper(data((3, 4, 6))), np.broadcast_to(np.arange(5.0), (3, 4, 5)))
 
 
-@pytest.mark.spec("BA-12.4")
+@pytest.mark.spec("BA-12.4", "BA-12.12")
 def test_constructor_signature() -> None:
     params = list(inspect.signature(BatchApply.__init__).parameters.values())[1:]  # after self
     assert [(p.name, p.kind, p.default) for p in params] == [
@@ -124,11 +124,13 @@ def test_constructor_signature() -> None:
         ("num_dims", inspect.Parameter.POSITIONAL_OR_KEYWORD, 2),
         ("in_axes", inspect.Parameter.KEYWORD_ONLY, 0),
         ("out_axes", inspect.Parameter.KEYWORD_ONLY, 0),
+        ("chunk_size", inspect.Parameter.KEYWORD_ONLY, None),
+        ("row_order", inspect.Parameter.KEYWORD_ONLY, "C"),
     ]
     assert issubclass(BatchApply, nnx.Module)
 
 
-@pytest.mark.spec("BA-12.4")
+@pytest.mark.spec("BA-12.4", "BA-12.12")
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "prefix"),
     [
@@ -137,8 +139,22 @@ def test_constructor_signature() -> None:
         ((jax.nn.relu, True), {}, TypeError, "BatchApply: `num_dims` must be an int"),
         ((jax.nn.relu,), {"in_axes": {"x": 0}}, ValueError, "BatchApply: `in_axes` must be 0, None"),
         ((jax.nn.relu,), {"out_axes": -1}, ValueError, "BatchApply: axis values must be 0 or None"),
+        ((jax.nn.relu,), {"chunk_size": 2.0}, TypeError, "BatchApply: `chunk_size` must be an int"),
+        ((jax.nn.relu,), {"chunk_size": -1}, ValueError, "BatchApply: `chunk_size` must be >= 1"),
+        ((jax.nn.relu,), {"row_order": "rows"}, ValueError, "BatchApply: `row_order` must be"),
+        ((jax.nn.relu,), {"row_order": (1, 0)}, ValueError, "BatchApply: `row_order` must be"),
     ],
-    ids=["module", "num_dims-value", "num_dims-type", "in_axes-type", "out_axes-value"],
+    ids=[
+        "module",
+        "num_dims-value",
+        "num_dims-type",
+        "in_axes-type",
+        "out_axes-value",
+        "chunk_size-type",
+        "chunk_size-value",
+        "row_order-value",
+        "row_order-count",
+    ],
 )
 def test_arguments_are_checked_at_construction(
     args: tuple[Any, ...], kwargs: dict[str, Any], error: type, prefix: str
@@ -340,3 +356,118 @@ def test_inside_nnx_scan_over_time() -> None:
     want_ys = np.asarray(xs) @ kernel + bias
     np.testing.assert_allclose(ys, want_ys, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(carry, want_ys.mean(axis=2).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+# ---- chunk_size and row_order (BA-12.12) -------------------------------------------
+
+
+def chunked_by_hand(layer: Callable[..., Any], x: jax.Array, chunk: int) -> jax.Array:
+    """The hand-written chunk loop: merge, call the layer on each chunk in order, concatenate, split."""
+    rows = x.reshape((-1,) + x.shape[2:])
+    y = jnp.concatenate([layer(rows[i : i + chunk]) for i in range(0, rows.shape[0], chunk)])
+    out: jax.Array = y.reshape(x.shape[:2] + y.shape[1:])
+    return out
+
+
+CHUNK_CASES = {
+    "Linear": CASES["Linear"],
+    "BatchNorm": Case(lambda: nnx.BatchNorm(6, momentum=0.9, rngs=nnx.Rngs(0)), (3, 4, 6)),
+    "Dropout": CASES["Dropout"],
+}
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("case", CHUNK_CASES.values(), ids=CHUNK_CASES.keys())
+def test_chunk_size_calls_the_layer_once_per_chunk_in_order(case: Case, jit: bool) -> None:
+    x = data(case.shape)  # 12 rows: chunks of 5, 5 and 2
+    layer, twin = case.make(), case.make()
+    wrapper = BatchApply(layer, chunk_size=5)
+    got = nnx.jit(lambda w, z: w(z))(wrapper, x) if jit else wrapper(x)
+    want = chunked_by_hand(twin, x, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert_same_states(nnx.state(layer), nnx.state(twin))  # BatchNorm statistics, Rngs counters
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.5")
+def test_batchnorm_under_chunk_size_sees_per_chunk_statistics() -> None:
+    t, b, f, c, m = 4, 5, 3, 8, 0.9
+    x = data((t, b, f))
+    bn = nnx.BatchNorm(f, momentum=m, rngs=nnx.Rngs(0))
+    out = np.asarray(BatchApply(bn, chunk_size=c)(x)).reshape(t * b, f)
+    rows = np.asarray(x, dtype=np.float64).reshape(t * b, f)
+    mean, var = np.zeros(f), np.ones(f)
+    for start in range(0, t * b, c):  # chunks of 8, 8 and 4 rows, one update each, in order
+        chunk = rows[start : start + c]
+        mean, var = m * mean + (1 - m) * chunk.mean(0), m * var + (1 - m) * chunk.var(0)
+        np.testing.assert_allclose(out[start : start + c].mean(0), 0.0, atol=1e-5)  # its own statistics
+    np.testing.assert_allclose(bn.mean[...], mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.var[...], var, rtol=1e-5)
+    whole = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + 1e-5)  # normalized over all T*B rows
+    assert not np.allclose(out, whole, atol=1e-2)
+
+
+@pytest.mark.spec("BA-12.12", "BA-12.7")
+def test_rngs_passed_at_call_time_advance_once_per_chunk() -> None:
+    x = jnp.ones((3, 4, 16))
+    rngs, twin = nnx.Rngs(dropout=7), nnx.Rngs(dropout=7)
+    got = BatchApply(nnx.Dropout(0.5), chunk_size=5)(x, rngs=rngs)
+    want = chunked_by_hand(lambda rows: nnx.Dropout(0.5)(rows, rngs=twin), x, 5)
+    np.testing.assert_array_equal(got, want)
+    assert rngs.dropout.count[...] == twin.dropout.count[...] == 3  # chunks of 5, 5 and 2 rows
+
+
+@pytest.mark.spec("BA-12.12", "BA-14.2")
+def test_row_order_reaches_the_call() -> None:
+    x = data((2, 4, 3))
+    seen: list[np.ndarray] = []
+
+    def f(rows: jax.Array) -> jax.Array:
+        seen.append(np.asarray(rows))
+        return rows * 2.0
+
+    np.testing.assert_array_equal(BatchApply(f, row_order=(1, 2))(x), np.asarray(x) * 2.0)
+    xs = np.asarray(x)  # counts (1, 2): the first half of B for every t, then the second half
+    np.testing.assert_array_equal(seen[0], np.concatenate([xs[:, :2].reshape(4, 3), xs[:, 2:].reshape(4, 3)]))
+    with pytest.raises(ValueError, match=re.escape("BatchApply: `row_order` shard counts do not divide")):
+        BatchApply(f, row_order=[1, 3])(x)
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+def test_chunk_size_bounds_the_compiled_memory() -> None:
+    # Noise-free: XLA's own accounting of the temporaries of the compiled program.
+    class MLP(nnx.Module):
+        def __init__(self) -> None:
+            self.hidden = nnx.Linear(8, 1024, rngs=nnx.Rngs(0))
+            self.out = nnx.Linear(1024, 8, rngs=nnx.Rngs(1))
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            out: jax.Array = self.out(nnx.relu(self.hidden(x)))
+            return out
+
+    x = jnp.ones((32, 32, 8))  # 1024 rows: a (1024, 1024) float32 hidden layer is 4 MiB
+
+    def temp_bytes(chunk_size: int | None) -> int:
+        graph, state = nnx.split(BatchApply(MLP(), chunk_size=chunk_size))
+        compiled = jax.jit(lambda s, z: nnx.merge(graph, s)(z)).lower(state, x).compile()
+        analysis = compiled.memory_analysis()
+        assert analysis is not None
+        return int(analysis.temp_size_in_bytes)
+
+    whole, chunked = temp_bytes(None), temp_bytes(128)
+    assert whole >= 4 * 2**20
+    assert chunked < whole / 4  # the hidden layer of 128 rows, not of 1024
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_layer(jit: bool) -> None:
+    x = data((3, 4, 6))  # 12 rows: chunks of 5, 5 and 2
+
+    def grads(chunk_size: int | None) -> Any:
+        layer = nnx.Linear(6, 3, rngs=nnx.Rngs(0))
+        wrapper = BatchApply(layer, chunk_size=chunk_size)
+        loss = lambda w: jnp.sum(jnp.tanh(w(x)) ** 2)  # noqa: E731
+        return (nnx.jit(nnx.grad(loss)) if jit else nnx.grad(loss))(wrapper)
+
+    assert_same_states(grads(5), grads(None))

@@ -88,9 +88,13 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
 def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
     """Split the leading dim of ``x`` into ``to_dim`` (SPEC BA-9.2).
 
+    One entry of ``to_dim`` may be ``-1``: it is inferred from the leading size,
+    as ``numpy.reshape`` does.
+
     >>> import jax.numpy as jnp
-    >>> split_leading_dim(jnp.zeros((6, 4)), (2, 3)).shape
-    (2, 3, 4)
+    >>> x = jnp.zeros((6, 4))
+    >>> split_leading_dim(x, (2, 3)).shape, split_leading_dim(x, (-1, 3)).shape
+    ((2, 3, 4), (2, 3, 4))
     """
     to_dim = tuple(to_dim)
     if not isinstance(x, _ARRAY_TYPES):
@@ -98,12 +102,38 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
             "Only array leaves have a leading dim to split."
         )
-    if x.ndim == 0 or x.shape[0] != math.prod(to_dim):
+    if x.ndim == 0:
         raise ValueError(
-            f"{SPLIT_SHAPE_PREFIX} shape {tuple(x.shape)} into leading shape {to_dim}: "
-            f"expected rank >= 1 and a leading size of {math.prod(to_dim)}."
+            f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
+    to_dim = _split_shape(tuple(x.shape), to_dim)
     return x.reshape(to_dim + tuple(x.shape[1:]))
+
+
+def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``to_dim`` with its one ``-1`` inferred from the leading size, as in ``numpy.reshape`` (BA-9.2).
+
+    Raises E13 when no such shape has the leading size ``shape[0]``.
+    """
+    leading = shape[0]
+    holes = [i for i, d in enumerate(to_dim) if isinstance(d, int | np.integer) and d == -1]
+    known = [d for i, d in enumerate(to_dim) if i not in holes]
+    size = math.prod(known)
+    why = None
+    if len(holes) > 1 or any(d < 0 for d in known):
+        why = "its entries must be sizes >= 0, with at most one -1 (inferred, as in numpy.reshape)"
+    elif holes and size == 0:
+        why = "the other entries multiply to 0, so the -1 cannot be inferred"
+    elif holes and leading % size != 0:
+        why = f"the -1 cannot be inferred: {leading} is not a multiple of {size}, the product of the others"
+    elif not holes and size != leading:
+        why = f"its product is {size}, not {leading}"
+    if why is not None:
+        raise ValueError(
+            f"{SPLIT_SHAPE_PREFIX} shape {shape} (leading size {leading}) into to_dim {to_dim}: {why}. "
+            f"Pass sizes whose product is {leading}, or -1 for one of them."
+        )
+    return tuple(leading // size if i in holes else d for i, d in enumerate(to_dim))
 
 
 def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -339,6 +369,10 @@ class BatchApply:
     (2, 3, 5)
     """
 
+    # One call of f per chunk even on jax.Array inputs, instead of one jax.lax.map: set by the
+    # Flax wrappers for callables whose state they cannot lift into a scan (BA-12.12).
+    _call_per_chunk = False
+
     def __init__(
         self,
         f: Callable[..., Any],
@@ -505,7 +539,8 @@ class BatchApply:
             self._chunk_leaves(outputs, size)
             return outputs
 
-        if all(_kind(y) == _NUMPY for y in ys):  # BA-13.4: NumPy inputs, one call per chunk
+        # BA-13.4: NumPy inputs, one call per chunk; the Flax wrappers always (BA-12.12).
+        if self._call_per_chunk or all(_kind(y) == _NUMPY for y in ys):
             chunks: list[_Chunk] = []
             for k, start in enumerate(range(0, size, c)):
                 stop = min(start + c, size)
@@ -527,7 +562,7 @@ class BatchApply:
 
         full = ys if not rest else [jax.lax.slice_in_dim(y, 0, n_full * c) for y in ys]
         stacked = [y.reshape((n_full, c) + tuple(y.shape[1:])) for y in full]
-        mapped = jax.lax.map(body, stacked)
+        mapped = self._map_chunks(body, stacked)
         first = _Chunk.from_stacked(traced[-1], mapped)
         if not rest:
             return first.with_leaves([m.reshape((size,) + tuple(m.shape[2:])) for m in mapped])
@@ -541,6 +576,15 @@ class BatchApply:
                 for m, leaf in zip(mapped, last.leaves, strict=True)
             ]
         )
+
+    def _map_chunks(
+        self, body: Callable[[list[jax.Array]], list[Any]], stacked: list[jax.Array]
+    ) -> list[Any]:
+        """``body`` over the full chunks, stacked on a new leading axis: one ``jax.lax.map`` (BA-13.4).
+
+        The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12).
+        """
+        return jax.lax.map(body, stacked)
 
     def _output_axes(self, outputs: Any) -> list[Any] | None:
         """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""

@@ -51,6 +51,36 @@ def _hidden_nnx_object(f: Any) -> str | None:
     return None
 
 
+class _Chunked(_core.BatchApply):
+    """``batchapply.BatchApply`` whose full chunks run in one ``nnx.scan`` (BA-12.12).
+
+    ``jax.lax.map`` cannot hold nnx objects: the state it would update inside its
+    body (``BatchNorm`` statistics, an ``Rngs`` counter) would be tracers of that
+    body. ``nnx.scan`` carries the objects from chunk to chunk instead, so each
+    chunk sees the state the previous chunk left, as in a Python loop.
+    """
+
+    _carried: Any = None
+    _lifted: list[Any]
+
+    def carry(self, carried: Any, lifted: list[Any]) -> None:
+        self._carried, self._lifted = carried, lifted
+
+    def _map_chunks(self, body: Callable[[list[Any]], list[Any]], stacked: list[Any]) -> list[Any]:
+        lifted = self._lifted
+
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, 0))
+        def step(carried: Any, chunk: list[Any]) -> tuple[Any, list[Any]]:
+            lifted.append(carried)
+            try:
+                return carried, body(chunk)
+            finally:
+                lifted.pop()
+
+        _, mapped = step(self._carried, stacked)
+        return list(mapped)
+
+
 class BatchApply(nnx.Module):
     """Apply ``module`` to inputs whose leading ``num_dims`` dims are merged (SPEC BA-12.4).
 
@@ -62,11 +92,20 @@ class BatchApply(nnx.Module):
     silently not train) the state it hides (BA-12.6). nnx objects passed at call
     time (``rngs=nnx.Rngs(...)``) reach ``module`` as the same objects (BA-12.7).
 
+    With ``chunk_size``, the full chunks run in one ``nnx.scan`` that carries
+    ``module`` (and nnx objects passed to the call) from chunk to chunk, so the
+    compiled memory follows the chunk and the state updates are those of a
+    Python loop over the chunks (BA-12.12): a ``BatchNorm`` normalizes each
+    chunk by that chunk's statistics and updates its running averages once per
+    chunk (BA-13.5); an ``Rngs`` stream advances once per chunk.
+
     Args:
         module: the nnx Module or stateless callable to apply to merged inputs.
         num_dims: how many leading dims to merge (BA-2.2).
         in_axes: which positional inputs to merge, as in ``batchapply.BatchApply``.
         out_axes: which outputs to split, as in ``batchapply.BatchApply``.
+        chunk_size: at most this many merged rows per call of ``module`` (section 13).
+        row_order: the order of the merged rows on sharded inputs (section 14).
 
     Raises:
         TypeError: ``module`` is not callable, or hides nnx state (BA-12.6).
@@ -86,8 +125,12 @@ class BatchApply(nnx.Module):
         *,
         in_axes: Any = 0,
         out_axes: Any = 0,
+        chunk_size: int | None = None,
+        row_order: Any = "C",
     ) -> None:
-        checked = _core.BatchApply(module, num_dims, in_axes=in_axes, out_axes=out_axes)
+        checked = _core.BatchApply(
+            module, num_dims, in_axes=in_axes, out_axes=out_axes, chunk_size=chunk_size, row_order=row_order
+        )
         hidden = _hidden_nnx_object(module)
         if hidden is not None:
             raise TypeError(
@@ -99,6 +142,8 @@ class BatchApply(nnx.Module):
         self.num_dims = checked.num_dims
         self.in_axes = checked.in_axes
         self.out_axes = checked.out_axes
+        self.chunk_size = checked.chunk_size
+        self.row_order = checked.row_order
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.4).
@@ -117,23 +162,35 @@ class BatchApply(nnx.Module):
         >>> drop(jnp.ones((2, 3, 4)), rngs=nnx.Rngs(dropout=0)).shape
         (2, 3, 4)
         """
-        module = self.module
+        options = {"out_axes": self.out_axes, "chunk_size": self.chunk_size, "row_order": self.row_order}
         in_axes = self.in_axes
-        objects = {i for i, arg in enumerate(args) if _is_nnx_object(arg)}
-        object_kwargs = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
-        if objects or object_kwargs:
-            # nnx objects are pytrees whose rebuilt copies would lose their state
-            # updates (an Rngs counter, say): hand the originals to module (BA-12.7).
-            inner, originals = self.module, args
+        positions = [i for i, arg in enumerate(args) if _is_nnx_object(arg)]
+        named = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
+        stateful = _is_nnx_object(self.module)
+        if not positions and not named and not (stateful and self.chunk_size is not None):
+            return _core.BatchApply(self.module, self.num_dims, in_axes=in_axes, **options)(*args, **kwargs)
+        # nnx objects are pytrees whose rebuilt copies would lose their state updates (an Rngs
+        # counter, say): module gets the originals (BA-12.7), or, inside the scan over chunks,
+        # the copies that nnx.scan carries from chunk to chunk (BA-12.12).
+        carried: tuple[Any, ...] = (
+            self.module if stateful else None,
+            tuple(args[i] for i in positions),
+            named,
+        )
+        lifted: list[Any] = []
+        inner = self.module
 
-            def call(*merged: Any, **merged_kwargs: Any) -> Any:
-                restored = [originals[i] if i in objects else a for i, a in enumerate(merged)]
-                return inner(*restored, **merged_kwargs, **object_kwargs)
+        def call(*merged: Any, **merged_kwargs: Any) -> Any:
+            module, objects, named_objects = lifted[-1] if lifted else carried
+            restored = list(merged)
+            for i, obj in zip(positions, objects, strict=True):
+                restored[i] = obj
+            return (module if stateful else inner)(*restored, **merged_kwargs, **named_objects)
 
-            if isinstance(in_axes, tuple) and len(in_axes) == len(args):
-                in_axes = tuple(None if i in objects else axis for i, axis in enumerate(in_axes))
-            module = call
-            args = tuple(None if i in objects else a for i, a in enumerate(args))
-            kwargs = {k: v for k, v in kwargs.items() if k not in object_kwargs}
-        apply = _core.BatchApply(module, self.num_dims, in_axes=in_axes, out_axes=self.out_axes)
+        if isinstance(in_axes, tuple) and len(in_axes) == len(args):
+            in_axes = tuple(None if i in positions else axis for i, axis in enumerate(in_axes))
+        args = tuple(None if i in positions else a for i, a in enumerate(args))
+        kwargs = {k: v for k, v in kwargs.items() if k not in named}
+        apply = _Chunked(call, self.num_dims, in_axes=in_axes, **options)
+        apply.carry(carried, lifted)
         return apply(*args, **kwargs)

@@ -99,9 +99,9 @@ def _merged_rows(
 
 
 def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
-    """Split the leading dim of ``x`` into ``to_dim`` (SPEC BA-9.2).
+    """Split the leading dim of ``x`` into ``to_dim``; one ``-1`` is inferred (SPEC BA-9.2).
 
-    >>> split_leading_dim(np.arange(6), (2, 3))
+    >>> split_leading_dim(np.arange(6), (2, -1))
     array([[0, 1, 2],
            [3, 4, 5]])
     """
@@ -111,16 +111,42 @@ def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
             "Only array leaves have a leading dim to split."
         )
-    if x.ndim == 0 or x.shape[0] != math.prod(to_dim):
+    if x.ndim == 0:
         raise ValueError(
-            f"{SPLIT_SHAPE_PREFIX} shape {tuple(x.shape)} into leading shape {to_dim}: "
-            f"expected rank >= 1 and a leading size of {math.prod(to_dim)}."
+            f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
+    to_dim = _split_shape(tuple(x.shape), to_dim)
     source = np.asarray(x)
     split = np.empty(to_dim + source.shape[1:], dtype=source.dtype)
     for row, index in enumerate(_c_order_indices(to_dim)):
         split[index] = source[row]
     return _like(split, x)
+
+
+def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``to_dim`` with its one ``-1`` inferred from the leading size, as in ``numpy.reshape`` (BA-9.2).
+
+    Raises E13 when no such shape has the leading size ``shape[0]``.
+    """
+    leading = shape[0]
+    holes = [i for i, d in enumerate(to_dim) if isinstance(d, int | np.integer) and d == -1]
+    known = [d for i, d in enumerate(to_dim) if i not in holes]
+    size = math.prod(known)
+    why = None
+    if len(holes) > 1 or any(d < 0 for d in known):
+        why = "its entries must be sizes >= 0, with at most one -1 (inferred, as in numpy.reshape)"
+    elif holes and size == 0:
+        why = "the other entries multiply to 0, so the -1 cannot be inferred"
+    elif holes and leading % size != 0:
+        why = f"the -1 cannot be inferred: {leading} is not a multiple of {size}, the product of the others"
+    elif not holes and size != leading:
+        why = f"its product is {size}, not {leading}"
+    if why is not None:
+        raise ValueError(
+            f"{SPLIT_SHAPE_PREFIX} shape {shape} (leading size {leading}) into to_dim {to_dim}: {why}. "
+            f"Pass sizes whose product is {leading}, or -1 for one of them."
+        )
+    return tuple(leading // size if i in holes else d for i, d in enumerate(to_dim))
 
 
 def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

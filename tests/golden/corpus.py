@@ -384,6 +384,18 @@ def errors() -> Iterator[Spec]:
         "args": [array((5, 2)), (2, 3)],
     }
     yield {
+        "name": "E13-split-minus-one-not-inferable",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": [array((6, 4)), (-1, 4)],
+    }
+    yield {
+        "name": "E13-split-two-minus-ones",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": [array((6, 4)), (-1, -1)],
+    }
+    yield {
         "name": "E13-split-rank0",
         "clauses": ["BA-9.2", "BA-10.1"],
         "target": "split_leading_dim",
@@ -469,7 +481,15 @@ def helpers() -> Iterator[Spec]:
             "target": "merge_leading_dims",
             "args": [value, 1],
         }
-    for shape, to_dim in [((6, 4), (2, 3)), ((6,), (3, 2)), ((0, 2), (0, 5)), ((4, 1), (4,))]:
+    for shape, to_dim in [
+        ((6, 4), (2, 3)),
+        ((6,), (3, 2)),
+        ((0, 2), (0, 5)),
+        ((4, 1), (4,)),
+        ((6, 4), (-1, 3)),  # one -1, inferred from the leading size as numpy.reshape does
+        ((6, 4), (2, -1)),
+        ((0, 2), (-1, 5)),
+    ]:
         yield {
             "name": f"split_leading_dim-{'x'.join(map(str, shape))}-to{'x'.join(map(str, to_dim))}",
             "clauses": ["BA-9.2"],
