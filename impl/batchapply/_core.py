@@ -597,7 +597,7 @@ class BatchApply:
             self._chunk_leaves(outputs, size)
             return self._split_outputs(outputs, leading, size, counts)
         dims = n if lazy else 1  # how many leading dims the jax.Array leaves of ys still have
-        self._check_chunkable(ys, dims, rows_at, paths)
+        self._check_chunkable(ys, dims, [leaves[i] for i in rows_at], lambda: [paths()[i] for i in rows_at])
         eager = _eager(leaves)
         if not eager and self._maps(ys):  # BA-13.4: under a trace, the full chunks in one jax.lax.map
             return self._split_outputs(self._call_mapped(call, ys, size), leading, size, counts)
@@ -669,18 +669,19 @@ class BatchApply:
         )
 
     def _check_chunkable(
-        self, ys: list[Any], dims: int, rows_at: list[int], paths: Callable[[], list[str]]
+        self, ys: list[Any], dims: int, inputs: list[Any], paths: Callable[[], list[str]]
     ) -> None:
         """E19: no merged leaf has its rows cut over Explicit mesh axes (BA-13.10).
 
-        ``dims``: how many leading dims the ``jax.Array`` leaves of ``ys`` still have (1 once merged).
+        ``dims``: how many leading dims the ``jax.Array`` leaves of ``ys`` still have (1 once
+        merged); ``inputs``: the caller's leaves they come from, and ``paths()`` their paths.
         """
         for j, y in enumerate(ys):
             explicit = _sharding._explicit_counts(y, dims if _kind(y) == _CONCRETE else 1)
             if explicit is None or all(s == 1 for s in explicit):
                 continue
             raise ValueError(
-                f"{CHUNK_SHARDED_PREFIX}: {paths()[rows_at[j]]} is {jax.typeof(y)}, whose merged rows are "
+                f"{CHUNK_SHARDED_PREFIX}: {paths()[j]} is {jax.typeof(inputs[j])}, whose merged rows are "
                 f"cut over Explicit mesh axes, and a chunk of chunk_size={self.chunk_size} consecutive "
                 f"rows (row_order={self.row_order!r}) would hold other devices' rows. With Explicit mesh "
                 "axes BatchApply does not communicate behind your back: call it inside jax.shard_map "
