@@ -498,3 +498,36 @@ def test_output_checks_inside_lax_map() -> None:
         ValueError, match=r"cannot split output leaves of a chunk of 4 rows: output\[1\] has shape \(\)"
     ):
         BatchApply(lambda y: (y, y.sum()), chunk_size=4)(x)
+
+
+@pytest.mark.spec("BA-13.10")
+def test_symbolic_rows_raise_e18_naming_the_leaf() -> None:
+    from jax import export
+
+    apply = BatchApply(lambda w, y: y * 2, in_axes=(None, 0), chunk_size=4)
+    shape = jax.ShapeDtypeStruct(export.symbolic_shape("t, 3, 2"), jnp.float32)
+    with pytest.raises(
+        ValueError, match=r"^BatchApply: `chunk_size` needs a known number of merged rows: args\[1\]"
+    ):
+        export.export(jax.jit(lambda y: apply(jnp.ones(2), y)))(shape)
+    plain = BatchApply(lambda w, y: y * 2, in_axes=(None, 0))  # without chunk_size it exports
+    assert export.export(jax.jit(lambda y: plain(jnp.ones(2), y)))(shape).out_avals[0].shape == shape.shape
+
+
+@pytest.mark.spec("BA-13.11")
+def test_eager_chunking_makes_no_merged_copy_of_a_jax_input() -> None:
+    x = jnp.ones((16, 1024, 8), jnp.float32)  # 512 KiB, 64 chunks of 256 rows
+    jax.block_until_ready(x)
+    before = sum(a.nbytes for a in jax.live_arrays())
+    extra: list[int] = []
+
+    def f(rows: jax.Array) -> jax.Array:
+        extra.append(sum(a.nbytes for a in jax.live_arrays()) - before)
+        return rows[:, :1]  # 1/8 of the input per row: the outputs so far are small
+
+    out = BatchApply(f, chunk_size=256)(x)
+    assert len(extra) == 64
+    # Live while f runs: this chunk's rows (8 KiB) and the outputs of the chunks before it
+    # (1 KiB each); a merged copy of x would add 512 KiB.
+    assert max(extra) <= 256 * 8 * 4 + 64 * 256 * 4, max(extra)
+    np.testing.assert_array_equal(out, np.ones((16, 1024, 1), np.float32))
