@@ -12,6 +12,12 @@ reshaped as NumPy views, with no dispatch. The per-call Python work is one flatt
 per direction and a few C-level passes over the leaves; checks that need a
 leaf's shape run at trace time of the fused function (once per signature), and
 pytree paths are computed only when an error is raised.
+
+Chunking (issue 17, SPEC section 13). Eagerly, ``f`` runs once per chunk on rows taken
+straight from the inputs (one cached jitted slice per chunk for the ``jax.Array`` leaves,
+NumPy views for the others) and the outputs are concatenated and split in one dispatch;
+nothing of ``f`` is compiled, so nothing stale is ever reused. Under a trace, the full
+chunks go through one ``jax.lax.map``.
 """
 
 from __future__ import annotations
@@ -576,7 +582,7 @@ class BatchApply:
         rows_at = [i for i in order if ndim_at_least(leaves[i], n)]  # the merged leaves
         ys = [merged[i] for i in rows_at]
         size = math.prod(leading)
-        if not isinstance(size, int):  # BA-13.9: a symbolic dim (jax.export)
+        if not isinstance(size, int):  # E18 (BA-13.10): a symbolic dim, as under jax.export
             raise ValueError(
                 f"{CHUNK_SYMBOLIC_PREFIX}: {paths()[rows_at[0]]} has the leading shape {leading}, so "
                 f"there are {size} merged rows, which is not a number yet (a symbolic shape, as in "
