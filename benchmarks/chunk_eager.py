@@ -42,7 +42,11 @@ def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
         "eager_chunked": chunked,
         "jit_chunked": jax.jit(chunked),
     }
-    return {name: (lambda fn=fn: fn(x)) for name, fn in fns.items()}, x
+
+    def bound(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        return lambda: fn(x)
+
+    return {name: bound(fn) for name, fn in fns.items()}, x
 
 
 def timed(fn: Callable[[], Any]) -> float:
