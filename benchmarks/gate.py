@@ -32,7 +32,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "benchmarks" / "baseline.json"
 GATED_IMPLS = ("batchapply", "batchapply_chunk4096")
-COLUMNS = ["batchapply", "batchapply_chunk4096", "flax", "vmap", "floor", "by_hand"]
+COLUMNS = ["batchapply", "batchapply_chunk4096", "jit_chunk4096", "flax", "vmap", "floor", "by_hand"]
 
 
 def times(path: pathlib.Path, stat: str) -> dict[str, dict[str, float]]:
@@ -52,6 +52,10 @@ def ratios(run: dict[str, dict[str, float]]) -> dict[str, float]:
         if "floor" in times:
             out[f"{group}:batchapply/floor"] = times["batchapply"] / times["floor"]
             out[f"{group}:flax/batchapply"] = times["flax"] / times["batchapply"]
+        if group.startswith("eager_chunk"):  # issue 17: eager chunked against eager unchunked
+            out[f"{group}:batchapply_chunk4096/batchapply"] = (
+                times["batchapply_chunk4096"] / times["batchapply"]
+            )
     return out
 
 
@@ -64,8 +68,10 @@ def table(runs: list[dict[str, dict[str, float]]], summary: dict[str, float]) ->
     """A markdown table: one row per group, each implementation's ratio to by_hand (median over runs)."""
     groups = sorted(runs[0], key=lambda g: (g.startswith(("eager", "trace")), g))
     lines = [
-        "| workload | by_hand time | " + " | ".join(COLUMNS) + " | batchapply / floor | flax / batchapply |",
-        "| --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " | ---: | ---: |",
+        "| workload | by_hand time | "
+        + " | ".join(COLUMNS)
+        + " | batchapply / floor | flax / batchapply | chunked / unchunked |",
+        "| --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " | ---: | ---: | ---: |",
     ]
     for group in groups:
         by_hand = statistics.median(run[group]["by_hand"] for run in runs)
@@ -75,8 +81,10 @@ def table(runs: list[dict[str, dict[str, float]]], summary: dict[str, float]) ->
         ]
         floor = summary.get(f"{group}:batchapply/floor")
         speedup = summary.get(f"{group}:flax/batchapply")
+        chunked = summary.get(f"{group}:batchapply_chunk4096/batchapply")
         cells.append("" if floor is None else f"{floor:.2f}")
         cells.append("" if speedup is None else f"{speedup:.1f}x")
+        cells.append("" if chunked is None or not group.startswith("eager_chunk") else f"{chunked:.2f}")
         lines.append(f"| {group} | {by_hand * 1e3:.3f} ms | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -131,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = [times(path, args.stat) for path in paths]
     summary = median_ratios(runs)
     print(table(runs, summary))
+    for group, target in (("eager_chunk_4096", 1.5), ("eager_chunk_4096_first", 1.2)):
+        ratio = summary.get(f"{group}:batchapply_chunk4096/batchapply")
+        if ratio is not None:
+            print(f"{group}: eager chunk_size=4096 is {ratio:.2f}x eager unchunked (issue 17: <= {target}x)")
     for leaves in (10, 100, 1000):
         group = f"eager_identity_{leaves}"
         if f"{group}:batchapply/floor" in summary:

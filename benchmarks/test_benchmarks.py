@@ -124,6 +124,50 @@ def test_mlp_chunked(benchmark: Any, scale: int, impl: str) -> None:
     run(benchmark, "mlp_chunk_4096", impl, lambda: fn(*args))
 
 
+# ---- eager chunking (issue 17): one call of f per chunk, nothing of f compiled ---------------
+
+
+def eager_chunked(impl: str, scale: int) -> tuple[Callable[[], Any], Any]:
+    """``impl`` of ``tanh(x @ w)`` on x ``[64, 1024 * scale, 64]`` (16 chunks of 4096 rows at scale 1)."""
+    x = normal(1, (64, 1024 * scale, 64))
+    w = normal(2, (64, 64)) / 8
+
+    def f(rows: jax.Array) -> jax.Array:
+        return jnp.tanh(rows @ w)
+
+    fn: Callable[[jax.Array], Any]
+    if impl == "batchapply":  # eager, unchunked: the baseline of the issue's targets
+        fn = BatchApply(f)
+    elif impl == "batchapply_chunk4096":  # eager, chunked
+        fn = BatchApply(f, chunk_size=4096)
+    elif impl == "jit_chunk4096":
+        fn = jax.jit(BatchApply(f, chunk_size=4096))
+    elif impl == "by_hand":  # eager hand-written reshape, unchunked
+        fn = lambda x: f(x.reshape((-1,) + x.shape[2:])).reshape(x.shape[:2] + (-1,))  # noqa: E731
+    else:
+        raise ValueError(impl)
+    return (lambda: fn(x)), x
+
+
+EAGER_CHUNK_IMPLS = ["batchapply", "batchapply_chunk4096", "jit_chunk4096", "by_hand"]
+
+
+@pytest.mark.parametrize("impl", EAGER_CHUNK_IMPLS)
+def test_eager_chunked(benchmark: Any, scale: int, impl: str) -> None:
+    """Steady state: the same call again (jax's per-primitive caches are warm)."""
+    fn, _ = eager_chunked(impl, scale)
+    run(benchmark, "eager_chunk_4096", impl, fn)
+
+
+@pytest.mark.parametrize("impl", EAGER_CHUNK_IMPLS)
+def test_eager_chunked_first_call(benchmark: Any, scale: int, impl: str) -> None:
+    """First call: every round starts from jax.clear_caches(), so it compiles everything it runs."""
+    fn, _ = eager_chunked(impl, scale)
+    benchmark.group = "eager_chunk_4096_first"
+    benchmark.extra_info["impl"] = impl
+    benchmark.pedantic(lambda: jax.block_until_ready(fn()), setup=jax.clear_caches, rounds=5, iterations=1)
+
+
 # ---- eager, many leaves: O(1) dispatches --------------------------------------------------
 
 

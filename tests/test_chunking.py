@@ -119,27 +119,190 @@ def test_low_rank_leaves_reach_every_chunk_unchanged(lib: types.ModuleType) -> N
 
 
 @pytest.mark.spec("BA-13.4")
-@pytest.mark.parametrize(("t", "b", "n_calls"), [(2, 5, 2), (2, 4, 1)], ids=["with-rest", "no-rest"])
-def test_jax_inputs_trace_f_once_for_the_full_chunks(t: int, b: int, n_calls: int) -> None:
+@pytest.mark.parametrize(("t", "b", "n_calls"), [(2, 5, 3), (2, 4, 2)], ids=["with-rest", "no-rest"])
+def test_eager_jax_inputs_one_call_per_chunk(t: int, b: int, n_calls: int) -> None:
     calls, f = recording(lambda y: y * 2)
     x = jnp.asarray(numbered(t, b, dtype=np.int32))
     out = BatchApply(f, chunk_size=4)(x)
-    assert len(calls) == n_calls
-    first = calls[0][0][0]
-    assert isinstance(first, jax.core.Tracer) and first.shape == (4, 2)  # inside jax.lax.map
-    if n_calls == 2:
-        rest = calls[1][0][0]
-        assert not isinstance(rest, jax.core.Tracer) and rows_of(rest) == [8, 9]
+    assert len(calls) == n_calls  # once per chunk, outside any trace
+    for k, (args, _) in enumerate(calls):
+        assert isinstance(args[0], jax.Array) and not isinstance(args[0], jax.core.Tracer)
+        assert rows_of(args[0]) == list(range(4 * k, min(4 * k + 4, t * b)))
     np.testing.assert_array_equal(out, np.asarray(x) * 2)
 
 
 @pytest.mark.spec("BA-13.4")
-def test_mixed_numpy_and_jax_inputs_are_mapped_together() -> None:
+@pytest.mark.parametrize(("t", "b", "n_calls"), [(2, 5, 2), (2, 4, 1)], ids=["with-rest", "no-rest"])
+def test_traced_jax_inputs_trace_f_once_for_the_full_chunks(t: int, b: int, n_calls: int) -> None:
+    calls, f = recording(lambda y: y * 2)
+    x = jnp.asarray(numbered(t, b, dtype=np.int32))
+    out = jax.jit(BatchApply(f, chunk_size=4))(x)
+    assert len(calls) == n_calls
+    first = calls[0][0][0]
+    assert isinstance(first, jax.core.Tracer) and first.shape == (4, 2)  # inside jax.lax.map
+    if n_calls == 2:
+        assert calls[1][0][0].shape == (2, 2)  # the last 2 rows, after the loop
+    np.testing.assert_array_equal(out, np.asarray(x) * 2)
+    calls.clear()
+    jax.jit(BatchApply(f, chunk_size=4))(x)  # a new BatchApply, a new trace: as many calls again
+    assert len(calls) == n_calls
+
+
+@pytest.mark.spec("BA-13.4")
+def test_mixed_numpy_and_jax_inputs_are_mapped_together_under_a_trace() -> None:
     calls, f = recording(lambda y: y + 1)
     x, y = jnp.asarray(numbered(3, 3, dtype=np.int32)), numbered(3, 3, dtype=np.int32)
-    out = BatchApply(lambda a, b: f(a + b), chunk_size=4)(x, y)
+    out = jax.jit(BatchApply(lambda a, b: f(a + b), chunk_size=4))(x, y)
     assert len(calls) == 2  # one trace for the two full chunks, one call for row 8
     np.testing.assert_array_equal(out, np.asarray(x) + y + 1)
+
+
+@pytest.mark.spec("BA-13.3", "BA-13.4")
+def test_eager_mixed_inputs_keep_their_array_types_per_chunk() -> None:
+    seen: list[tuple[type, type]] = []
+
+    def f(a: Any, b: Any) -> Any:
+        seen.append((type(a), type(b)))
+        return a + b
+
+    x, y = jnp.asarray(numbered(3, 3, dtype=np.int32)), numbered(3, 3, dtype=np.int32)
+    out = BatchApply(f, chunk_size=4)(x, y)
+    assert len(seen) == 3 and all(issubclass(a, jax.Array) and b is np.ndarray for a, b in seen)
+    np.testing.assert_array_equal(out, np.asarray(x) + y)
+
+
+@pytest.mark.spec("BA-13.4")
+def test_eager_calls_never_reuse_a_stale_computation() -> None:
+    state = {"w": jnp.ones((2, 3), jnp.float32)}
+    scale = [jnp.float32(1)]
+    apply = BatchApply(lambda y: (y @ state["w"]) * scale[0], chunk_size=4)
+    x = jnp.asarray(numbered(2, 5, dtype=np.float32))
+    first = apply(x)
+    state["w"] = state["w"] * 3  # a closed-over array changes between two calls
+    second = apply(x)
+    np.testing.assert_array_equal(second, np.asarray(first) * 3)
+    scale[0] = jnp.float32(-1)
+    np.testing.assert_array_equal(apply(x), -np.asarray(second))
+
+
+# ---- BA-13.3, BA-13.4: merged NumPy inputs stay exact (issue 11, findings 1, 2, 4, 5) ----------
+
+
+BIG = np.arange(10) + 2**40  # not representable in 32 bits
+EXOTIC = {
+    "int64": BIG.astype(np.int64),
+    "uint64": BIG.astype(np.uint64),
+    "float64": BIG.astype(np.float64) + 0.25,
+    "complex128": BIG.astype(np.complex128) * 1j,
+    "str": np.array([f"row{i}" for i in range(10)]),
+    "bytes": np.array([f"row{i}".encode() for i in range(10)]),
+    "object": np.array([("row", i) for i in range(10)] + [None], dtype=object)[:10],
+    "structured": np.array([(i, 2.5 * i) for i in range(10)], dtype=[("a", np.int64), ("b", np.float64)]),
+    "datetime64": np.arange(10).astype("datetime64[D]"),
+    "float0": np.zeros(10, dtype=jax.dtypes.float0),
+}
+
+
+@pytest.mark.spec("BA-13.3", "BA-13.4", "BA-13.8")
+@pytest.mark.parametrize("chunk_size", [5, 3], ids=["no-rest", "with-rest"])
+@pytest.mark.parametrize("kind", sorted(EXOTIC))
+def test_eager_merged_numpy_leaf_keeps_dtype_and_type_next_to_a_jax_input(
+    lib: types.ModuleType, kind: str, chunk_size: int
+) -> None:
+    values = EXOTIC[kind]
+    x, s = jnp.zeros((2, 5, 1), jnp.float32), values.reshape(2, 5)
+    out = lib.BatchApply(lambda a, s: s, chunk_size=chunk_size)(x, s)
+    assert type(out) is np.ndarray and out.dtype == s.dtype  # f returned NumPy: so does the call
+    np.testing.assert_array_equal(out, s)
+
+
+@pytest.mark.spec("BA-13.4")
+@pytest.mark.parametrize("chunk_size", [5, 3], ids=["no-rest", "with-rest"])
+@pytest.mark.parametrize("kind", sorted(EXOTIC))
+def test_traced_merged_numpy_leaf_that_jax_cannot_hold_stays_numpy(kind: str, chunk_size: int) -> None:
+    values = EXOTIC[kind]
+    x, s = jnp.arange(10, dtype=jnp.float32).reshape(2, 5, 1), values.reshape(2, 5)
+    seen: list[Any] = []
+
+    def f(a: Any, s: Any) -> Any:
+        seen.append(s)
+        return a * 2
+
+    out = jax.jit(lambda x: BatchApply(f, chunk_size=chunk_size)(x, s))(x)  # s: a constant of the trace
+    merged = s.reshape(10)
+    bounds = [(a, min(a + chunk_size, 10)) for a in range(0, 10, chunk_size)]
+    assert len(seen) == len(bounds)  # one call per chunk: an unrolled loop
+    for got, (a, b) in zip(seen, bounds, strict=True):
+        assert type(got) is np.ndarray and got.dtype == s.dtype
+        np.testing.assert_array_equal(got, merged[a:b])
+    np.testing.assert_array_equal(out, np.asarray(x) * 2)
+
+
+@pytest.mark.spec("BA-13.4")
+def test_traced_64bit_numpy_leaf_is_exact() -> None:
+    x, s = jnp.zeros((2, 5, 1), jnp.float32), (np.arange(10, dtype=np.int64) + 2**40).reshape(2, 5)
+    apply = BatchApply(lambda a, s: a[:, 0] + (s - 2**40).astype(np.float32), chunk_size=3)
+    out = jax.jit(lambda x: apply(x, s))(x)
+    np.testing.assert_array_equal(out, np.arange(10, dtype=np.float32).reshape(2, 5))
+
+
+@pytest.mark.spec("BA-13.4", "BA-13.8")
+def test_f_returning_numpy_from_jax_inputs_gives_numpy(lib: types.ModuleType) -> None:
+    x = jnp.asarray(numbered(2, 5, dtype=np.int32))
+    out = lib.BatchApply(lambda y: np.asarray(y) * 2, chunk_size=4)(x)
+    assert type(out) is np.ndarray and out.dtype == np.int32
+    np.testing.assert_array_equal(out, np.asarray(x) * 2)
+
+
+def masked(t: int, b: int) -> np.ma.MaskedArray:
+    data = numbered(t, b, features=3, dtype=np.float64)
+    return np.ma.masked_array(data, mask=(data % 3 == 0))
+
+
+@pytest.mark.spec("BA-13.3", "BA-13.8")
+@pytest.mark.parametrize("with_jax", [False, True], ids=["numpy-only", "next-to-jax"])
+def test_masked_input_keeps_its_mask(with_jax: bool) -> None:
+    x = masked(2, 5)
+    seen: list[Any] = []
+
+    def f(y: Any, z: Any) -> Any:
+        seen.append(y)
+        return y * 2 + 1
+
+    z = jnp.zeros((2, 5)) if with_jax else np.zeros((2, 5))
+    out = BatchApply(f, chunk_size=4)(x, z)
+    assert all(isinstance(y, np.ma.MaskedArray) for y in seen) and len(seen) == 3
+    want = x * 2 + 1
+    assert isinstance(out, np.ma.MaskedArray)
+    np.testing.assert_array_equal(np.ma.getmaskarray(out), np.ma.getmaskarray(want))
+    np.testing.assert_array_equal(out.compressed(), want.compressed())
+
+
+@pytest.mark.spec("BA-13.8")
+def test_one_masked_chunk_output_makes_the_output_masked() -> None:
+    x = numbered(2, 5, dtype=np.float64)  # merged rows 0 to 9; chunks [0:4], [4:8], [8:10]
+
+    def f(y: np.ndarray) -> Any:
+        return np.ma.masked_greater(y, 7) if y[0, 0] >= 8 else y  # only the last chunk is masked
+
+    out = BatchApply(f, chunk_size=4)(x)
+    assert isinstance(out, np.ma.MaskedArray)
+    last_chunk = (x[..., :1] >= 8) & np.ones_like(x, dtype=bool)
+    np.testing.assert_array_equal(np.ma.getmaskarray(out), (x > 7) & last_chunk)
+    np.testing.assert_array_equal(out.data, x)
+
+
+@pytest.mark.spec("BA-13.4")
+def test_traced_masked_input_stays_masked_numpy() -> None:
+    x, seen = masked(2, 5), []
+
+    def f(y: Any, z: Any) -> Any:
+        seen.append(y)
+        return z * 2
+
+    jax.jit(lambda z: BatchApply(f, chunk_size=4)(x, z))(jnp.ones((2, 5)))
+    assert len(seen) == 3 and all(isinstance(y, np.ma.MaskedArray) for y in seen)
+    np.testing.assert_array_equal(np.ma.getmaskarray(seen[1]), np.ma.getmaskarray(x.reshape(10, 3)[4:8]))
 
 
 # ---- BA-13.5: results -------------------------------------------------------------------
@@ -335,3 +498,36 @@ def test_output_checks_inside_lax_map() -> None:
         ValueError, match=r"cannot split output leaves of a chunk of 4 rows: output\[1\] has shape \(\)"
     ):
         BatchApply(lambda y: (y, y.sum()), chunk_size=4)(x)
+
+
+@pytest.mark.spec("BA-13.10")
+def test_symbolic_rows_raise_e18_naming_the_leaf() -> None:
+    from jax import export
+
+    apply = BatchApply(lambda w, y: y * 2, in_axes=(None, 0), chunk_size=4)
+    shape = jax.ShapeDtypeStruct(export.symbolic_shape("t, 3, 2"), jnp.float32)
+    with pytest.raises(
+        ValueError, match=r"^BatchApply: `chunk_size` needs a known number of merged rows: args\[1\]"
+    ):
+        export.export(jax.jit(lambda y: apply(jnp.ones(2), y)))(shape)
+    plain = BatchApply(lambda w, y: y * 2, in_axes=(None, 0))  # without chunk_size it exports
+    assert export.export(jax.jit(lambda y: plain(jnp.ones(2), y)))(shape).out_avals[0].shape == shape.shape
+
+
+@pytest.mark.spec("BA-13.11")
+def test_eager_chunking_makes_no_merged_copy_of_a_jax_input() -> None:
+    x = jnp.ones((16, 1024, 8), jnp.float32)  # 512 KiB, 64 chunks of 256 rows
+    jax.block_until_ready(x)
+    before = sum(a.nbytes for a in jax.live_arrays())
+    extra: list[int] = []
+
+    def f(rows: jax.Array) -> jax.Array:
+        extra.append(sum(a.nbytes for a in jax.live_arrays()) - before)
+        return rows[:, :1]  # 1/8 of the input per row: the outputs so far are small
+
+    out = BatchApply(f, chunk_size=256)(x)
+    assert len(extra) == 64
+    # Live while f runs: this chunk's rows (8 KiB) and the outputs of the chunks before it
+    # (1 KiB each); a merged copy of x would add 512 KiB.
+    assert max(extra) <= 256 * 8 * 4 + 64 * 256 * 4, max(extra)
+    np.testing.assert_array_equal(out, np.ones((16, 1024, 1), np.float32))

@@ -38,6 +38,29 @@ def c_order_on_explicit_sharded_batch(lib: types.ModuleType) -> Any:
         return jax.jit(lib.BatchApply(lambda a: a))(batch)
 
 
+def chunks_of_symbolic_rows(lib: types.ModuleType) -> Any:
+    """E18: jax.export with a symbolic leading dim and a chunk_size."""
+    import jax
+    from jax import export
+
+    shape = export.symbolic_shape("t, 3, 4")
+    return export.export(jax.jit(lib.BatchApply(lambda a: a, chunk_size=4)))(
+        jax.ShapeDtypeStruct(shape, "f4")
+    )
+
+
+def chunks_of_explicit_sharded_rows(lib: types.ModuleType) -> Any:
+    """E19: [T@d, B, F] with Explicit axes: merging is local, chunking is not (needs 2 devices)."""
+    import jax
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((2,), ("d",), axis_types=(AxisType.Explicit,), devices=jax.devices()[:2])
+    with jax.set_mesh(mesh):
+        batch = jax.device_put(np.zeros((4, 3, 2)), NamedSharding(mesh, P("d")))
+        return lib.BatchApply(lambda a: a, chunk_size=4)(batch)
+
+
 # One trigger per row: a call that must raise that row's error.
 TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E1": lambda lib: lib.BatchApply(42),
@@ -61,13 +84,15 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E15": lambda lib: lib.BatchApply(abs, chunk_size=0),
     "E16": lambda lib: lib.BatchApply(lambda a: (a, a.sum()), out_axes=(0, None), chunk_size=4)(x()),
     "E17": lambda lib: lib.BatchApply(lambda a: a if len(a) == 4 else a[:, :1], chunk_size=4)(x()),
+    "E18": chunks_of_symbolic_rows,
+    "E19": chunks_of_explicit_sharded_rows,
 }
 
 # Rows that only `batchapply` can meet (SPEC: "`batchapply` only"): the reference never
 # sees tracers or sharded arrays.
-BATCHAPPLY_ONLY = {"E22", "E23"}
+BATCHAPPLY_ONLY = {"E18", "E19", "E22", "E23"}
 # Rows whose trigger needs several devices: run by tests/sharding/ (tests/test_sharding.py).
-MULTI_DEVICE = {"E23"}
+MULTI_DEVICE = {"E19", "E23"}
 
 
 def skip_unless_runnable(lib: types.ModuleType, row: str) -> None:

@@ -12,6 +12,12 @@ reshaped as NumPy views, with no dispatch. The per-call Python work is one flatt
 per direction and a few C-level passes over the leaves; checks that need a
 leaf's shape run at trace time of the fused function (once per signature), and
 pytree paths are computed only when an error is raised.
+
+Chunking (issue 17, SPEC section 13). Eagerly, ``f`` runs once per chunk on rows taken
+straight from the inputs (one cached jitted slice per chunk for the ``jax.Array`` leaves,
+NumPy views for the others) and the outputs are concatenated and split in one dispatch;
+nothing of ``f`` is compiled, so nothing stale is ever reused. Under a trace, the full
+chunks go through one ``jax.lax.map``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ CHUNK_SIZE_TYPE_PREFIX = "BatchApply: `chunk_size` must be an int"
 CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
 CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
 CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
+CHUNK_SYMBOLIC_PREFIX = "BatchApply: `chunk_size` needs a known number of merged rows"
+CHUNK_SHARDED_PREFIX = "BatchApply: chunking these rows needs communication"
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -223,6 +231,11 @@ def _kinds(leaves: list[Any]) -> list[int]:
     return kinds
 
 
+def _eager(leaves: list[Any]) -> bool:
+    """Whether this call runs outside any JAX trace: no tracer leaf, no transformation tracing."""
+    return _TRACER not in _kinds(leaves) and _trace_state_clean()
+
+
 class _Mismatch(Exception):
     """Raised while tracing a fused reshape; the caller rebuilds the SPEC error on the slow path."""
 
@@ -307,6 +320,62 @@ def _reshape_leaves(
     return out
 
 
+def _chunk_bounds(size: int, chunk_size: int) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` merged rows of every chunk, in chunk order (SPEC BA-13.2, BA-13.3)."""
+    if size <= chunk_size:
+        return [(0, size)]
+    return [(start, min(start + chunk_size, size)) for start in range(0, size, chunk_size)]
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _take_rows(xs: list[jax.Array], start: jax.Array, rows: int, num_dims: int) -> list[jax.Array]:
+    """Merged rows ``start`` to ``start + rows - 1`` of every leaf, in one dispatch (eager chunking).
+
+    The leaves may still have their ``num_dims`` leading dims: merging them here, inside the
+    program, slices the rows straight out of the input, with no merged copy of the whole leaf.
+    ``start`` is an argument, so one program serves every chunk of ``rows`` rows: it is compiled
+    once per signature and holds no part of ``f`` (it is safe to reuse across calls).
+    """
+    out = []
+    for x in xs:
+        merged = x.reshape((math.prod(x.shape[:num_dims]),) + tuple(x.shape[num_dims:]))
+        out.append(jax.lax.dynamic_slice_in_dim(merged, start, rows))
+    return out
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _concatenate_fused(columns: list[list[jax.Array]], leading: tuple[int, ...] | None) -> list[jax.Array]:
+    """Each column's chunk outputs along the leading dim, split into ``leading`` (None: not split).
+
+    One dispatch for every output leaf (BA-13.5); the split is BA-7.2's, done in the same program
+    so that the result is written once.
+    """
+    out = []
+    for column in columns:
+        y = jnp.concatenate(column)
+        if leading is not None:
+            if not _sharding.c_order_is_local(y, 1):
+                raise _NotLocal
+            y = y.reshape(leading + tuple(y.shape[1:]))
+        out.append(y)
+    return out
+
+
+def _jax_holds(y: Any) -> bool:
+    """Whether a merged NumPy leaf becomes a tracer with the same values, dtype and meaning.
+
+    Not for subclasses (a masked array would lose its mask), nor for dtypes that
+    ``jnp.asarray`` changes (64-bit ones without ``jax_enable_x64``) or cannot hold
+    (str, bytes, object, structured, datetime64, float0): BA-13.4.
+    """
+    if type(y) is not np.ndarray:
+        return False
+    dtype = y.dtype
+    if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)):
+        return False
+    return bool(jax.dtypes.canonicalize_dtype(dtype) == dtype)
+
+
 class _Chunk:
     """One chunk's output: the tree, its leaves and treedef (SPEC section 13)."""
 
@@ -342,15 +411,34 @@ class _Chunk:
                 )
 
     @staticmethod
-    def concatenate(chunks: list[_Chunk]) -> Any:
-        """Every leaf's chunks along the leading dim, in chunk order (BA-13.5, BA-13.8)."""
-        columns = zip(*(chunk.leaves for chunk in chunks), strict=True)
-        return chunks[0].with_leaves(
-            [
-                np.concatenate(column) if all(_kind(x) == _NUMPY for x in column) else jnp.concatenate(column)
-                for column in columns
-            ]
-        )
+    def concatenate(chunks: list[_Chunk], leading: tuple[int, ...] | None) -> tuple[Any, bool]:
+        """Every leaf's chunks along the leading dim, in chunk order (BA-13.5, BA-13.8).
+
+        A leaf is a ``jax.Array`` if any chunk's is one, else a masked array if any chunk's is
+        one, else a NumPy array. With ``leading`` (the C order), the leaves are also split into
+        it (BA-7.2) when that moves no row between devices; the second result says whether they
+        were. The ``jax.Array`` leaves are concatenated (and split) in one dispatch.
+        """
+        columns = list(zip(*(chunk.leaves for chunk in chunks), strict=True))
+        out: list[Any] = [None] * len(columns)
+        on_jax = {j for j, column in enumerate(columns) if any(_kind(x) != _NUMPY for x in column)}
+        for j, column in enumerate(columns):
+            if j not in on_jax:
+                masked = any(isinstance(x, np.ma.MaskedArray) for x in column)
+                out[j] = np.ma.concatenate(column) if masked else np.concatenate(column)
+        split = leading is not None
+        if on_jax:
+            jax_columns = [list(columns[j]) for j in sorted(on_jax)]
+            try:
+                ys = _concatenate_fused(jax_columns, leading)
+            except _NotLocal:  # an Explicit-sharded output: BatchApply._split_outputs decides (E23)
+                ys, split = _concatenate_fused(jax_columns, None), False
+            for j, y in zip(sorted(on_jax), ys, strict=True):
+                out[j] = y
+        if split:
+            assert leading is not None
+            out = [y if j in on_jax else y.reshape(leading + y.shape[1:]) for j, y in enumerate(out)]
+        return chunks[0].with_leaves(out), split
 
 
 class BatchApply:
@@ -372,6 +460,9 @@ class BatchApply:
     # One call of f per chunk even on jax.Array inputs, instead of one jax.lax.map: set by the
     # Flax wrappers for callables whose state they cannot lift into a scan (BA-12.12).
     _call_per_chunk = False
+    # The full chunks go through _map_chunks eagerly too: the Flax wrappers' lifted scans, so that
+    # rng streams and sown values follow the same per-chunk rules in and out of jit (BA-12.12).
+    _map_when_eager = False
 
     def __init__(
         self,
@@ -498,33 +589,66 @@ class BatchApply:
                 lambda: [paths()[i] for i in mergeable],
             )
 
+        # Eager chunking (BA-13.4) slices each chunk's rows straight out of a jax.Array input:
+        # the whole merged copy would be peak memory that does not follow the chunk.
+        c = self.chunk_size
+        lazy = (
+            c is not None
+            and counts is None
+            and isinstance(size, int)
+            and size > c
+            and not self._map_when_eager
+            and _eager(leaves)
+        )
+
         def merge_one(x: Any, i: int) -> Any:  # BA-5.1, BA-14.2; lower rank: the very object (BA-1.2)
             if x.ndim < n:
                 return x
             if tuple(x.shape[:n]) != leading:
                 raise _Mismatch
+            if lazy and _kind(x) == _CONCRETE and not x.is_deleted() and _sharding.c_order_is_local(x, n):
+                return x  # merged chunk by chunk, by _take_rows
             return _sharding.merge(x, n, counts, self.row_order, paths, i)
 
-        fused = (lambda xs: _merge_fused(xs, n, leading)) if counts is None else None
+        fused = (lambda xs: _merge_fused(xs, n, leading)) if counts is None and not lazy else None
         try:
             merged = _reshape_leaves(leaves, selected, fused, merge_one)
         except _Mismatch:
             self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
-        if self.chunk_size is not None:
-            outputs = self._call_in_chunks(leaves, merged, treedef, order, size)
-        else:
-            merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
-            outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
+        if self.chunk_size is not None:  # section 13
+            return self._call_in_chunks(leaves, merged, treedef, order, leading, counts, lazy, paths)
+        merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
+        outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
         return self._split_outputs(outputs, leading, size, counts)
 
     def _call_in_chunks(
-        self, leaves: list[Any], merged: list[Any], treedef: Any, order: Sequence[int], size: int
+        self,
+        leaves: list[Any],
+        merged: list[Any],
+        treedef: Any,
+        order: Sequence[int],
+        leading: tuple[Any, ...],
+        counts: _sharding.Counts,
+        lazy: bool,
+        paths: Callable[[], list[str]],
     ) -> Any:
-        """Call f on chunks of at most ``chunk_size`` merged rows; concatenate the outputs (section 13)."""
+        """Call f on chunks of at most ``chunk_size`` merged rows; the split outputs (section 13).
+
+        ``lazy``: the concrete ``jax.Array`` inputs in ``merged`` still have their leading dims
+        (merged chunk by chunk). ``counts``: the call's row order (None: the C order).
+        """
         n, c = self.num_dims, self.chunk_size
         assert c is not None
         rows_at = [i for i in order if ndim_at_least(leaves[i], n)]  # the merged leaves
         ys = [merged[i] for i in rows_at]
+        size = math.prod(leading)
+        if not isinstance(size, int):  # E18 (BA-13.10): a symbolic dim, as under jax.export
+            raise ValueError(
+                f"{CHUNK_SYMBOLIC_PREFIX}: {paths()[rows_at[0]]} has the leading shape {leading}, so "
+                f"there are {size} merged rows, which is not a number yet (a symbolic shape, as in "
+                "jax.export). Chunks are cut at trace time: export with a concrete batch size, or drop "
+                "`chunk_size` (the exported program then runs f on all rows at once)."
+            )
 
         def call(chunk_ys: Sequence[Any]) -> Any:
             """f with ``chunk_ys`` in place of the merged leaves; every other leaf as it is."""
@@ -537,21 +661,56 @@ class BatchApply:
         if size <= c:  # BA-13.2: one call, as without chunk_size
             outputs = call(ys)
             self._chunk_leaves(outputs, size)
-            return outputs
+            return self._split_outputs(outputs, leading, size, counts)
+        dims = n if lazy else 1  # how many leading dims the jax.Array leaves of ys still have
+        self._check_chunkable(ys, dims, [leaves[i] for i in rows_at], lambda: [paths()[i] for i in rows_at])
+        eager = _eager(leaves)
+        # BA-13.4: under a trace, the full chunks in one jax.lax.map (a lifted scan for the Flax
+        # wrappers, BA-12.12), unless they call f once per chunk.
+        if (not eager or self._map_when_eager) and not self._call_per_chunk and self._maps(ys):
+            return self._split_outputs(self._call_mapped(call, ys, size), leading, size, counts)
+        # BA-13.4: one call per chunk. Eager, each chunk's jax.Array rows are taken in one dispatch;
+        # NumPy rows are NumPy slices (views); under a trace, tracers are sliced in the trace.
+        on_jax = [j for j, y in enumerate(ys) if _kind(y) == _CONCRETE] if eager else []
+        taken_by_slicing = sorted(set(range(len(ys))) - set(on_jax))
 
-        # BA-13.4: NumPy inputs, one call per chunk; the Flax wrappers always (BA-12.12).
-        if self._call_per_chunk or all(_kind(y) == _NUMPY for y in ys):
-            chunks: list[_Chunk] = []
-            for k, start in enumerate(range(0, size, c)):
-                stop = min(start + c, size)
-                output = call([y[start:stop] for y in ys])
-                chunk = _Chunk(output, *self._chunk_leaves(output, stop - start))
-                if chunks:
-                    chunk.check_agrees(k, start, stop, chunks[0])
-                chunks.append(chunk)
-            return _Chunk.concatenate(chunks)
+        def take(start: int, stop: int) -> list[Any]:
+            """The merged rows ``start`` to ``stop - 1`` of every merged leaf."""
+            rows: list[Any] = list(ys)
+            for j in taken_by_slicing:
+                rows[j] = ys[j][start:stop]
+            if on_jax:
+                taken = _take_rows([ys[j] for j in on_jax], start, stop - start, dims)
+                for j, y in zip(on_jax, taken, strict=True):
+                    rows[j] = y
+            return rows
 
-        # BA-13.4: the full chunks in one jax.lax.map, so f is traced once; then the rest.
+        chunks: list[_Chunk] = []
+        for k, (start, stop) in enumerate(_chunk_bounds(size, c)):  # BA-13.3
+            output = call(take(start, stop))
+            chunk = _Chunk(output, *self._chunk_leaves(output, stop - start))
+            if chunks:
+                chunk.check_agrees(k, start, stop, chunks[0])
+            chunks.append(chunk)
+        outputs, split = _Chunk.concatenate(chunks, leading if counts is None else None)
+        return outputs if split else self._split_outputs(outputs, leading, size, counts)
+
+    @staticmethod
+    def _maps(ys: list[Any]) -> bool:
+        """Whether, under a trace, the chunks go through one ``jax.lax.map`` (BA-13.4).
+
+        Yes when some merged leaf is a jax value and every NumPy one becomes a tracer
+        with the same values (``_jax_holds``); otherwise f is called once per chunk.
+        """
+        kinds = _kinds(ys)
+        if _TRACER not in kinds and _CONCRETE not in kinds:
+            return False
+        return all(_jax_holds(y) for y, kind in zip(ys, kinds, strict=True) if kind == _NUMPY)
+
+    def _call_mapped(self, call: Callable[[Sequence[Any]], Any], ys: list[Any], size: int) -> Any:
+        """The full chunks in one ``jax.lax.map`` (f traced once), then the rest (BA-13.4)."""
+        c = self.chunk_size
+        assert c is not None
         n_full, rest = divmod(size, c)
         traced: list[Any] = []
 
@@ -585,6 +744,27 @@ class BatchApply:
         The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12).
         """
         return jax.lax.map(body, stacked)
+
+    def _check_chunkable(
+        self, ys: list[Any], dims: int, inputs: list[Any], paths: Callable[[], list[str]]
+    ) -> None:
+        """E19: no merged leaf has its rows cut over Explicit mesh axes (BA-13.10).
+
+        ``dims``: how many leading dims the ``jax.Array`` leaves of ``ys`` still have (1 once
+        merged); ``inputs``: the caller's leaves they come from, and ``paths()`` their paths.
+        """
+        for j, y in enumerate(ys):
+            explicit = _sharding._explicit_counts(y, dims if _kind(y) == _CONCRETE else 1)
+            if explicit is None or all(s == 1 for s in explicit):
+                continue
+            raise ValueError(
+                f"{CHUNK_SHARDED_PREFIX}: {paths()[j]} is {jax.typeof(inputs[j])}, whose merged rows are "
+                f"cut over Explicit mesh axes, and a chunk of chunk_size={self.chunk_size} consecutive "
+                f"rows (row_order={self.row_order!r}) would hold other devices' rows. With Explicit mesh "
+                "axes BatchApply does not communicate behind your back: call it inside jax.shard_map "
+                "(each device then chunks its own rows, SPEC BA-14.8), reshard the leaf yourself "
+                "(jax.sharding.reshard) so that its leading dims are not split, or drop `chunk_size`."
+            )
 
     def _output_axes(self, outputs: Any) -> list[Any] | None:
         """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""

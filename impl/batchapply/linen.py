@@ -97,6 +97,7 @@ class _Chunked(_core.BatchApply):
     called once per chunk in a Python loop.
     """
 
+    _map_when_eager = True
     _lift: tuple[nn.Module, Callable[[nn.Module], Callable[..., Any]]] | None = None
     _lifted: list[Callable[..., Any]]
 

@@ -60,6 +60,7 @@ class _Chunked(_core.BatchApply):
     chunk sees the state the previous chunk left, as in a Python loop.
     """
 
+    _map_when_eager = True
     _carried: Any = None
     _lifted: list[Any]
 

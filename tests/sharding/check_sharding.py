@@ -308,3 +308,44 @@ def test_multi_device_error_row_e23() -> None:
     with pytest.raises(ValueError) as info:
         _error_trigger("E23")(batchapply)
     assert type(info.value).__name__ == type_name and str(info.value).startswith(prefix)
+
+
+@pytest.mark.spec("BA-10.1", "BA-13.10")
+def test_multi_device_error_row_e19() -> None:
+    """Chunking rows cut over Explicit mesh axes raises E19 (not jax's ShardingTypeError)."""
+    from tests.test_errors import error_table
+
+    type_name, prefix = error_table()["E19"]
+    with pytest.raises(ValueError) as info:
+        _error_trigger("E19")(batchapply)
+    assert type(info.value).__name__ == type_name and str(info.value).startswith(prefix)
+    assert "args[0] is float32[4@d,3,2]" in str(info.value)
+
+
+@pytest.mark.spec("BA-13.10", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_chunking_rows_cut_over_explicit_axes_raises_e19(layout: str, jit: bool) -> None:
+    leading, _ = LAYOUTS[layout]
+    m = mesh(AxisType.Explicit)
+    with jax.set_mesh(m):
+        x = put(np.zeros((T, B, F), np.float32), m, leading)
+        apply = batchapply.BatchApply(lambda r: r * 2, chunk_size=16)
+        with pytest.raises(
+            ValueError, match=r"^BatchApply: (chunking these rows|this row order) needs communication"
+        ):
+            (jax.jit(apply) if jit else apply)(x)
+
+
+@pytest.mark.spec("BA-13.9", "BA-13.4")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_chunking_under_auto_axes_is_exact(layout: str, jit: bool) -> None:
+    leading, _ = LAYOUTS[layout]
+    m = mesh(AxisType.Auto)
+    data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    with jax.set_mesh(m):
+        x = put(data, m, leading)
+        apply = batchapply.BatchApply(lambda r: r * 2 + 1, chunk_size=24)
+        out = (jax.jit(apply) if jit else apply)(x)
+    np.testing.assert_array_equal(np.asarray(out), data * 2 + 1)
