@@ -73,6 +73,43 @@ def describe(apply: Callable[[Any], Any], x: jax.Array) -> str:
     return f"{found}; out {tuple(spec)[:2]}"
 
 
+def temp_bytes(apply: Callable[[Any], Any], x: Any) -> int:
+    """Temporary bytes per device of the compiled program (XLA's memory_analysis)."""
+    memory = jax.jit(apply).lower(x).compile().memory_analysis()
+    return int(memory.temp_size_in_bytes) if memory is not None else -1
+
+
+def chunked_rows() -> list[str]:
+    """chunk_size on sharded inputs (SPEC BA-14.9 to BA-14.11): collectives, and memory per device."""
+    wide_w1, wide_w2 = jnp.ones((F, 256)), jnp.ones((256, F))
+
+    def wide(rows: Any) -> Any:
+        return jnp.tanh(rows @ wide_w1) @ wide_w2
+
+    rows = [
+        '| input | axes | `chunk_size=32`, default `"C"` | `chunk_size=32`, shard-major '
+        "| temp bytes per device, 2^20 rows: unchunked | `chunk_size=4096` | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for layout, (leading, counts) in LAYOUTS.items():
+        for axis_type in (AxisType.Auto, AxisType.Explicit):
+            mesh = jax.make_mesh((2, 4), ("x", "y"), axis_types=(axis_type, axis_type))
+            order = counts if axis_type == AxisType.Auto else "shard_major"
+            with jax.set_mesh(mesh):
+                sharding = NamedSharding(mesh, P(*leading, None))
+                x = jax.device_put(np.ones((T, B, F), np.float32), sharding)
+                cells = [
+                    describe(batchapply.BatchApply(mlp, chunk_size=32), x),
+                    describe(batchapply.BatchApply(mlp, row_order=order, chunk_size=32), x),
+                ]
+                big = jax.ShapeDtypeStruct((8, 2**17, F), jnp.float32, sharding=sharding)
+                whole = temp_bytes(batchapply.BatchApply(wide, row_order=order), big)
+                chunked = temp_bytes(batchapply.BatchApply(wide, row_order=order, chunk_size=4096), big)
+            cells += [f"{whole:,}", f"{chunked:,}", f"{whole / chunked:.0f}x"]
+            rows.append(f"| `{layout}` | {axis_type.name} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main() -> None:
     rows = [
         '| f | input | axes | flax.linen.BatchApply | batchapply, default `"C"` | batchapply, shard-major |',
@@ -105,6 +142,16 @@ def main() -> None:
             f"per-device program has no collective. Shard-major: {shard_major}.",
             "",
             *rows,
+            "",
+            "## With `chunk_size` (SPEC BA-14.9 to BA-14.11)",
+            "",
+            "The MLP on `[8, 16, 4]` (128 rows, 16 per device) in chunks of 32 rows under `jax.jit`; then",
+            "the temporary memory per device (`compiled.memory_analysis().temp_size_in_bytes`) of a",
+            "256-wide MLP on `[8, 131072, 4]` (2^20 rows), unchunked and in chunks of 4096 rows",
+            '(512 per device), shard-major. With the default `"C"` order, Explicit axes raise E25; under',
+            "`jax.jit` with Auto axes the tracers hide their sharding and XLA communicates (BA-14.11).",
+            "",
+            *chunked_rows(),
             "",
         ]
     )

@@ -141,3 +141,38 @@ def test_parametrize_with_checks_marks_expected_failures() -> None:
     params["BA-5.4"].values[0]()  # passes
     with pytest.raises(AssertionError, match=r"BA-99\.9"):
         params["expected-failures-that-match-no-clause"].values[0]()
+
+
+def _copying_chunker(f: Any, num_dims: int, chunk_size: int = 1) -> Any:
+    """Chunks right, but from a merged copy of the whole input: what BA-13.11 rules out."""
+    import jax.numpy as jnp
+
+    def call(x: Any) -> Any:
+        merged = x.reshape((-1,) + x.shape[num_dims:]) + 0
+        outs = [f(merged[i : i + chunk_size]) for i in range(0, merged.shape[0], chunk_size)]
+        return jnp.concatenate(outs).reshape(x.shape[:num_dims] + outs[0].shape[1:])
+
+    return call
+
+
+@pytest.mark.spec("BA-13.11")
+def test_chunk_memory_check_catches_a_merged_copy() -> None:
+    import types
+
+    from batchapply_conformance import _checks, _transforms
+
+    (check,) = [c for c in _transforms.transform_checks() if c.clauses == ("BA-13.11",)]
+    copying = _checks.Target("t:copy", _copying_chunker, types.ModuleType("t"), frozenset({"chunk_size"}))
+    assert check.run(copying).status == "fail"
+    assert check.run(_checks.Target.load("batchapply:BatchApply")).status == "pass"
+
+
+@pytest.mark.spec("BA-13.10")
+def test_chunk_refusal_check_catches_a_jax_error() -> None:
+    import types
+
+    from batchapply_conformance import _checks, _transforms
+
+    (check,) = [c for c in _transforms.transform_checks() if c.clauses == ("BA-13.10",)]
+    naive = _checks.Target("t:naive", _copying_chunker, types.ModuleType("t"), frozenset({"chunk_size"}))
+    assert check.run(naive).status == "fail"

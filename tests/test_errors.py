@@ -49,16 +49,15 @@ def chunks_of_symbolic_rows(lib: types.ModuleType) -> Any:
     )
 
 
-def chunks_of_explicit_sharded_rows(lib: types.ModuleType) -> Any:
-    """E19: [T@d, B, F] with Explicit axes: merging is local, chunking is not (needs 2 devices)."""
+def c_order_chunks_of_a_sharded_batch(lib: types.ModuleType) -> Any:
+    """E25: chunk_size with the C order on [T, B@d, F] (needs 2 or more devices)."""
     import jax
-    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    mesh = jax.make_mesh((2,), ("d",), axis_types=(AxisType.Explicit,), devices=jax.devices()[:2])
-    with jax.set_mesh(mesh):
-        batch = jax.device_put(np.zeros((4, 3, 2)), NamedSharding(mesh, P("d")))
-        return lib.BatchApply(lambda a: a, chunk_size=4)(batch)
+    mesh = jax.make_mesh((2,), ("d",), devices=jax.devices()[:2])
+    batch = jax.device_put(np.zeros((3, 4, 2)), NamedSharding(mesh, P(None, "d")))
+    return lib.BatchApply(lambda a: a, chunk_size=4)(batch)
 
 
 # One trigger per row: a call that must raise that row's error.
@@ -80,19 +79,20 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E21": lambda lib: lib.BatchApply(lambda a: a, row_order=(1, 2))(x()),
     "E22": shard_major_under_jit,
     "E23": c_order_on_explicit_sharded_batch,
+    "E24": lambda lib: lib.BatchApply(lambda a: a, row_order=(1, 3), chunk_size=4)(x()),
+    "E25": c_order_chunks_of_a_sharded_batch,
     "E14": lambda lib: lib.BatchApply(abs, chunk_size=True),
     "E15": lambda lib: lib.BatchApply(abs, chunk_size=0),
     "E16": lambda lib: lib.BatchApply(lambda a: (a, a.sum()), out_axes=(0, None), chunk_size=4)(x()),
     "E17": lambda lib: lib.BatchApply(lambda a: a if len(a) == 4 else a[:, :1], chunk_size=4)(x()),
     "E18": chunks_of_symbolic_rows,
-    "E19": chunks_of_explicit_sharded_rows,
 }
 
 # Rows that only `batchapply` can meet (SPEC: "`batchapply` only"): the reference never
 # sees tracers or sharded arrays.
-BATCHAPPLY_ONLY = {"E18", "E19", "E22", "E23"}
+BATCHAPPLY_ONLY = {"E18", "E22", "E23", "E25"}
 # Rows whose trigger needs several devices: run by tests/sharding/ (tests/test_sharding.py).
-MULTI_DEVICE = {"E19", "E23"}
+MULTI_DEVICE = {"E23", "E25"}
 
 
 def skip_unless_runnable(lib: types.ModuleType, row: str) -> None:

@@ -150,6 +150,71 @@ def _shard_major_under_jit(target: Target) -> Outcome:
     return Outcome("fail", "row_order='shard_major' under jax.jit without Explicit axes guessed an order")
 
 
+def _chunks_stay_local(target: Target) -> Outcome:
+    """BA-14.10: chunks of 2 local rows of every shard: no collective, the input's sharding,
+    and the chunks of BA-14.9 (f tags each row with its position in the chunk it saw)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import batchapply_reference
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    for axis_type in ("Auto", "Explicit"):
+        mesh, f, x, data, n = _setup(axis_type)
+
+        def tagged(rows: Any, f: Callable[[Any], Any] = f) -> Any:
+            return f(rows) + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+        def tagged_numpy(rows: Any, f: Callable[[Any], Any] = f) -> Any:
+            return np.asarray(f(rows)) + np.arange(rows.shape[0], dtype=np.float32)[:, None]
+
+        with jax.set_mesh(mesh):  # T * 2 local rows per device, 2 of them per chunk
+            apply = jax.jit(target.factory(tagged, 2, row_order=(1, n), chunk_size=2 * n))
+            compiled = apply.lower(x).compile()
+            found = COLLECTIVE.findall(compiled.as_text() or "")
+            if found:
+                return Outcome(
+                    "fail", f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}: collectives {found}"
+                )
+            if not compiled.output_shardings.is_equivalent_to(x.sharding, 3):
+                return Outcome(
+                    "fail", f"{axis_type} axes, chunked: output sharding {compiled.output_shardings}"
+                )
+            got = apply(x)
+        want = batchapply_reference.BatchApply(tagged_numpy, row_order=(1, n), chunk_size=2 * n)(data)
+        problem = _values(got, want, f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}")
+        if problem:
+            return problem
+    return Outcome("pass")
+
+
+def _c_order_chunks(target: Target) -> Outcome:
+    """BA-14.11: chunk_size with the C order on a visibly sharded batch raises E25."""
+    import jax
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    for axis_type, wrap in (("Auto", None), ("Explicit", None), ("Explicit", jax.jit)):
+        mesh, f, x, _, n = _setup(axis_type)
+        call = target.factory(f, 2, chunk_size=n)
+        where = f"{axis_type} axes, {'jit' if wrap else 'eager'}, [T, B@d, F], chunk_size={n}"
+        with jax.set_mesh(mesh):
+            try:
+                (wrap(call) if wrap else call)(x)
+            except ValueError as e:
+                if str(e).startswith(
+                    "BatchApply: chunk_size on a sharded batch needs row_order"
+                ) and "args[0]" in str(e):
+                    continue
+                return Outcome("fail", f"{where}: expected E25 naming args[0], got {describe_error(e)}")
+            except Exception as e:
+                return Outcome("fail", f"{where}: expected ValueError E25, got {describe_error(e)}")
+        return Outcome("fail", f"{where}: no error (C-order chunks of a sharded batch)")
+    return Outcome("pass")
+
+
 def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
     def run(target: Target) -> Outcome:
         if target.module.__name__ == "batchapply_reference":
@@ -181,5 +246,7 @@ def sharding_checks() -> Iterator[Check]:
         ("explicit C order", ("BA-14.6",), _explicit_c_order, 2),
         ("auto values", ("BA-14.7",), _auto_values, 2),
         ("shard_map", ("BA-14.8",), _shard_map, 2),
+        ("local chunks", ("BA-14.10",), _chunks_stay_local, 2),
+        ("C-order chunks", ("BA-14.11",), _c_order_chunks, 2),
     ]:
         yield Check(name=f"sharding {name}", clauses=clauses, run=_guarded(check, devices))

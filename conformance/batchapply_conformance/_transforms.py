@@ -128,6 +128,68 @@ def _chunked(target: Target) -> Outcome:
     return _close(got_grad, want_grad, "jax.grad through make(mlp, 2, chunk_size=5)")
 
 
+def _chunk_refusals(target: Target) -> Outcome:
+    """BA-13.10: chunk_size with a symbolic number of rows raises ValueError, not JAX's own error."""
+    import jax
+    import jax.numpy as jnp
+    from jax import export
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    f, _ = _mlp()
+    spec = jax.ShapeDtypeStruct(export.symbolic_shape(f"t, b, {F}"), jnp.float32)
+    try:
+        export.export(jax.jit(target.factory(f, 2, chunk_size=5)))(spec)
+    except ValueError as e:
+        if type(e).__module__.startswith("jax"):
+            return Outcome(
+                "fail", f"JAX's own exception escaped: {describe_error(e)}", {"got": describe_error(e)}
+            )
+        return Outcome("pass")
+    return Outcome("fail", "jax.export with a symbolic batch and chunk_size=5 did not raise (E18)")
+
+
+def _chunk_memory(target: Target) -> Outcome:
+    """BA-13.11: an eager chunked call holds no merged copy of a whole jax.Array input.
+
+    While ``f`` runs on a chunk, the live JAX buffers above those held before the call must
+    stay under the input's size plus the outputs so far and a few chunks; a merged copy of
+    the whole input would add the input's size again.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    rows, features, chunk = 64 * 64, 256, 256  # 4 MiB of float32 in 16 chunks
+    x = jnp.ones((64, 64, features), jnp.float32)
+    jax.block_until_ready(x)
+
+    def live_bytes() -> int:
+        return sum(a.nbytes for a in jax.live_arrays() if not a.is_deleted())
+
+    before = live_bytes()
+    peaks: list[int] = []
+
+    def f(y: Any) -> Any:
+        peaks.append(live_bytes() - before)
+        return y * 2
+
+    target.factory(f, 2, chunk_size=chunk)(x)
+    bound = x.nbytes // 2 + 4 * chunk * features * 4  # outputs up to half the input, 4 chunks
+    worst = max(peaks, default=0)
+    at = peaks.index(worst) if peaks else 0
+    # The outputs of the chunks before chunk k hold k chunks; subtract them.
+    extra = worst - at * chunk * features * 4
+    if len(peaks) >= rows // chunk and extra <= bound:
+        return Outcome("pass")
+    return Outcome(
+        "fail",
+        f"f was called {len(peaks)} times (want {rows // chunk}); {extra} bytes above the input and "
+        f"the chunk outputs while f ran on chunk {at} (at most {bound})",
+    )
+
+
 def _guarded(check: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
     def run(target: Target) -> Outcome:
         if target.module.__name__ == "batchapply_reference":
@@ -154,5 +216,7 @@ def transform_checks() -> Iterator[Check]:
         ("checkpoint", "BA-8.5", _checkpoint),
         ("export", "BA-8.6", _export),
         ("chunked", "BA-13.9", _chunked),
+        ("chunk refusals", "BA-13.10", _chunk_refusals),
+        ("chunk memory", "BA-13.11", _chunk_memory),
     ]:
         yield Check(name=f"transform {name}", clauses=(clause,), run=_guarded(check))

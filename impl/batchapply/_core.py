@@ -64,7 +64,6 @@ CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
 CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
 CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 CHUNK_SYMBOLIC_PREFIX = "BatchApply: `chunk_size` needs a known number of merged rows"
-CHUNK_SHARDED_PREFIX = "BatchApply: chunking these rows needs communication"
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -393,9 +392,17 @@ class _Chunk:
     def with_leaves(self, leaves: list[Any]) -> Any:
         return tree_util.tree_unflatten(self.treedef, leaves)
 
-    def check_agrees(self, k: int, start: int, stop: int, first: _Chunk) -> None:
-        """This chunk (the k-th) has chunk 0's structure, dtypes and trailing shapes (BA-13.7)."""
+    def check_agrees(self, k: int, start: int, stop: int, first: _Chunk, shards: int = 1) -> None:
+        """This chunk (the k-th) has chunk 0's structure, dtypes and trailing shapes (BA-13.7).
+
+        ``start`` and ``stop`` bound its rows; with ``shards`` > 1, its local rows in every shard.
+        """
         where = f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {start} to {stop - 1})"
+        if shards > 1:
+            where = (
+                f"{CHUNK_DISAGREE_PREFIX}: chunk {k} "
+                f"(local rows {start} to {stop - 1} of each of the {shards} shards)"
+            )
         advice = "f must return the same structure, dtypes and trailing shapes (shape[1:]) for every chunk."
         if self.treedef != first.treedef:
             raise ValueError(
@@ -409,6 +416,20 @@ class _Chunk:
                     f"{where} returned {path} with dtype {leaf.dtype} and shape {tuple(leaf.shape)}, "
                     f"chunk 0 returned it with dtype {want.dtype} and shape {tuple(want.shape)}; {advice}"
                 )
+
+    @staticmethod
+    def join(chunks: list[_Chunk], shards: int) -> Any:
+        """Every leaf's chunks back in merged row order: ``shards`` blocks (BA-14.9, BA-13.8)."""
+
+        def concatenate(column: tuple[Any, ...]) -> Callable[..., Any]:
+            if any(_kind(x) != _NUMPY for x in column):
+                return jnp.concatenate
+            return (
+                np.ma.concatenate if any(isinstance(x, np.ma.MaskedArray) for x in column) else np.concatenate
+            )
+
+        columns = zip(*(chunk.leaves for chunk in chunks), strict=True)
+        return chunks[0].with_leaves([_sharding.join_chunks(c, shards, concatenate(c)) for c in columns])
 
     @staticmethod
     def concatenate(chunks: list[_Chunk], leading: tuple[int, ...] | None) -> tuple[Any, bool]:
@@ -578,23 +599,34 @@ class BatchApply:
             return _paths(args, "args") + _paths(kwargs, "kwargs")
 
         counts: _sharding.Counts = None  # the C order, and the fused fast path
-        if self.row_order != "C":  # section 14: the only case that looks at shardings
+        shards: _sharding.Counts = None  # the call's shard counts: the chunks follow them (BA-14.9)
+        # A symbolic size (jax.export) is not compared here: section 13 decides (BA-13.9).
+        chunked = self.chunk_size is not None and isinstance(size, int) and size > self.chunk_size
+        if self.row_order != "C" or chunked:  # section 14: the only cases that look at shardings
             mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
             if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):
                 self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
-            counts = _sharding.call_counts(
-                self.row_order,
-                leading,
-                [leaves[i] for i in mergeable],
-                lambda: [paths()[i] for i in mergeable],
-            )
+            if self.row_order == "C":  # BA-14.11: E25 where the shardings are visible
+                _sharding.check_c_order_chunks(
+                    [leaves[i] for i in mergeable], n, lambda: [paths()[i] for i in mergeable]
+                )
+            else:
+                shards = _sharding.call_counts(
+                    self.row_order,
+                    leading,
+                    [leaves[i] for i in mergeable],
+                    lambda: [paths()[i] for i in mergeable],
+                )
+                counts = _sharding.order_counts(shards)
+                if self.chunk_size is not None and shards is not None:
+                    _sharding.check_chunk_size(self.chunk_size, shards)  # BA-14.9: E24
 
         # Eager chunking (BA-13.4) slices each chunk's rows straight out of a jax.Array input:
         # the whole merged copy would be peak memory that does not follow the chunk.
         c = self.chunk_size
         lazy = (
             c is not None
-            and counts is None
+            and shards is None
             and isinstance(size, int)
             and size > c
             and not self._map_when_eager
@@ -616,7 +648,9 @@ class BatchApply:
         except _Mismatch:
             self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
         if self.chunk_size is not None:  # section 13
-            return self._call_in_chunks(leaves, merged, treedef, order, leading, counts, lazy, paths)
+            return self._call_in_chunks(
+                leaves, merged, treedef, order, leading, counts, lazy, paths, math.prod(shards or ())
+            )
         merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
         outputs = self.f(*merged_args, **merged_kwargs)  # BA-6.1
         return self._split_outputs(outputs, leading, size, counts)
@@ -631,11 +665,13 @@ class BatchApply:
         counts: _sharding.Counts,
         lazy: bool,
         paths: Callable[[], list[str]],
+        shards: int = 1,
     ) -> Any:
         """Call f on chunks of at most ``chunk_size`` merged rows; the split outputs (section 13).
 
         ``lazy``: the concrete ``jax.Array`` inputs in ``merged`` still have their leading dims
         (merged chunk by chunk). ``counts``: the call's row order (None: the C order).
+        ``shards`` > 1: the chunks of BA-14.9, ``chunk_size // shards`` local rows of every shard.
         """
         n, c = self.num_dims, self.chunk_size
         assert c is not None
@@ -662,8 +698,10 @@ class BatchApply:
             outputs = call(ys)
             self._chunk_leaves(outputs, size)
             return self._split_outputs(outputs, leading, size, counts)
+        if shards > 1:  # BA-14.9: every chunk stays on its devices
+            outputs = self._call_local_chunks(call, ys, size, shards, _eager(leaves))
+            return self._split_outputs(outputs, leading, size, counts)
         dims = n if lazy else 1  # how many leading dims the jax.Array leaves of ys still have
-        self._check_chunkable(ys, dims, [leaves[i] for i in rows_at], lambda: [paths()[i] for i in rows_at])
         eager = _eager(leaves)
         # BA-13.4: under a trace, the full chunks in one jax.lax.map (a lifted scan for the Flax
         # wrappers, BA-12.12), unless they call f once per chunk.
@@ -745,26 +783,46 @@ class BatchApply:
         """
         return jax.lax.map(body, stacked)
 
-    def _check_chunkable(
-        self, ys: list[Any], dims: int, inputs: list[Any], paths: Callable[[], list[str]]
-    ) -> None:
-        """E19: no merged leaf has its rows cut over Explicit mesh axes (BA-13.10).
+    def _call_local_chunks(
+        self, call: Callable[[Sequence[Any]], Any], ys: list[Any], size: int, shards: int, eager: bool
+    ) -> Any:
+        """The chunks of BA-14.9, called as BA-13.4 says; the outputs in merged row order."""
+        assert self.chunk_size is not None
+        block, c = size // shards, self.chunk_size // shards
+        if (not eager or self._map_when_eager) and not self._call_per_chunk and self._maps(ys):
+            return self._map_local_chunks(ys, call, block, c, shards)
+        chunks: list[_Chunk] = []
+        for k, start in enumerate(range(0, block, c)):
+            stop = min(start + c, block)
+            output = call([_sharding.chunk_of(y, shards, start, stop) for y in ys])
+            chunk = _Chunk(output, *self._chunk_leaves(output, shards * (stop - start)))
+            if chunks:
+                chunk.check_agrees(k, start, stop, chunks[0], shards)
+            chunks.append(chunk)
+        return _Chunk.join(chunks, shards)
 
-        ``dims``: how many leading dims the ``jax.Array`` leaves of ``ys`` still have (1 once
-        merged); ``inputs``: the caller's leaves they come from, and ``paths()`` their paths.
-        """
-        for j, y in enumerate(ys):
-            explicit = _sharding._explicit_counts(y, dims if _kind(y) == _CONCRETE else 1)
-            if explicit is None or all(s == 1 for s in explicit):
-                continue
-            raise ValueError(
-                f"{CHUNK_SHARDED_PREFIX}: {paths()[j]} is {jax.typeof(inputs[j])}, whose merged rows are "
-                f"cut over Explicit mesh axes, and a chunk of chunk_size={self.chunk_size} consecutive "
-                f"rows (row_order={self.row_order!r}) would hold other devices' rows. With Explicit mesh "
-                "axes BatchApply does not communicate behind your back: call it inside jax.shard_map "
-                "(each device then chunks its own rows, SPEC BA-14.8), reshard the leaf yourself "
-                "(jax.sharding.reshard) so that its leading dims are not split, or drop `chunk_size`."
-            )
+    def _map_local_chunks(
+        self, ys: list[Any], call: Callable[[Sequence[Any]], Any], block: int, c: int, shards: int
+    ) -> Any:
+        """BA-13.4 for the chunks of BA-14.9: ``c`` local rows of each of ``shards`` blocks per chunk."""
+        n_full, rest = divmod(block, c)
+        traced: list[Any] = []
+
+        def body(chunk_ys: list[jax.Array]) -> list[Any]:
+            out_leaves, out_def = self._chunk_leaves(call(chunk_ys), shards * c)
+            traced.append(out_def)
+            return out_leaves
+
+        mapped = self._map_chunks(body, [_sharding.stack_chunks(y, shards, n_full, c) for y in ys])
+        first = _Chunk.from_stacked(traced[-1], mapped)
+        if not rest:
+            return first.with_leaves([_sharding.unstack_chunks(m, shards) for m in mapped])
+        output = call([_sharding.chunk_of(y, shards, n_full * c, block) for y in ys])
+        last = _Chunk(output, *self._chunk_leaves(output, shards * rest))
+        last.check_agrees(n_full, n_full * c, block, first, shards)
+        return first.with_leaves(
+            [_sharding.unstack_chunks(m, shards, leaf) for m, leaf in zip(mapped, last.leaves, strict=True)]
+        )
 
     def _output_axes(self, outputs: Any) -> list[Any] | None:
         """The axis of every output leaf, or None when ``out_axes`` is 0 (BA-7.5)."""

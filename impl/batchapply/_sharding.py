@@ -73,7 +73,9 @@ def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
 def call_counts(
     row_order: Any, leading: tuple[Any, ...], leaves: Sequence[Any], paths: Callable[[], list[str]]
 ) -> Counts:
-    """The shard counts of this call (SPEC BA-14.3, BA-14.4), or None for the C order.
+    """The shard counts of this call (SPEC BA-14.3, BA-14.4), or None when all are 1.
+
+    The merge needs only ``order_counts`` of them; the chunks need them all (BA-14.9).
 
     ``leaves`` are the mergeable leaves in leaf order; ``paths()`` their paths (for errors).
     """
@@ -100,9 +102,7 @@ def call_counts(
             f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
             "Each count must divide its leading dim."
         )
-    if all(s == 1 for s in counts[1:]):
-        return None  # only the first dim cut (or none): that is the C order (BA-14.2)
-    return counts
+    return None if all(s == 1 for s in counts) else counts
 
 
 def _explicit_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
@@ -203,3 +203,105 @@ def split(
         return z
     except SHARDING_TYPE_ERRORS:
         raise _communication_error(y, paths()[i], row_order) from None
+
+
+# Chunking on sharded inputs (SPEC BA-14.9 to BA-14.11). The merged rows form ``shards``
+# blocks, one per shard (BA-14.2); a chunk takes the same local rows of every block. Every
+# function below only splits the merged dim into (shards, local rows), slices or moves the
+# local factor, and merges back with the shard factor first: the rows never leave their device.
+
+CHUNK_SHARDS_PREFIX = "BatchApply: `chunk_size` must be a multiple of the shard count"
+C_ORDER_CHUNKS_PREFIX = "BatchApply: chunk_size on a sharded batch needs row_order"
+
+
+def order_counts(shards: Counts) -> Counts:
+    """The counts that the merge and split need: None (the C order) when at most the first
+    leading dim is cut (BA-14.2); the chunks still need ``shards`` (BA-14.9)."""
+    if shards is None or all(s == 1 for s in shards[1:]):
+        return None
+    return shards
+
+
+def check_chunk_size(chunk_size: int, counts: tuple[int, ...]) -> None:
+    """``chunk_size`` counts global rows: a whole number per shard (SPEC BA-14.9, E24)."""
+    shards = math.prod(counts)
+    if chunk_size % shards:
+        raise ValueError(
+            f"{CHUNK_SHARDS_PREFIX} {shards} (shard counts {tuple(counts)}); got chunk_size={chunk_size}. "
+            f"Every chunk takes chunk_size / {shards} rows from each shard: pass a multiple of {shards}, "
+            f"e.g. chunk_size={max(shards, chunk_size - chunk_size % shards)}."
+        )
+
+
+def check_c_order_chunks(leaves: Sequence[Any], num_dims: int, paths: Callable[[], list[str]]) -> None:
+    """E25 (SPEC BA-14.11): the C order's chunks of consecutive rows on a sharded batch.
+
+    ``leaves`` are the mergeable leaves, ``paths()`` their paths. Tracers that hide their
+    sharding (Auto axes under jit) pass: jax cannot say, and XLA communicates (BA-14.7).
+    """
+    for i, x in enumerate(leaves):
+        counts = leaf_counts(x, num_dims)
+        if counts is not None and any(s > 1 for s in counts):
+            shards = math.prod(counts)
+            raise ValueError(
+                f"{C_ORDER_CHUNKS_PREFIX}: {paths()[i]} is {jax.typeof(x)}, cut into shard counts "
+                f"{counts} over its leading dims, and row_order='C' would cut chunks of consecutive "
+                "rows, which sit on one device at a time (or move rows between devices). For local "
+                "chunks, pass row_order='shard_major' (or the counts, "
+                f"row_order={counts}) with a chunk_size that is a multiple of {shards}: each chunk "
+                f"then takes chunk_size / {shards} rows from every shard (SPEC BA-14.9). Or reshard "
+                "the batch to one device (jax.sharding.reshard) to chunk in C order."
+            )
+
+
+def chunk_of(y: Any, shards: int, start: int, stop: int) -> Any:
+    """Local rows ``start`` to ``stop - 1`` of every shard's block of ``y``, block after block.
+
+    One chunk of BA-14.9, for a NumPy array or a jax.Array; with one shard, ``y[start:stop]``.
+    """
+    if shards == 1:
+        return y[start:stop]
+    rest = tuple(y.shape[1:])
+    blocks = y.reshape((shards, y.shape[0] // shards) + rest)
+    return blocks[:, start:stop].reshape((shards * (stop - start),) + rest)
+
+
+def join_chunks(pieces: Sequence[Any], shards: int, concatenate: Callable[..., Any]) -> Any:
+    """The merged rows of a leaf from its chunks' outputs (``chunk_of`` inverted, BA-14.9).
+
+    ``concatenate`` is ``np.concatenate`` or ``jnp.concatenate``; with one shard the
+    pieces are simply concatenated (BA-13.5).
+    """
+    if shards == 1:
+        return concatenate(pieces)
+    rest = tuple(pieces[0].shape[1:])
+    blocks = [piece.reshape((shards, piece.shape[0] // shards) + rest) for piece in pieces]
+    joined = concatenate(blocks, axis=1)
+    return joined.reshape((shards * joined.shape[1],) + rest)
+
+
+def stack_chunks(y: Any, shards: int, n_full: int, per_shard: int) -> Any:
+    """The ``n_full`` full chunks of ``y`` stacked for ``jax.lax.map``: ``[n_full, shards * per_shard, ...]``.
+
+    Chunk ``q`` holds local rows ``q * per_shard`` to ``q * per_shard + per_shard - 1`` of
+    every shard's block (BA-14.9); the shard factor stays sharded (dim 0, then dim 1 once
+    the chunk factor moves before it).
+    """
+    rest = tuple(y.shape[1:])
+    blocks = y.reshape((shards, y.shape[0] // shards) + rest)
+    if n_full * per_shard != blocks.shape[1]:
+        blocks = jax.lax.slice_in_dim(blocks, 0, n_full * per_shard, axis=1)
+    chunks = blocks.reshape((shards, n_full, per_shard) + rest).swapaxes(0, 1)
+    return chunks.reshape((n_full, shards * per_shard) + rest)
+
+
+def unstack_chunks(stacked: Any, shards: int, last: Any = None) -> Any:
+    """The merged rows from ``jax.lax.map``'s stacked chunk outputs and the last chunk's (BA-14.9)."""
+    n_full, rows = stacked.shape[:2]
+    rest = tuple(stacked.shape[2:])
+    blocks = stacked.reshape((n_full, shards, rows // shards) + rest).swapaxes(0, 1)
+    blocks = blocks.reshape((shards, n_full * (rows // shards)) + rest)
+    if last is not None:
+        tail = last.reshape((shards, last.shape[0] // shards) + rest)
+        blocks = jax.numpy.concatenate([blocks, tail], axis=1)
+    return blocks.reshape((shards * blocks.shape[1],) + rest)

@@ -79,22 +79,22 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
     """
     if not ndim_at_least(x, num_dims):
         return x
-    return _merged_rows(x, num_dims, 0, math.prod(x.shape[:num_dims]))
+    return _merged_rows(x, num_dims, range(math.prod(x.shape[:num_dims])))
 
 
 def _merged_rows(
-    x: Any, num_dims: int, start: int, stop: int, order: list[tuple[int, ...]] | None = None
+    x: Any, num_dims: int, chosen: Sequence[int], order: list[tuple[int, ...]] | None = None
 ) -> Any:
-    """Rows ``start`` to ``stop - 1`` of ``x`` merged, copied row by row.
+    """The merged rows numbered ``chosen`` of ``x``, copied row by row.
 
     In C order (BA-5.1), or in ``order``, the leading index of every merged row (BA-14.2).
     """
     source = np.asarray(x)
     leading, trailing = source.shape[:num_dims], source.shape[num_dims:]
-    rows = np.empty((stop - start,) + trailing, dtype=source.dtype)
-    indices = _c_order_indices(leading) if order is None else iter(order)
-    for row, index in enumerate(itertools.islice(indices, start, stop)):
-        rows[row] = source[index]
+    rows = np.empty((len(chosen),) + trailing, dtype=source.dtype)
+    indices = list(_c_order_indices(leading)) if order is None else order
+    for row, merged_row in enumerate(chosen):
+        rows[row] = source[indices[merged_row]]
     return _like(rows, x)
 
 
@@ -293,6 +293,8 @@ class BatchApply:
             )
 
         counts = _order.call_counts(self.row_order, leading, [leaf for _, leaf in mergeable])
+        if self.chunk_size is not None:
+            _order.check_chunk_size(self.chunk_size, counts)  # BA-14.9: E24
         rows = None if all(s == 1 for s in counts) else _order.row_indices(leading, counts)
 
         def merge(path: str, leaf: Any, axis: Any) -> Any:
@@ -301,7 +303,7 @@ class BatchApply:
             return _like(_order.merge_rows(np.asarray(leaf), n, rows), leaf)  # SPEC BA-14.2
 
         if self.chunk_size is not None:
-            chunked = self._call_in_chunks(args, arg_axes, kwargs, leading, rows)
+            chunked = self._call_in_chunks(args, arg_axes, kwargs, leading, rows, math.prod(counts))
             return self._split_outputs(chunked, leading, rows)
         merged_args = _tree.map_leaves(merge, args, arg_axes, "args")
         merged_kwargs = _tree.map_leaves(merge, kwargs, 0, "kwargs")
@@ -315,41 +317,43 @@ class BatchApply:
         kwargs: Any,
         leading: tuple[int, ...],
         order: list[tuple[int, ...]] | None,
+        shards: int,
     ) -> Any:
-        """Call f once per chunk of merged rows, in order, and concatenate the outputs (section 13)."""
+        """Call f once per chunk of merged rows, in order, and gather the outputs (section 13).
+
+        BA-13.2, BA-13.3, BA-14.9: ``_order.chunk_rows`` lists the merged rows of every chunk.
+        """
         n, size, c = self.num_dims, math.prod(leading), self.chunk_size
         assert c is not None
-        # BA-13.2: at most c rows is one call; BA-13.3: else chunks of c rows, then the rest.
-        bounds = [(0, size)] if size <= c else [(a, min(a + c, size)) for a in range(0, size, c)]
+        chunks = _order.chunk_rows(size, shards, c)
         chunk_outputs: list[list[tuple[str, Any, Any]]] = []
         first_output = None
-        for k, (start, stop) in enumerate(bounds):
+        for k, chosen in enumerate(chunks):
 
-            def rows(path: str, leaf: Any, axis: Any, start: int = start, stop: int = stop) -> Any:
+            def rows(path: str, leaf: Any, axis: Any, chosen: list[int] = chosen) -> Any:
                 if axis == 0 and ndim_at_least(leaf, n):
-                    return _merged_rows(leaf, n, start, stop, order)
+                    return _merged_rows(leaf, n, chosen, order)
                 return leaf
 
             output = self.f(
                 *_tree.map_leaves(rows, args, arg_axes, "args"), **_tree.map_leaves(rows, kwargs, 0, "kwargs")
             )
-            entries = self._chunk_entries(output, stop - start)
+            entries = self._chunk_entries(output, len(chosen))
             if k == 0:
                 first_output = output
             else:
-                _check_chunk_agrees(k, start, stop, output, entries, first_output, chunk_outputs[0])
+                where = _describe_chunk(k, chosen, shards)
+                _check_chunk_agrees(where, output, entries, first_output, chunk_outputs[0])
             chunk_outputs.append(entries)
 
-        # BA-13.5, BA-13.8: each leaf is its chunks' rows, in chunk order.
+        # BA-13.5, BA-13.8, BA-14.9: merged row m of the output is m's row of its chunk's output.
         concatenated = []
         for j, (_, first_leaf, _) in enumerate(chunk_outputs[0]):
             pieces = [entries[j][1] for entries in chunk_outputs]
             result = np.empty((size,) + tuple(first_leaf.shape[1:]), dtype=np.dtype(first_leaf.dtype))
-            row = 0
-            for piece in pieces:
-                for piece_row in np.asarray(piece):
-                    result[row] = piece_row
-                    row += 1
+            for chosen, piece in zip(chunks, pieces, strict=True):
+                for merged_row, piece_row in zip(chosen, np.asarray(piece), strict=True):
+                    result[merged_row] = piece_row
             jax_pieces = [piece for piece in pieces if not isinstance(piece, (np.ndarray, np.generic))]
             concatenated.append(_like(result, jax_pieces[0]) if jax_pieces else result)
         replacements = iter(concatenated)
@@ -420,17 +424,26 @@ class BatchApply:
         return _tree.map_leaves(split, outputs, self.out_axes, "output")
 
 
+def _describe_chunk(k: int, chosen: list[int], shards: int) -> str:
+    """``chunk 2 (rows 8 to 9)``; with several shards, the rows it takes from each (BA-14.9)."""
+    if shards == 1:
+        return f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {chosen[0]} to {chosen[-1]})"
+    # Block 0 starts at merged row 0: its merged rows are the local rows of every shard.
+    per_shard = len(chosen) // shards
+    return (
+        f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (local rows {chosen[0]} to {chosen[per_shard - 1]} "
+        f"of each of the {shards} shards)"
+    )
+
+
 def _check_chunk_agrees(
-    k: int,
-    start: int,
-    stop: int,
+    where: str,
     output: Any,
     entries: list[tuple[str, Any, Any]],
     first_output: Any,
     first_entries: list[tuple[str, Any, Any]],
 ) -> None:
-    """Chunk ``k``'s output has the structure, dtypes and trailing shapes of chunk 0's (BA-13.7)."""
-    where = f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {start} to {stop - 1})"
+    """A chunk's output has the structure, dtypes and trailing shapes of chunk 0's (BA-13.7)."""
     advice = "f must return the same structure, dtypes and trailing shapes (shape[1:]) for every chunk."
     if _tree.structure(output) != _tree.structure(first_output):
         raise ValueError(

@@ -17,6 +17,7 @@ import numpy as np
 
 ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
 SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
+CHUNK_SHARDS_PREFIX = "BatchApply: `chunk_size` must be a multiple of the shard count"
 
 
 def check_row_order(row_order: Any, num_dims: int) -> Any:
@@ -81,6 +82,40 @@ def row_indices(leading: Sequence[int], counts: Sequence[int]) -> list[tuple[int
         k, position = shard_and_local[:n], shard_and_local[n:]
         rows.append(tuple(k[i] * local[i] + position[i] for i in range(n)))
     return rows
+
+
+def check_chunk_size(chunk_size: int, counts: Sequence[int]) -> None:
+    """``chunk_size`` counts global rows: a whole number per shard (SPEC BA-14.9, E24)."""
+    shards = math.prod(counts)
+    if chunk_size % shards:
+        raise ValueError(
+            f"{CHUNK_SHARDS_PREFIX} {shards} (shard counts {tuple(counts)}); got chunk_size={chunk_size}. "
+            f"Every chunk takes chunk_size / {shards} rows from each shard: pass a multiple of {shards}, "
+            f"e.g. chunk_size={max(shards, chunk_size - chunk_size % shards)}."
+        )
+
+
+def chunk_rows(size: int, shards: int, chunk_size: int) -> list[list[int]]:
+    """The merged rows of every chunk, in chunk order (SPEC BA-13.2, BA-13.3, BA-14.9).
+
+    The merged rows form ``shards`` blocks of ``size // shards`` rows, one per shard
+    (BA-14.2). A chunk takes ``chunk_size // shards`` consecutive rows of every block,
+    block after block; the last chunk takes what is left of every block. With one shard
+    these are BA-13.3's chunks of consecutive rows.
+
+    >>> chunk_rows(8, 2, 4)  # blocks 0..3 and 4..7: two rows of each per chunk
+    [[0, 1, 4, 5], [2, 3, 6, 7]]
+    >>> chunk_rows(5, 1, 2)
+    [[0, 1], [2, 3], [4]]
+    """
+    if size <= chunk_size:
+        return [list(range(size))]  # BA-13.2: one call with every row
+    block, per_block = size // shards, chunk_size // shards
+    chunks = []
+    for start in range(0, block, per_block):
+        stop = min(start + per_block, block)
+        chunks.append([k * block + j for k in range(shards) for j in range(start, stop)])
+    return chunks
 
 
 def merge_rows(source: np.ndarray, num_dims: int, rows: list[tuple[int, ...]]) -> np.ndarray:

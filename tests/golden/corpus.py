@@ -572,8 +572,31 @@ def chunking() -> Iterator[Spec]:
     }
     yield {
         "name": "chunk-with-row-order",
-        "clauses": ["BA-13.3", "BA-14.3"],
+        "clauses": ["BA-13.3", "BA-14.3", "BA-14.9"],
         "function": "reverse_rows",
+        "chunk_size": 2,
+        "row_order": (1, 2),
+        "args": [array((2, 4, 2))],
+    }
+    yield {  # 3 shards of 4 local rows, 2 per chunk from each: 2 chunks of 6 rows
+        "name": "chunk-local-rows-of-every-shard",
+        "clauses": ["BA-14.9", "BA-13.5"],
+        "function": "reverse_rows",
+        "chunk_size": 6,
+        "row_order": (2, 3),
+        "args": [array((4, 6, 1))],
+    }
+    yield {  # 2 shards of 5 local rows, 2 per chunk: chunks of 4, 4 and the last 2 rows
+        "name": "chunk-local-rows-with-a-last-chunk",
+        "clauses": ["BA-14.9", "BA-13.4"],
+        "function": "reverse_rows",
+        "chunk_size": 4,
+        "row_order": (1, 2),
+        "args": [array((1, 10, 1))],
+    }
+    yield {
+        "name": "E24-chunk-size-not-a-multiple-of-the-shards",
+        "clauses": ["BA-14.9", "BA-10.1"],
         "chunk_size": 3,
         "row_order": (1, 2),
         "args": [array((2, 4, 2))],

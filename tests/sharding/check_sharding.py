@@ -26,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 import batchapply
 import batchapply_reference
+from tests.sharding.common import W1, F, count_collectives, mlp, mlp_numpy
 
 if jax.device_count() != 8:
     raise RuntimeError(
@@ -33,11 +34,8 @@ if jax.device_count() != 8:
         "XLA_FLAGS=--xla_force_host_platform_device_count=8 (tests/test_sharding.py does)."
     )
 
-T, B, F, HIDDEN = 8, 16, 4, 8
+T, B = 8, 16
 IMG, CH, OUT_CH = 6, 3, 4
-COLLECTIVE = re.compile(
-    r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
-)
 
 # name -> (PartitionSpec of the leading dims, shard counts of (T, B)) on the 2x4 mesh (x, y).
 LAYOUTS = {
@@ -48,17 +46,7 @@ LAYOUTS = {
 AXIS_TYPES = {"auto": AxisType.Auto, "explicit": AxisType.Explicit}
 
 RNG = np.random.default_rng(0)
-W1 = RNG.normal(size=(F, HIDDEN)).astype(np.float32)
-W2 = RNG.normal(size=(HIDDEN, F)).astype(np.float32)
 KERNEL = RNG.normal(size=(3, 3, CH, OUT_CH)).astype(np.float32)
-
-
-def mlp(x: Any) -> Any:
-    return jnp.tanh(x @ W1) @ W2
-
-
-def mlp_numpy(x: np.ndarray) -> np.ndarray:
-    return np.tanh(x @ W1) @ W2
 
 
 def conv(x: Any) -> Any:
@@ -82,13 +70,6 @@ FUNCTIONS = {
     "mlp": (mlp, mlp_numpy, (T, B, F)),
     "conv": (conv, conv_numpy, (T, B, IMG, IMG, CH)),
 }
-
-
-def count_collectives(compiled: Any) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for name in COLLECTIVE.findall(compiled.as_text()):
-        found[name] = found.get(name, 0) + 1
-    return found
 
 
 def mesh(axis_type: AxisType) -> jax.sharding.Mesh:
@@ -285,12 +266,18 @@ def test_inside_shard_map_each_device_merges_its_local_rows(axes: str, row_order
 
 
 @pytest.mark.spec("BA-14.5", "BA-14.6")
-def test_devices_guide_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    guide = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "devices.md").read_text()
-    code = re.search(r"```python\n(.*?)```", guide, re.S)
-    assert code is not None, "docs/devices.md has no python block"
-    exec(compile(code[1], "docs/devices.md", "exec"), {})
-    assert capsys.readouterr().out.startswith("BatchApply: this row order needs communication: args[0]")
+def test_devices_page_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ```python block of docs/devices.md, in order, in one namespace (```py blocks need
+    several processes: tests/sharding/multihost_worker.py runs what they show)."""
+    page = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "devices.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks, "docs/devices.md has no python block"
+    namespace: dict[str, Any] = {}
+    for k, code in enumerate(blocks):
+        exec(compile(code, f"docs/devices.md (python block {k})", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "BatchApply: this row order needs communication: args[0]" in out
+    assert "BatchApply: chunk_size on a sharded batch needs row_order: args[0]" in out
 
 
 def _error_trigger(row: str) -> Callable[[Any], Any]:
@@ -299,53 +286,122 @@ def _error_trigger(row: str) -> Callable[[Any], Any]:
     return TRIGGERS[row]
 
 
-@pytest.mark.spec("BA-10.1", "BA-14.6")
-def test_multi_device_error_row_e23() -> None:
-    """The TRIGGERS entry of tests/test_errors.py that needs several devices."""
-    from tests.test_errors import error_table
+@pytest.mark.spec("BA-10.1", "BA-14.6", "BA-14.11")
+@pytest.mark.parametrize("row", ["E23", "E25"])
+def test_multi_device_error_rows(row: str) -> None:
+    """The TRIGGERS entries of tests/test_errors.py that need several devices."""
+    from tests.test_errors import MULTI_DEVICE, error_table
 
-    type_name, prefix = error_table()["E23"]
+    assert row in MULTI_DEVICE
+    type_name, prefix = error_table()[row]
     with pytest.raises(ValueError) as info:
-        _error_trigger("E23")(batchapply)
+        _error_trigger(row)(batchapply)
     assert type(info.value).__name__ == type_name and str(info.value).startswith(prefix)
 
 
-@pytest.mark.spec("BA-10.1", "BA-13.10")
-def test_multi_device_error_row_e19() -> None:
-    """Chunking rows cut over Explicit mesh axes raises E19 (not jax's ShardingTypeError)."""
-    from tests.test_errors import error_table
-
-    type_name, prefix = error_table()["E19"]
-    with pytest.raises(ValueError) as info:
-        _error_trigger("E19")(batchapply)
-    assert type(info.value).__name__ == type_name and str(info.value).startswith(prefix)
-    assert "args[0] is float32[4@d,3,2]" in str(info.value)
-
-
-@pytest.mark.spec("BA-13.10", "BA-13.9")
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.spec("BA-13.9", "BA-14.11")
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_chunking_rows_cut_over_explicit_axes_raises_e19(layout: str, jit: bool) -> None:
-    leading, _ = LAYOUTS[layout]
-    m = mesh(AxisType.Explicit)
-    with jax.set_mesh(m):
-        x = put(np.zeros((T, B, F), np.float32), m, leading)
-        apply = batchapply.BatchApply(lambda r: r * 2, chunk_size=16)
-        with pytest.raises(
-            ValueError, match=r"^BatchApply: (chunking these rows|this row order) needs communication"
-        ):
-            (jax.jit(apply) if jit else apply)(x)
-
-
-@pytest.mark.spec("BA-13.9", "BA-13.4")
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_chunking_under_auto_axes_is_exact(layout: str, jit: bool) -> None:
+def test_chunking_under_jit_with_auto_axes_is_exact(layout: str) -> None:
+    """Under jit, Auto-axis tracers hide their sharding: C-order chunks, exact values (BA-14.11)."""
     leading, _ = LAYOUTS[layout]
     m = mesh(AxisType.Auto)
     data = RNG.normal(size=(T, B, F)).astype(np.float32)
     with jax.set_mesh(m):
         x = put(data, m, leading)
-        apply = batchapply.BatchApply(lambda r: r * 2 + 1, chunk_size=24)
-        out = (jax.jit(apply) if jit else apply)(x)
+        out = jax.jit(batchapply.BatchApply(lambda r: r * 2 + 1, chunk_size=24))(x)
     np.testing.assert_array_equal(np.asarray(out), data * 2 + 1)
+
+
+# Chunking on sharded inputs (SPEC BA-14.9 to BA-14.11).
+CHUNK = (
+    24  # global rows per call of f: 3 local rows of each of the 8 shards; 16 local rows -> 5 chunks + 1 row
+)
+
+
+def tagged(rows: Any) -> Any:
+    """Row-independent, but each output row carries its position in the chunk f saw."""
+    return mlp(rows) + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+
+def tagged_numpy(rows: np.ndarray) -> np.ndarray:
+    return mlp_numpy(rows) + np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+
+@pytest.mark.spec("BA-14.9", "BA-14.10", "BA-13.4")
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+@pytest.mark.parametrize("axes", list(AXIS_TYPES))
+@pytest.mark.parametrize("layout", ["T,B@xy", "T@x,B@y"])
+def test_chunked_shard_major_stays_local(layout: str, axes: str, mode: str) -> None:
+    leading_spec, counts = LAYOUTS[layout]
+    m = mesh(AXIS_TYPES[axes])
+    data = RNG.normal(size=(T, B, F)).astype(np.float32)
+    # Under jit, Auto-axis tracers hide their sharding (E22): pass the counts there.
+    order = counts if (axes, mode) == ("auto", "jit") else "shard_major"
+    apply = batchapply.BatchApply(tagged, row_order=order, chunk_size=CHUNK)
+    with jax.set_mesh(m):
+        x = put(data, m, leading_spec)
+        if mode == "jit":
+            compiled = jax.jit(apply).lower(x).compile()
+            assert count_collectives(compiled) == {}, compiled.as_text()
+            got = jax.jit(apply)(x)
+        else:
+            got = apply(x)
+    assert got.sharding.is_equivalent_to(x.sharding, 3), (got.sharding, x.sharding)
+    want = batchapply_reference.BatchApply(tagged_numpy, row_order=counts, chunk_size=CHUNK)(data)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.spec("BA-14.10", "BA-13.9")
+@pytest.mark.parametrize("axes", list(AXIS_TYPES))
+@pytest.mark.parametrize("layout", ["T,B@xy", "T@x,B@y"])
+def test_chunked_temp_memory_per_device_follows_the_chunk(layout: str, axes: str) -> None:
+    # 2^20 rows of 4 features; f's hidden layer (256 wide) dominates the temporaries.
+    leading_spec, counts = LAYOUTS[layout]
+    m = mesh(AXIS_TYPES[axes])
+    w1, w2 = jnp.ones((F, 256)), jnp.ones((256, F))
+    order = counts if axes == "auto" else "shard_major"
+    temp = {}
+    with jax.set_mesh(m):
+        x = jax.ShapeDtypeStruct(
+            (8, 2**17, F), jnp.float32, sharding=NamedSharding(m, P(*leading_spec, None))
+        )
+        for chunk_size in (None, 4096):
+            apply = batchapply.BatchApply(
+                lambda r: jnp.tanh(r @ w1) @ w2, row_order=order, chunk_size=chunk_size
+            )
+            compiled = jax.jit(apply).lower(x).compile()
+            assert count_collectives(compiled) == {}
+            assert compiled.output_shardings.is_equivalent_to(x.sharding, 3)
+            memory = compiled.memory_analysis()
+            assert memory is not None, "this backend reports no memory analysis"
+            temp[chunk_size] = memory.temp_size_in_bytes
+    assert temp[None] >= 50 * temp[4096], temp
+
+
+@pytest.mark.spec("BA-14.11", "BA-10.2")
+@pytest.mark.parametrize("axes", list(AXIS_TYPES))
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_c_order_chunks_of_a_sharded_batch_raise(layout: str, axes: str) -> None:
+    leading_spec, counts = LAYOUTS[layout]
+    m = mesh(AXIS_TYPES[axes])
+    calls: list[int] = []
+
+    def f(r: Any) -> Any:
+        calls.append(1)
+        return r
+
+    with jax.set_mesh(m):
+        x = put(np.zeros((T, B, F), np.float32), m, leading_spec)
+        wraps = [("eager", lambda g: g)] + ([("jit", jax.jit)] if axes == "explicit" else [])
+        for _, wrap in wraps:  # under jit, Auto-axis tracers hide their sharding (BA-14.11)
+            with pytest.raises(ValueError) as info:
+                wrap(batchapply.BatchApply(f, chunk_size=CHUNK))(x)
+            message = str(info.value)
+            assert message.startswith(
+                "BatchApply: chunk_size on a sharded batch needs row_order: args[0] is "
+            ), message
+            assert f"shard counts {counts}" in message and "row_order='shard_major'" in message
+        # N <= chunk_size: one call, no chunk to cut (BA-13.2), the C order as without chunk_size.
+        if axes == "auto" or counts[1] == 1:
+            batchapply.BatchApply(f, chunk_size=T * B)(x)
+    assert calls == ([1] if axes == "auto" or counts[1] == 1 else [])
