@@ -260,7 +260,7 @@ def render(report: Report, *, width: int = 100) -> str:
     for r in report.clauses:
         detail = r.detail if len(r.detail) <= width else r.detail[: width - 3] + "..."
         level = "MUST" if r.must else "-"
-        lines.append(f"{r.clause:<8} {level:<6} {r.status:<7} {r.checks:>6}  {detail}")
+        lines.append(f"{r.clause:<8} {level:<6} {r.status:<7} {r.checks:>6}  {detail}".rstrip())
     counts = report.counts()
     if report.failing_musts:
         verdict = f"does not conform: MUST clauses fail: {', '.join(report.failing_musts)}"
