@@ -68,6 +68,7 @@ def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
     assert statuses(report, "FAIL") == set()
     # Section 12 is about the Flax module wrappers, which a factory target does not have.
     assert {c for c in statuses(report, "N/A") if not c.startswith("BA-12.")} == set()
+    assert statuses(report, "NOT RUN") == set()
     assert "conforms" in out.splitlines()[-1]
 
 
@@ -199,9 +200,12 @@ def _without_hypothesis(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_without_hypothesis_the_cli_fails_closed() -> None:
-    done = _without_hypothesis()
+def test_without_hypothesis_the_cli_fails_closed(tmp_path: pathlib.Path) -> None:
+    done = _without_hypothesis("--json", str(tmp_path / "report.json"))
     assert done.returncode == 3, (done.stdout, done.stderr)
+    report = json.loads((tmp_path / "report.json").read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["summary"]["not_run_must_clauses"] == ["BA-1.1"] and report["summary"]["exit_code"] == 3
     assert "install batchapply[conformance]" in done.stderr.strip().splitlines()[-1]
     (row,) = [line for line in done.stdout.splitlines() if line.startswith("BA-1.1 ")]
     assert "NOT RUN" in row and "property agreement with non-array leaves" in row

@@ -181,10 +181,14 @@ def run(
 
     Returns:
         The :class:`Report`.
+
+    Raises:
+        TargetError: ``target`` is not a BatchApply factory (:meth:`Target.preflight`).
     """
     started = time.perf_counter()
     if isinstance(target, str):
         target = Target.load(target)
+    target.preflight()  # TargetError at once, not a report of crashes
     examples = max_examples if max_examples is not None else PROFILES[profile]
     wanted = set(clauses) if clauses is not None else None
     skipped = sorted(set(skip))
