@@ -287,3 +287,33 @@ def test_chunk_refusal_check_catches_a_jax_error() -> None:
 def _status(found: Any) -> str:
     (outcome,) = found if isinstance(found, list) else [found]
     return str(outcome.status)
+
+
+@pytest.mark.parametrize(
+    ("found", "status"),
+    [
+        (["pass", "not_run"], "NOT RUN"),
+        (["not_run", "pass"], "NOT RUN"),
+        (["not_run", "fail"], "FAIL"),
+        (["fail", "not_run"], "FAIL"),
+        (["na", "pass"], "PASS"),
+        (["na"], "N/A"),
+    ],
+)
+def test_fail_outranks_not_run_which_outranks_pass(found: list[str], status: str) -> None:
+    from batchapply_conformance import _checks
+
+    check = _checks.Check("c", ("BA-5.1",), lambda _target: _checks.Outcome("pass"))
+    results = {"BA-5.1": _run.ClauseResult("BA-5.1", must=True)}
+    for outcome in found:
+        _run.fold(results, check, _checks.Outcome(outcome, "why"))  # type: ignore[arg-type]
+    assert results["BA-5.1"].status == status
+
+
+def test_a_failure_is_charged_to_its_clauses_and_the_others_pass() -> None:
+    from batchapply_conformance import _checks
+
+    check = _checks.Check("c", ("BA-1.3", "BA-5.3"), lambda _target: _checks.Outcome("pass"))
+    results = {c: _run.ClauseResult(c, must=True) for c in ("BA-1.3", "BA-5.3", "BA-7.2")}
+    _run.fold(results, check, [_checks.Outcome("fail", "type", None, ("BA-5.3", "BA-7.2"))])
+    assert {c: r.status for c, r in results.items()} == {"BA-1.3": "PASS", "BA-5.3": "FAIL", "BA-7.2": "FAIL"}
