@@ -14,6 +14,7 @@ From another project's pytest suite, one test per clause::
 """
 
 from batchapply_conformance._checks import Target as Target
+from batchapply_conformance._checks import TargetError as TargetError
 from batchapply_conformance._cli import main as main
 from batchapply_conformance._pytest import parametrize_with_checks as parametrize_with_checks
 from batchapply_conformance._run import ClauseResult as ClauseResult
@@ -21,4 +22,13 @@ from batchapply_conformance._run import Report as Report
 from batchapply_conformance._run import render as render
 from batchapply_conformance._run import run as run
 
-__all__ = ["ClauseResult", "Report", "Target", "main", "parametrize_with_checks", "render", "run"]
+__all__ = [
+    "ClauseResult",
+    "Report",
+    "Target",
+    "TargetError",
+    "main",
+    "parametrize_with_checks",
+    "render",
+    "run",
+]

@@ -61,6 +61,31 @@ class Target:
         options = frozenset(o for o in EXTENSION_OPTIONS if o in parameters and not takes_any)
         return cls(name=name, factory=factory, module=module, options=options)
 
+    def preflight(self) -> None:
+        """Call the factory on a tiny case, ``make(identity, 2)(np.zeros((2, 3, 4)))``.
+
+        Raises:
+            TargetError: One line saying what the target did instead, when it is not a
+                factory of callables that map a ``(2, 3, 4)`` array to something.
+
+        >>> Target.load("batchapply_reference:BatchApply").preflight()
+        """
+        import numpy as np
+
+        what = f"`{self.name}` is not a BatchApply factory make(f, num_dims) -> callable"
+        try:
+            apply = self.factory(_identity, 2)
+        except Exception as e:
+            raise TargetError(f"{what}: make(identity, 2) raised {_one_line(e)}") from None
+        if not callable(apply):
+            raise TargetError(f"{what}: make(identity, 2) returned {type(apply).__name__}, not a callable")
+        try:
+            apply(np.zeros((2, 3, 4), np.float32))
+        except Exception as e:
+            raise TargetError(
+                f"{what}: make(identity, 2)(np.zeros((2, 3, 4))) raised {_one_line(e)}"
+            ) from None
+
     def api(self) -> types.SimpleNamespace:
         """The target as a module-like object with SPEC's public names (those it has)."""
         names = ("merge_leading_dims", "split_leading_dim", "ndim_at_least", "arbitrary_mergeable_leaf")
@@ -68,25 +93,71 @@ class Target:
         return types.SimpleNamespace(BatchApply=self.factory, **helpers)
 
 
-Status = Literal["pass", "fail", "na"]
+class TargetError(ValueError):
+    """The target cannot be checked at all (it is not a BatchApply factory)."""
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(describe_error(error).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+Status = Literal["pass", "fail", "na", "not_run"]
+"""``na``: the check does not apply to this target (it lacks the option or helper);
+``not_run``: it applies but could not run here (hypothesis missing, too few devices)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What one check found. ``counterexample`` is JSON-able: inputs, expected, got."""
+    """What one check found. ``counterexample`` is JSON-able: inputs, expected, got.
+
+    ``charged``: for a failure, the clauses it is charged to; None for every clause the
+    check cites. A check may return several outcomes, one per failed property.
+    """
 
     status: Status
     detail: str = ""
     counterexample: dict[str, Any] | None = None
+    charged: tuple[str, ...] | None = None
+
+
+Outcomes = Outcome | list[Outcome]
+
+FAMILIES = ("golden", "transforms", "sharding", "properties")
+"""The families of checks, as ``--skip`` names them."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One check: a name, the clauses it tests, and how to run it on a target."""
+    """One check: a name, its family, the clauses it tests, and how to run it on a target."""
 
     name: str
     clauses: tuple[str, ...]
-    run: Callable[[Target], Outcome]
+    run: Callable[[Target], Outcomes]
+    family: str = "golden"
+
+
+PROPERTY_CLAUSES: dict[str, tuple[str, ...]] = {
+    "structure": ("BA-7.1",),
+    "array_type": ("BA-5.3", "BA-7.2"),
+    "dtype": ("BA-5.2", "BA-7.2"),
+    "values": ("BA-5.1", "BA-7.2"),
+    "leaf": ("BA-7.4",),
+    "mutation": ("BA-5.5",),
+}
+"""The clause that states each property a comparison checks (kinds of :func:`golden.mismatches`,
+and ``mutation`` for inputs changed by the call)."""
+
+OPTION_SECTIONS = (
+    ("in_axes", "BA-4."),
+    ("out_axes", "BA-7."),
+    ("chunk_size", "BA-13."),
+    ("row_order", "BA-14."),
+)
 
 
 def describe_error(error: BaseException) -> str:
@@ -104,7 +175,7 @@ def safe_encode(value: Any) -> Any:
 # ---- golden ---------------------------------------------------------------------------
 
 
-def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcome:
+def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcomes:
     api = target.api()
     if case.target != "BatchApply" and not hasattr(api, case.target):
         return Outcome("na", f"the target's module has no `{case.target}`")
@@ -157,16 +228,53 @@ def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcome:
             {**example, "expected": wanted, "got": safe_encode(got)},
         )
     exact = case.function is None or case.target != "BatchApply" or functions.FUNCTIONS[case.function].exact
-    problem = golden.mismatch(case.expected, got, exact=exact)
-    if problem is None:
-        problem = golden.mismatch((case.args, case.kwargs), (args, kwargs), exact=True, path="inputs")
-        if problem is not None:
-            problem = f"the call mutated its inputs (BA-5.5): {problem}"
-    if problem is None:
+    found = golden.mismatches(case.expected, got, exact=exact)
+    found += [
+        ("mutation", f"the call mutated its inputs: {problem}")
+        for _, problem in golden.mismatches(
+            (case.args, case.kwargs), (args, kwargs), exact=True, path="inputs"
+        )
+    ]
+    if not found:
         return Outcome("pass")
-    return Outcome(
-        "fail", problem, {**example, "expected": safe_encode(case.expected), "got": safe_encode(got)}
-    )
+    counterexample = {**example, "expected": safe_encode(case.expected), "got": safe_encode(got)}
+    failures: dict[tuple[str, ...] | None, Outcome] = {}
+    for kind, problem in found:
+        charged = _charged(case, kind)
+        if charged not in failures:
+            failures[charged] = Outcome("fail", problem, counterexample, charged)
+    return list(failures.values())
+
+
+def _charged(case: golden.GoldenCase, kind: str) -> tuple[str, ...] | None:
+    """The clauses a failed property of ``case`` is charged to (None: every clause it cites).
+
+    A helper's case is about its helper clause (BA-9.x). On a call with an option
+    (in_axes, out_axes, chunk_size, row_order), the layout of the output is stated by
+    the option's section: a structure or values fault goes to the clauses of that
+    section the case cites.
+    """
+    if case.target != "BatchApply":
+        return None
+    if kind in ("structure", "values", "leaf"):
+        used = {
+            "in_axes": not (type(case.in_axes) is int and case.in_axes == 0),
+            "out_axes": not (type(case.out_axes) is int and case.out_axes == 0),
+            "chunk_size": case.chunk_size is not None,
+            "row_order": case.row_order != "C",
+        }
+        sections = [prefix for option, prefix in OPTION_SECTIONS if used[option]]
+        cited = tuple(c for c in case.clauses if c.startswith(tuple(sections))) if sections else ()
+        if cited:
+            return cited
+    if (
+        kind == "leaf"
+    ):  # a non-array leaf changed: converted (BA-1.1), replaced (BA-1.2) or not returned (BA-7.4)
+        return tuple(c for c in case.clauses if c in PASS_THROUGH) or PROPERTY_CLAUSES[kind]
+    return PROPERTY_CLAUSES[kind]
+
+
+PASS_THROUGH = ("BA-1.1", "BA-1.2", "BA-7.4")
 
 
 def golden_checks() -> Iterator[Check]:
@@ -176,4 +284,5 @@ def golden_checks() -> Iterator[Check]:
             name=f"golden {group}:{case.name}",
             clauses=case.clauses,
             run=lambda target, case=case: _golden_outcome(case, target),  # type: ignore[misc]
+            family="golden",
         )

@@ -20,10 +20,19 @@ import numpy as np
 
 import batchapply_reference
 from batchapply_conformance import golden
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error, safe_encode
+from batchapply_conformance._checks import (
+    PROPERTY_CLAUSES,
+    Check,
+    Outcome,
+    Outcomes,
+    Target,
+    describe_error,
+    safe_encode,
+)
 from batchapply_reference import _tree
 
-Problem = tuple[str, dict[str, Any]]
+Problem = tuple[tuple[str, ...] | None, str, dict[str, Any]]
+"""The clauses a problem is charged to (None: those of the check), what differs, the example."""
 AXES = frozenset({"in_axes", "out_axes"})
 EXTENSION_ROWS = ("E4", "E5", "E6", "E7", "E11")  # errors of in_axes/out_axes themselves
 HELPER_ROWS = ("E12", "E13")  # split_leading_dim
@@ -74,22 +83,28 @@ def _example(case: Any) -> dict[str, Any]:
     }
 
 
-def _agreement(target: Target, case: Any) -> Problem | None:
-    """The target returns what the reference returns (calls where the reference raises are skipped)."""
+def _agreement(target: Target, case: Any, leaf_clauses: tuple[str, ...] | None) -> list[Problem]:
+    """The target returns what the reference returns (calls where the reference raises are skipped).
+
+    Each property that differs is one problem, charged to its clause (PROPERTY_CLAUSES);
+    a non-array leaf that differs goes to ``leaf_clauses`` (None: the check's own clauses).
+    """
     strategies = _strategies()
     case = _effective(case, target)
     want_kind, want = _outcome(batchapply_reference, case, target)
     if want_kind == "error":
-        return None  # error parity is its own check
+        return []  # error parity is its own check
     got_kind, got = _outcome(target.api(), case, target)
     if got_kind == "error":
         observed = describe_error(got)
-        return f"expected an output, got {observed}", {**_example(case), "got": observed}
+        return [(None, f"expected an output, got {observed}", {**_example(case), "got": observed})]
     exact = case.function == strategies.SPLIT or strategies.FUNCTIONS[case.function].exact
-    problem = golden.mismatch(want, got, exact=exact)
-    if problem is None:
-        return None
-    return problem, {**_example(case), "expected": safe_encode(want), "got": safe_encode(got)}
+    example = {**_example(case), "expected": safe_encode(want), "got": safe_encode(got)}
+    problems: dict[tuple[str, ...] | None, Problem] = {}
+    for kind, problem in golden.mismatches(want, got, exact=exact):
+        charged = leaf_clauses if kind == "leaf" else PROPERTY_CLAUSES[kind]
+        problems.setdefault(charged, (charged, problem, example))
+    return list(problems.values())
 
 
 def _spec_prefix(error: BaseException, num_dims: Any) -> str:
@@ -101,63 +116,103 @@ def _spec_prefix(error: BaseException, num_dims: Any) -> str:
     return str(error)  # not a table row: the whole message must match
 
 
-def _error_parity(target: Target, case: Any) -> Problem | None:
+def _error_parity(target: Target, case: Any) -> list[Problem]:
     """Where the reference raises, the target raises the same type with the same SPEC prefix."""
     case = _effective(case, target)
     want_kind, want = _outcome(batchapply_reference, case, target)
     if want_kind != "error":
-        return None
+        return []
     got_kind, got = _outcome(target.api(), case, target)
     prefix = _spec_prefix(want, case.num_dims)
     if got_kind == "error" and type(got) is type(want) and str(got).startswith(prefix):
-        return None
+        return []
     expected = f"{type(want).__name__} starting {prefix!r}"
     observed = describe_error(got) if got_kind == "error" else "an output"
-    return f"expected {expected}, got {observed}", {**_example(case), "expected": expected, "got": observed}
+    return [
+        (
+            None,
+            f"expected {expected}, got {observed}",
+            {**_example(case), "expected": expected, "got": observed},
+        )
+    ]
+
+
+NEEDS_HYPOTHESIS = "needs hypothesis: install batchapply[conformance]"
 
 
 def _hypothesis_check(
     make_strategy: Callable[[Any, Target], Any],
-    body: Callable[[Target, Any], Problem | None],
+    body: Callable[[Target, Any], list[Problem]],
     max_examples: int,
     seed: int | None,
-) -> Callable[[Target], Outcome]:
-    def run(target: Target) -> Outcome:
+) -> Callable[[Target], Outcomes]:
+    """One hypothesis run over ``max_examples`` calls, every problem recorded by the clauses it is
+    charged to; then, for each such set of clauses, a shrinking run for its minimal counterexample."""
+
+    def run(target: Target) -> Outcomes:
         try:
             import hypothesis
             from hypothesis import reporting
 
             strategies = _strategies()
         except ImportError as e:
-            return Outcome("na", f"needs the conformance extra (pip install 'batchapply[conformance]'): {e}")
-        failure: list[Problem] = []
+            return Outcome("not_run", f"{NEEDS_HYPOTHESIS} ({e})")
+        strategy = make_strategy(strategies, target)
 
-        @hypothesis.settings(
-            max_examples=max_examples,
-            deadline=None,
-            derandomize=seed is None,
-            database=None,
-            print_blob=False,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-        @hypothesis.given(make_strategy(strategies, target))
-        def prop(case: Any) -> None:
-            problem = body(target, case)
-            if problem is not None:
-                failure[:] = [problem]  # the last failure is hypothesis's shrunk, minimal one
-                raise AssertionError(problem[0])
-
-        if seed is not None:
-            prop = hypothesis.seed(seed)(prop)
-        try:
+        def search(test: Callable[[Any], None], phases: tuple[Any, ...]) -> None:
+            settings = hypothesis.settings(
+                max_examples=max_examples,
+                deadline=None,
+                derandomize=seed is None,
+                database=None,
+                print_blob=False,
+                phases=phases,
+                suppress_health_check=list(hypothesis.HealthCheck),
+            )
+            prop = settings(hypothesis.given(strategy)(test))
+            if seed is not None:
+                prop = hypothesis.seed(seed)(prop)
             with reporting.with_reporter(lambda *_: None):
                 prop()
-        except AssertionError:
-            detail, example = failure[-1]
-            return Outcome("fail", f"minimal counterexample: {detail}", example)
-        return Outcome("pass")
+
+        first: dict[tuple[str, ...] | None, Problem] = {}
+
+        def sweep(case: Any) -> None:
+            for problem in body(target, case):
+                first.setdefault(problem[0], problem)
+
+        search(sweep, (hypothesis.Phase.explicit, hypothesis.Phase.generate))
+        outcomes = []
+        for charged, detail, example in first.values():
+            shrunk: list[Problem] = []
+            try:
+                search(
+                    _failing_on(body, target, charged, shrunk),
+                    (hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink),
+                )
+            except AssertionError:
+                _, detail, example = shrunk[-1]
+            outcomes.append(Outcome("fail", f"minimal counterexample: {detail}", example, charged))
+        return outcomes or Outcome("pass")
 
     return run
+
+
+def _failing_on(
+    body: Callable[[Target, Any], list[Problem]],
+    target: Target,
+    charged: tuple[str, ...] | None,
+    shrunk: list[Problem],
+) -> Callable[[Any], None]:
+    """A test that fails on the problems charged to ``charged`` only (hypothesis then shrinks them)."""
+
+    def test(case: Any) -> None:
+        for problem in body(target, case):
+            if problem[0] == charged:
+                shrunk[:] = [problem]  # the last failure is hypothesis's shrunk, minimal one
+                raise AssertionError(problem[1])
+
+    return test
 
 
 def _array_cases(strategies: Any, target: Target) -> Any:
@@ -180,15 +235,22 @@ def property_checks(*, max_examples: int, seed: int | None) -> Iterator[Check]:
     yield Check(
         name="property agreement on array leaves",
         clauses=("BA-5.1", "BA-5.2", "BA-5.3", "BA-6.1", "BA-7.1", "BA-7.2"),
-        run=_hypothesis_check(_array_cases, _agreement, max_examples, seed),
+        run=_hypothesis_check(
+            _array_cases, lambda t, c: _agreement(t, c, PROPERTY_CLAUSES["leaf"]), max_examples, seed
+        ),
+        family="properties",
     )
     yield Check(
         name="property agreement with non-array leaves",
         clauses=("BA-1.1", "BA-1.2", "BA-7.4"),
-        run=_hypothesis_check(lambda s, t: s.cases(), _agreement, max_examples, seed),
+        run=_hypothesis_check(
+            lambda s, t: s.cases(), lambda t, c: _agreement(t, c, None), max_examples, seed
+        ),
+        family="properties",
     )
     yield Check(
         name="property error parity",
         clauses=("BA-10.1", "BA-10.2"),
         run=_hypothesis_check(_error_rows, _error_parity, max_examples, seed),
+        family="properties",
     )

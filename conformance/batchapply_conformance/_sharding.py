@@ -2,7 +2,8 @@
 
 The row order itself (BA-14.1 to BA-14.4 on NumPy inputs) is pinned by the golden corpus.
 These checks need a target that takes ``row_order``; those that need several devices are
-N/A on one (run with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` on a CPU).
+NOT RUN on one (on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` gives eight;
+the CLI sets it when it is not set).
 jax is imported when they run, never when the package is imported.
 """
 
@@ -227,9 +228,9 @@ def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Targ
             return Outcome("na", "jax is not installed")
         if jax.device_count() < devices:
             return Outcome(
-                "na",
+                "not_run",
                 f"needs {devices} or more devices, jax sees {jax.device_count()}: on a CPU, set "
-                "XLA_FLAGS=--xla_force_host_platform_device_count=8 before running",
+                "XLA_FLAGS=--xla_force_host_platform_device_count=8 before jax starts (the CLI does)",
             )
         try:
             return check(target)
@@ -249,4 +250,4 @@ def sharding_checks() -> Iterator[Check]:
         ("local chunks", ("BA-14.10",), _chunks_stay_local, 2),
         ("C-order chunks", ("BA-14.11",), _c_order_chunks, 2),
     ]:
-        yield Check(name=f"sharding {name}", clauses=clauses, run=_guarded(check, devices))
+        yield Check(name=f"sharding {name}", clauses=clauses, run=_guarded(check, devices), family="sharding")

@@ -219,4 +219,4 @@ def transform_checks() -> Iterator[Check]:
         ("chunk refusals", "BA-13.10", _chunk_refusals),
         ("chunk memory", "BA-13.11", _chunk_memory),
     ]:
-        yield Check(name=f"transform {name}", clauses=(clause,), run=_guarded(check))
+        yield Check(name=f"transform {name}", clauses=(clause,), run=_guarded(check), family="transforms")

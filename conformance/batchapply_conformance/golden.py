@@ -321,71 +321,133 @@ def replay(case: GoldenCase, api: Any) -> Any:
 FLOAT_RTOL = {"float16": 4e-3, "bfloat16": 3e-2, "float32": 1e-5, "float64": 1e-12, "complex64": 1e-5}
 
 
-def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> str | None:
-    """Where and how ``got`` differs from ``expected``, or None when it matches.
+MISMATCH_KINDS = ("structure", "array_type", "dtype", "values", "leaf")
+"""What :func:`mismatches` tells apart: container structure (BA-7.1), array type (BA-5.3,
+BA-7.2), dtype (BA-5.2, BA-7.2), shape and values (BA-5.1, BA-7.2), and a non-array leaf
+that is not the expected object (BA-7.4)."""
 
-    Containers must match in type and keys, arrays in dtype, shape and values
+
+def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> str | None:
+    """Where and how ``got`` differs from ``expected`` (the first difference), or None when it matches.
+
+    Containers must match in type and keys, arrays in type, dtype, shape and values
     (bit-identical when ``exact``, else within FLOAT_RTOL), other leaves by ``==``.
+
+    >>> mismatch({"a": 1}, {"a": 1}, exact=True) is None
+    True
     """
+    found = mismatches(expected, got, exact=exact, path=path)
+    return found[0][1] if found else None
+
+
+def mismatches(expected: Any, got: Any, *, exact: bool, path: str = "output") -> list[tuple[str, str]]:
+    """Every difference as ``(kind, message)``, ``kind`` from :data:`MISMATCH_KINDS`.
+
+    Each property is compared on its own: an array of the wrong type still has its
+    dtype and values compared, and a container of the wrong type its children.
+
+    >>> import numpy as np
+    >>> mismatches([np.zeros(2, np.int8)], (np.ones(2, np.int16),), exact=True)[0][0]
+    'structure'
+    >>> [kind for kind, _ in mismatches([np.zeros(2, np.int8)], (np.ones(2, np.int16),), exact=True)]
+    ['structure', 'dtype', 'values']
+    """
+    found: list[tuple[str, str]] = []
+    _collect(expected, got, exact, path, found)
+    return found
+
+
+def _collect(expected: Any, got: Any, exact: bool, path: str, found: list[tuple[str, str]]) -> None:
     containers = (dict, collections.OrderedDict, collections.defaultdict, list, tuple)
     if _tree.is_namedtuple(expected) or type(expected) in containers or expected is None:
         if type(got).__name__ != type(expected).__name__ or (expected is None) != (got is None):
-            return f"{path}: expected a {type(expected).__name__}, got {type(got).__name__}"
-        if expected is None:
-            return None
+            found.append(
+                ("structure", f"{path}: expected a {type(expected).__name__}, got {type(got).__name__}")
+            )
+        if expected is None or got is None:
+            return
         if isinstance(expected, dict):
+            if not isinstance(got, dict):
+                return
             if sorted(map(str, expected)) != sorted(map(str, got)):
-                return f"{path}: expected keys {sorted(expected)}, got {sorted(got)}"
-            if type(expected) is collections.OrderedDict and list(map(str, expected)) != list(map(str, got)):
-                return f"{path}: expected the key order {list(expected)}, got {list(got)}"
+                found.append(("structure", f"{path}: expected keys {sorted(expected)}, got {sorted(got)}"))
+            elif type(expected) is collections.OrderedDict and list(map(str, expected)) != list(
+                map(str, got)
+            ):
+                found.append(
+                    ("structure", f"{path}: expected the key order {list(expected)}, got {list(got)}")
+                )
             if getattr(expected, "default_factory", None) is not getattr(got, "default_factory", None):
-                factories = (getattr(tree, "default_factory", None) for tree in (expected, got))
-                return f"{path}: expected, then got, the default_factory {tuple(factories)}"
-            pairs = [(f"{path}[{key!r}]", expected[key], got[key]) for key in expected]
+                factories = tuple(getattr(tree, "default_factory", None) for tree in (expected, got))
+                found.append(("structure", f"{path}: expected, then got, the default_factory {factories}"))
+            pairs = [(f"{path}[{key!r}]", expected[key], got[key]) for key in expected if key in got]
         else:
+            if not isinstance(got, (list, tuple)):
+                return
             if len(expected) != len(got):
-                return f"{path}: expected {len(expected)} entries, got {len(got)}"
+                found.append(("structure", f"{path}: expected {len(expected)} entries, got {len(got)}"))
+                return
             pairs = [(f"{path}[{i}]", e, g) for i, (e, g) in enumerate(zip(expected, got, strict=True))]
         for child_path, e, g in pairs:
-            found = mismatch(e, g, exact=exact, path=child_path)
-            if found:
-                return found
-        return None
+            _collect(e, g, exact, child_path, found)
+        return
     if isinstance(expected, (np.ndarray, np.generic)):
-        if not (isinstance(got, (np.ndarray, np.generic)) or hasattr(got, "__array_namespace__")):
-            return f"{path}: expected an array, got {type(got).__name__}"
-        if isinstance(expected, np.ndarray) and not isinstance(got, np.ndarray):
-            kind = type(got).__name__
-            return f"{path}: expected a numpy.ndarray (NumPy inputs stay NumPy, BA-5.3), got {kind}"
-        if isinstance(expected, np.ma.MaskedArray):  # BA-5.7: the type and mask stay
-            if not isinstance(got, np.ma.MaskedArray):
-                return f"{path}: expected a numpy.ma.MaskedArray (BA-5.7), got {type(got).__name__}"
-            mask = np.ma.getmaskarray(expected)
-            if mask.shape != np.shape(got) or not np.array_equal(mask, np.ma.getmaskarray(got)):
-                return (
-                    f"{path}: masks differ: expected {mask.tolist()}, got {np.ma.getmaskarray(got).tolist()}"
-                )
-            # masked values are not compared: take them from ``expected``
-            got_data = np.ma.getdata(got)
-            got = np.where(mask, np.ma.getdata(expected).astype(got_data.dtype), got_data)
-            expected = np.ma.getdata(expected)
-        got = np.asarray(got)
-        if got.dtype != expected.dtype or got.shape != expected.shape:
-            return (
-                f"{path}: expected {expected.dtype}{list(expected.shape)}, got {got.dtype}{list(got.shape)}"
-            )
-        rtol = FLOAT_RTOL.get(expected.dtype.name)
-        if exact or rtol is None:
-            same = np.array_equal(expected, got, equal_nan=expected.dtype.kind in "fc")
-        else:
-            wide = np.complex128 if expected.dtype.kind == "c" else np.float64
-            same = np.allclose(got.astype(wide), expected.astype(wide), rtol=rtol, atol=rtol, equal_nan=True)
-        return None if same else f"{path}: values differ: expected {expected.tolist()}, got {got.tolist()}"
+        _collect_array(expected, got, exact, path, found)
+        return
     if got is expected or _both_nan(got, expected):
-        return None
+        return
     if type(got) is not type(expected) or got != expected:
-        return f"{path}: expected {expected!r}, got {got!r}"
-    return None
+        found.append(("leaf", f"{path}: expected {expected!r}, got {got!r}"))
+
+
+def _collect_array(
+    expected: np.ndarray | np.generic, got: Any, exact: bool, path: str, found: list[tuple[str, str]]
+) -> None:
+    if not (isinstance(got, (np.ndarray, np.generic)) or hasattr(got, "__array_namespace__")):
+        found.append(("array_type", f"{path}: expected an array, got {type(got).__name__}"))
+    elif isinstance(expected, np.ndarray) and not isinstance(got, np.ndarray):
+        kind = type(got).__name__
+        found.append(
+            ("array_type", f"{path}: expected a numpy.ndarray (NumPy inputs stay NumPy), got {kind}")
+        )
+        if not exact:
+            return  # a floating f computes in its array library's own way: dtype and rounding may differ
+    if isinstance(expected, np.ma.MaskedArray):  # BA-5.7: the type and mask stay
+        if not isinstance(got, np.ma.MaskedArray):
+            found.append(
+                ("array_type", f"{path}: expected a numpy.ma.MaskedArray (BA-5.7), got {type(got).__name__}")
+            )
+            return
+        mask = np.ma.getmaskarray(expected)
+        if mask.shape != np.shape(got) or not np.array_equal(mask, np.ma.getmaskarray(got)):
+            got_mask = np.ma.getmaskarray(got).tolist()
+            found.append(("values", f"{path}: masks differ: expected {mask.tolist()}, got {got_mask}"))
+            return
+        # masked values are not compared: take them from ``expected``
+        got_data = np.ma.getdata(got)
+        got = np.where(mask, np.ma.getdata(expected).astype(got_data.dtype), got_data)
+        expected = np.ma.getdata(expected)
+    try:
+        got = np.asarray(got)
+    except Exception:
+        return
+    if got.dtype != expected.dtype:
+        found.append(("dtype", f"{path}: expected dtype {expected.dtype}, got {got.dtype}"))
+    if got.shape != expected.shape:
+        found.append(("values", f"{path}: expected shape {list(expected.shape)}, got {list(got.shape)}"))
+        return
+    rtol = FLOAT_RTOL.get(expected.dtype.name)
+    try:
+        if got.dtype == expected.dtype and (exact or rtol is None):
+            same = np.array_equal(expected, got, equal_nan=expected.dtype.kind in "fc")
+        else:  # compared in a wide type, so that a dtype fault is not also a values fault
+            wide = np.complex128 if "c" in (expected.dtype.kind, got.dtype.kind) else np.float64
+            tol = 0.0 if exact or rtol is None else rtol
+            same = np.allclose(got.astype(wide), expected.astype(wide), rtol=tol, atol=tol, equal_nan=True)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        found.append(("values", f"{path}: values differ: expected {expected.tolist()}, got {got.tolist()}"))
 
 
 def _both_nan(a: Any, b: Any) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import types
 from collections.abc import Callable, Sequence
@@ -280,6 +281,11 @@ def batched_arrays(dtypes: Sequence[str]) -> st.SearchStrategy[np.ndarray]:
     )
 
 
+@functools.cache
+def _batched_arrays(dtypes: tuple[str, ...]) -> st.SearchStrategy[np.ndarray]:
+    return batched_arrays(dtypes)
+
+
 def low_rank_arrays(dtypes: Sequence[str], rows: bool = True) -> st.SearchStrategy[Any]:
     """Arrays of rank below ``num_dims`` (never merged) and NumPy scalars (rank 0).
 
@@ -326,12 +332,21 @@ def pytrees(
 ) -> st.SearchStrategy[Any]:
     """Pytrees (``st.recursive``) of the leaves above, at most 5 leaves.
 
+    One strategy object per set of arguments: a composite that builds the same
+    ``st.recursive`` on every draw would have hypothesis validate it again each time
+    (most of the kit's run time before this cache).
+
     Args:
         dtypes: Dtype names of the arrays.
         batched: Whether batched arrays (rank >= ``num_dims``) may appear.
         unmerged_rows: Whether low-rank arrays of rank >= 1 may appear.
         non_arrays: Whether Python scalars, strings and opaque objects may appear.
     """
+    return _pytrees(tuple(dtypes), batched, unmerged_rows, non_arrays)
+
+
+@functools.cache
+def _pytrees(dtypes: tuple[str, ...], batched: bool, unmerged_rows: bool, non_arrays: bool) -> Any:
     others = [other_leaves()] if non_arrays else []
     leaf_kinds = [low_rank_arrays(dtypes, rows=unmerged_rows), *others, st.none()]
     if batched:
@@ -441,7 +456,7 @@ def _inputs(
         args += (_weight(x64),)
     in_axes = _in_axes_strategy(draw, args, weighted, allow_none=unmerged_rows)
     if not _has_mergeable(args, kwargs, in_axes, len(leading)):
-        kwargs = {**kwargs, "batch": draw(batched_arrays(dtypes))}  # kwargs are always merged
+        kwargs = {**kwargs, "batch": draw(_batched_arrays(tuple(dtypes)))}  # kwargs are always merged
     return args, kwargs, in_axes, leading
 
 
