@@ -346,7 +346,10 @@ class _Fused:
         """Every leaf of ``xs`` reshaped (None: kept); ``at`` their indices, for ``one``."""
         if _SIGNATURES.repeats((self.program, self.static, tuple(map(_aval, xs)))):
             if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
-                return self._group(xs, 0, at, one)
+                try:
+                    return self.program(xs, *self.static)
+                except ValueError:  # as in _group
+                    return [one(x, i) for x, i in zip(xs, at, strict=True)]
             ys: list[Any] = []
             for start in range(0, len(xs), _GROUP_SIZE):
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
