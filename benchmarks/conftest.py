@@ -2,6 +2,8 @@
 
 `--scale N` (or BATCHAPPLY_BENCH_SCALE=N) multiplies the batch sizes of the array
 workloads by N, for an accelerator; leaf counts of the eager workloads stay as they are.
+`--huge` (or BATCHAPPLY_BENCH_HUGE=1) adds 10,000 leaves to the first-call benchmarks (slow:
+the floor's one program over every leaf takes a minute or more to compile on a CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=int(os.environ.get("BATCHAPPLY_BENCH_SCALE", "1")),
         help="multiply the batch sizes by this factor (e.g. 16 on a GPU); env BATCHAPPLY_BENCH_SCALE",
     )
+    parser.addoption(
+        "--huge",
+        action="store_true",
+        help="first-call benchmarks at 10,000 leaves too (slow); env BATCHAPPLY_BENCH_HUGE=1",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--huge"):  # read by test_benchmarks.py when it is collected
+        os.environ["BATCHAPPLY_BENCH_HUGE"] = "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -52,6 +52,8 @@ def ratios(run: dict[str, dict[str, float]]) -> dict[str, float]:
         if "floor" in times:
             out[f"{group}:batchapply/floor"] = times["batchapply"] / times["floor"]
             out[f"{group}:flax/batchapply"] = times["flax"] / times["batchapply"]
+        if group.startswith(("eager_cold", "eager_new_shapes")):  # issue 12: against flax.linen
+            out[f"{group}:batchapply/flax"] = times["batchapply"] / times["flax"]
         if group.startswith("eager_chunk"):  # issue 17: eager chunked against eager unchunked
             out[f"{group}:batchapply_chunk4096/batchapply"] = (
                 times["batchapply_chunk4096"] / times["batchapply"]
@@ -143,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         ratio = summary.get(f"{group}:batchapply_chunk4096/batchapply")
         if ratio is not None:
             print(f"{group}: eager chunk_size=4096 is {ratio:.2f}x eager unchunked (issue 17: <= {target}x)")
+    for name, ratio in summary.items():  # issue 12's targets
+        group, metric = name.split(":")
+        if metric == "batchapply/flax":
+            target = 1.2 if group.startswith("eager_cold") else 1.1
+            print(
+                f"{group}: batchapply takes {ratio:.2f}x flax.linen.BatchApply's time (issue 12: <= {target})"
+            )
     for leaves in (10, 100, 1000):
         group = f"eager_identity_{leaves}"
         if f"{group}:batchapply/floor" in summary:

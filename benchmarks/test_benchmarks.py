@@ -11,15 +11,17 @@ Not collected by the test suite (testpaths is `tests`), and nothing here asserts
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from batchapply import BatchApply
+from batchapply import BatchApply, _core
 from tests.workloads import attention, conv, mlp, rnn
 
 IMPLS = ["batchapply", "flax", "vmap", "by_hand"]
@@ -77,7 +79,8 @@ def workload(name: str, scale: int) -> tuple[Callable[..., Any], int, list[jax.A
 def run(benchmark: Any, group: str, impl: str, fn: Callable[[], Any]) -> None:
     benchmark.group = group
     benchmark.extra_info["impl"] = impl
-    jax.block_until_ready(fn())  # compile outside the timing
+    for _ in range(2):  # compile outside the timing (eager batchapply: leaf by leaf, then grouped)
+        jax.block_until_ready(fn())
     benchmark(lambda: jax.block_until_ready(fn()))
 
 
@@ -217,3 +220,72 @@ def test_trace_identity_1000(benchmark: Any, impl: str) -> None:
     tree = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in leaf_tree(1000).items()}
     fn = eager(impl)
     run(benchmark, "trace_identity_1000", impl, lambda: jax.make_jaxpr(fn)(tree))
+
+
+# ---- eager, no compile cliff (issue 12): first calls and new leading shapes -----------------
+
+
+def clear_caches() -> None:
+    """A fresh process, as far as compiles go: jax's caches and batchapply's signature table."""
+    jax.clear_caches()  # clears batchapply's table too, through jax's cache registry
+    _core._SIGNATURES.cache_clear()  # in case that private hook is gone
+
+
+COLD_IMPLS = ["batchapply", "flax", "floor", "by_hand"]
+
+
+def cold_leaf_counts() -> list[int]:
+    counts = [1, 10, 100, 1000]
+    return [*counts, 10000] if os.environ.get("BATCHAPPLY_BENCH_HUGE") else counts
+
+
+@pytest.mark.parametrize("impl", COLD_IMPLS)
+@pytest.mark.parametrize("n_leaves", cold_leaf_counts())
+def test_eager_cold(benchmark: Any, n_leaves: int, impl: str) -> None:
+    """(a) First call: every round starts from cleared caches, so it compiles all it runs."""
+    tree, fn = leaf_tree(n_leaves), eager(impl)
+    benchmark.group = f"eager_cold_{n_leaves}"
+    benchmark.extra_info["impl"] = impl
+    rounds = 5 if n_leaves <= 100 else 3 if n_leaves <= 1000 else 2
+    benchmark.pedantic(
+        lambda: jax.block_until_ready(fn(tree)), setup=clear_caches, rounds=rounds, iterations=1
+    )
+
+
+NEW_SHAPES = 200
+
+
+def new_shape_trees(n_leaves: int) -> list[dict[str, jax.Array]]:
+    """``NEW_SHAPES`` trees of ``n_leaves`` leaves ``(T, 2, 4)``, one tree per T = 1 .. 200."""
+    return [
+        {f"k{i:04d}": jax.device_put(np.full((t, 2, 4), i, np.float32)) for i in range(n_leaves)}
+        for t in range(1, NEW_SHAPES + 1)
+    ]
+
+
+def eager_any(impl: str) -> Callable[[Any], Any]:
+    """``eager(impl)`` for any leading shape (``by_hand`` reads it from the first leaf)."""
+    if impl == "by_hand":
+
+        def by_hand(tree: Any) -> Any:
+            t, b = next(iter(tree.values())).shape[:2]
+            merged = jax.tree.map(lambda x: x.reshape((t * b,) + x.shape[2:]), tree)
+            return jax.tree.map(lambda x: x.reshape((t, b) + x.shape[1:]), identity(merged))
+
+        return by_hand
+    return eager(impl)
+
+
+@pytest.mark.parametrize("impl", ["batchapply", "flax", "by_hand"])
+@pytest.mark.parametrize("n_leaves", [10, 100])
+def test_eager_new_shapes(benchmark: Any, n_leaves: int, impl: str) -> None:
+    """(b) 200 calls, each with a leading shape not seen before (T = 1 .. 200), from cleared caches."""
+    trees, fn = new_shape_trees(n_leaves), eager_any(impl)
+
+    def calls() -> None:
+        for tree in trees:
+            jax.block_until_ready(fn(tree))
+
+    benchmark.group = f"eager_new_shapes_{n_leaves}"
+    benchmark.extra_info["impl"] = impl
+    benchmark.pedantic(calls, setup=clear_caches, rounds=3, iterations=1)

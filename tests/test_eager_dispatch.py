@@ -1,14 +1,20 @@
-"""Eager mode costs O(1) device dispatches, whatever the number of leaves (issue 6).
+"""Eager dispatches and compiles, counted, not timed (issues 6 and 12).
 
-Counted, not timed: every eager primitive dispatch goes through
-``jax.extend.core.Primitive.bind`` in Python, while a call of a cached jitted function
-does not; the two fused reshapes of ``batchapply._core`` are counted by wrapping
-them. A per-leaf implementation (flax.linen.BatchApply) shows up in the same
-counter, so the counter is known to see what it is meant to see.
+Once a call's signature repeats, an eager call costs one dispatch per group of at most 128
+leaves and direction (issue 6: O(1) for up to 128 leaves); a signature's first call goes leaf
+by leaf, each leaf through a one-leaf program cached per leaf signature, so that it compiles
+no more than a per-leaf reshape would (issue 12: no compile cliff).
+
+Every eager primitive dispatch goes through ``jax.extend.core.Primitive.bind`` in Python,
+while a call of a cached jitted function does not (tracing a new program does); the two
+fused reshapes of ``batchapply._core`` are counted by wrapping them, and their compiles by
+the size of their jit caches. A per-leaf implementation (flax.linen.BatchApply) shows up in
+the same counter, so the counter is known to see what it is meant to see.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -26,17 +32,25 @@ from jax.extend import core as jax_core
 import batchapply
 from batchapply import _core
 
-LEAF_COUNTS = [1, 10, 1000]
+LEAF_COUNTS = [1, 10, 128, 129, 1000]
+GROUP = _core._GROUP_SIZE
 
 
-def tree_of(n_leaves: int, make: Callable[..., Any] = jnp.full) -> dict[str, Any]:
-    return {f"k{i:04d}": make((4, 8, 16), i, np.float32) for i in range(n_leaves)}
+def tree_of(n_leaves: int, make: Callable[..., Any] = jnp.full, distinct: bool = False) -> dict[str, Any]:
+    """``n_leaves`` leaves of shape ``(4, 8, 16)``; ``distinct``: of shapes ``(4, 8, 1 + i)``."""
+    return {f"k{i:04d}": make((4, 8, 1 + i if distinct else 16), i, np.float32) for i in range(n_leaves)}
+
+
+def identity(tree: Any) -> Any:
+    return tree
 
 
 @pytest.fixture
 def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    """Counts eager primitive binds ("primitive") and calls of the two fused reshapes."""
+    """Counts eager primitive binds ("primitive") and calls of the two fused reshapes
+    ("merge", "split"); ``dispatches.sizes`` lists how many leaves each of those calls got."""
     counts: Counter[str] = Counter()
+    sizes: dict[str, list[int]] = {"merge": [], "split": []}
     bind = jax_core.Primitive.bind
 
     def counting_bind(self: Any, *args: Any, **params: Any) -> Any:
@@ -46,6 +60,7 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     def counted(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any) -> Any:
             counts[name] += 1
+            sizes[name].append(len(args[0]))
             return fn(*args)
 
         return wrapper
@@ -53,17 +68,27 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     monkeypatch.setattr(jax_core.Primitive, "bind", counting_bind)
     monkeypatch.setattr(_core, "_merge_fused", counted("merge", _core._merge_fused))
     monkeypatch.setattr(_core, "_split_fused", counted("split", _core._split_fused))
+    _core._SIGNATURES.cache_clear()
+    counts.sizes = sizes  # type: ignore[attr-defined]
     yield counts
 
 
-@pytest.mark.parametrize("n_leaves", LEAF_COUNTS)
-def test_eager_call_costs_two_dispatches(dispatches: Counter[str], n_leaves: int) -> None:
-    tree = tree_of(n_leaves)
-    apply = batchapply.BatchApply(lambda t: t)
-    jax.block_until_ready(apply(tree))  # first call: traces and compiles the fused reshapes
+def clear(dispatches: Counter[str]) -> None:
     dispatches.clear()
+    for sizes in dispatches.sizes.values():  # type: ignore[attr-defined]
+        sizes.clear()
+
+
+@pytest.mark.parametrize("n_leaves", LEAF_COUNTS)
+def test_repeated_eager_call_costs_one_dispatch_per_group(dispatches: Counter[str], n_leaves: int) -> None:
+    tree = tree_of(n_leaves)
+    apply = batchapply.BatchApply(identity)
+    jax.block_until_ready(apply(tree))  # the signature's first call: leaf by leaf
+    jax.block_until_ready(apply(tree))  # it repeats: compiles the group programs
+    clear(dispatches)
     out = apply(tree)
-    assert dispatches == Counter({"merge": 1, "split": 1})
+    groups = math.ceil(n_leaves / GROUP)
+    assert dispatches == Counter({"merge": groups, "split": groups})  # no primitive dispatch either
     assert all(v.shape == (4, 8, 16) for v in out.values())
     np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
 
@@ -87,8 +112,9 @@ def test_numpy_leaves_cost_no_dispatch(dispatches: Counter[str]) -> None:
 def test_mixed_leaves_cost_two_dispatches(dispatches: Counter[str]) -> None:
     tree: dict[str, Any] = {**tree_of(50), "np": np.ones((4, 8, 3)), "tag": "text", "bias": jnp.ones(3)}
     apply = batchapply.BatchApply(lambda t: {"y": t["k0049"], "np": t["np"]})
-    jax.block_until_ready(apply(tree))
-    dispatches.clear()
+    for _ in range(2):  # first call, then the one that compiles the group programs
+        jax.block_until_ready(apply(tree))
+    clear(dispatches)
     out = apply(tree)
     assert dispatches == Counter({"merge": 1, "split": 1})
     assert type(out["np"]) is np.ndarray and out["y"].shape == (4, 8, 16)
@@ -151,11 +177,140 @@ def test_leaves_on_different_devices_fall_back_to_one_reshape_per_leaf() -> None
         from batchapply import BatchApply
         d0, d1 = jax.devices("cpu")[:2]
         tree = {"a": jax.device_put(jnp.ones((2, 3, 4)), d0), "b": jax.device_put(jnp.ones((2, 3, 5)), d1)}
-        out = BatchApply(lambda t: t)(tree)
-        assert out["a"].shape == (2, 3, 4) and out["b"].shape == (2, 3, 5)
-        assert out["a"].devices() == {d0} and out["b"].devices() == {d1}
+        for _ in range(3):  # leaf by leaf, then the group programs (which refuse and fall back)
+            out = BatchApply(lambda t: t)(tree)
+            assert out["a"].shape == (2, 3, 4) and out["b"].shape == (2, 3, 5)
+            assert out["a"].devices() == {d0} and out["b"].devices() == {d1}
         print("ok")
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+# ---- issue 12: no compile cliff -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_leaves", [1, 10, 300])
+def test_first_call_goes_leaf_by_leaf(dispatches: Counter[str], n_leaves: int) -> None:
+    tree = tree_of(n_leaves)
+    out = batchapply.BatchApply(identity)(tree)
+    sizes = dispatches.sizes  # type: ignore[attr-defined]
+    assert sizes == {"merge": [1] * n_leaves, "split": [1] * n_leaves}
+    assert dispatches["primitive"] > 0  # the one-leaf programs are traced: this first call compiles
+    np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
+
+
+@pytest.mark.parametrize("n_leaves", [129, 300, 1000])
+def test_group_programs_hold_at_most_128_leaves(dispatches: Counter[str], n_leaves: int) -> None:
+    tree = tree_of(n_leaves)
+    apply = batchapply.BatchApply(identity)
+    apply(tree)
+    clear(dispatches)
+    out = apply(tree)  # the signature repeats
+    sizes = dispatches.sizes  # type: ignore[attr-defined]
+    for direction in ("merge", "split"):
+        assert max(sizes[direction]) <= GROUP and sum(sizes[direction]) == n_leaves
+    assert len(sizes["merge"]) == math.ceil(n_leaves / GROUP)
+    np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
+
+
+def test_a_new_leading_shape_goes_leaf_by_leaf(dispatches: Counter[str]) -> None:
+    apply = batchapply.BatchApply(identity)
+    for t in (3, 3, 4):  # T = 4 is new: its first call
+        tree = {f"k{i}": jnp.zeros((t, 2, 5)) for i in range(20)}
+        clear(dispatches)
+        apply(tree)
+    assert dispatches.sizes == {"merge": [1] * 20, "split": [1] * 20}  # type: ignore[attr-defined]
+
+
+def test_low_rank_leaves_cost_nothing_on_a_first_call(dispatches: Counter[str]) -> None:
+    tree = {"x": jnp.zeros((2, 3, 4)), "bias": jnp.ones(4), "scale": jnp.ones(())}
+    out = batchapply.BatchApply(lambda t: t["x"] + t["bias"])(tree)
+    assert dispatches.sizes == {"merge": [1], "split": [1]}  # type: ignore[attr-defined]
+    assert out.shape == (2, 3, 4)
+
+
+def compiles() -> int:
+    """How many executables the two fused reshapes hold (their jit caches)."""
+    return _core._merge_fused._cache_size() + _core._split_fused._cache_size()  # type: ignore[attr-defined]
+
+
+def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> None:
+    jax.clear_caches()  # clears the signature table too: a fresh process
+    tree = tree_of(300)  # every leaf (4, 8, 16) float32: one signature
+    apply = batchapply.BatchApply(identity)
+    apply(tree)
+    assert compiles() == 2  # as jax's per-primitive cache: one merge, one split
+    apply(tree)  # the signature repeats: a program of 128 leaves (used twice) and one of 44
+    assert compiles() == 2 + 2 * 2
+    apply(tree)
+    assert compiles() == 6
+
+
+def test_repeated_signature_compiles_one_program_per_distinct_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_core, "_GROUP_SIZE", 4)  # as 128, with fewer compiles to wait for
+    jax.clear_caches()
+    tree = tree_of(10, distinct=True)  # 10 leaf signatures
+    apply = batchapply.BatchApply(identity)
+    apply(tree)
+    assert compiles() == 2 * 10  # leaf by leaf: what a per-leaf reshape compiles too
+    apply(tree)
+    assert compiles() == 2 * 10 + 2 * 3  # groups of 4, 4 and 2 leaves: no program of all 10
+
+
+def test_jax_clear_caches_clears_the_signature_table(dispatches: Counter[str]) -> None:
+    tree = tree_of(3)
+    apply = batchapply.BatchApply(identity)
+    apply(tree)
+    apply(tree)
+    jax.clear_caches()
+    clear(dispatches)
+    apply(tree)
+    assert dispatches.sizes == {"merge": [1] * 3, "split": [1] * 3}  # type: ignore[attr-defined]
+
+
+@pytest.mark.spec("BA-3.2")
+@pytest.mark.parametrize("n_leaves", [2, 300])
+def test_leading_shape_error_is_the_same_leaf_by_leaf_and_grouped(n_leaves: int) -> None:
+    tree = tree_of(n_leaves)
+    tree[f"k{n_leaves - 1:04d}"] = jnp.zeros((8, 4, 16))
+    apply = batchapply.BatchApply(identity)
+    messages = []
+    for _ in range(3):  # leaf by leaf, then grouped (the signature repeats)
+        with pytest.raises(ValueError, match="inputs disagree") as info:
+            apply(tree)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == messages[2]
+    assert f"args[0]['k{n_leaves - 1:04d}'] has (8, 4)" in messages[0]
+
+
+@pytest.mark.spec("BA-7.3")
+@pytest.mark.parametrize("n_leaves", [2, 300])
+def test_output_error_is_the_same_leaf_by_leaf_and_grouped(n_leaves: int) -> None:
+    def f(t: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        return {**t, "short": t["k0000"][:5]}
+
+    apply = batchapply.BatchApply(f)
+    tree = tree_of(n_leaves)
+    messages = []
+    for _ in range(3):
+        with pytest.raises(ValueError, match="cannot split output") as info:
+            apply(tree)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == messages[2]
+    assert "output['short'] has shape (5, 16)" in messages[0]
+
+
+@pytest.mark.parametrize("n_leaves", [3, 10])
+def test_grouped_and_leaf_by_leaf_results_agree(monkeypatch: pytest.MonkeyPatch, n_leaves: int) -> None:
+    monkeypatch.setattr(_core, "_GROUP_SIZE", 4)  # 10 leaves and 2 more: 3 groups
+    tree = {**tree_of(n_leaves, distinct=True), "int": jnp.arange(64, dtype=jnp.int32).reshape(4, 8, 2)}
+    tree["bf16"] = jnp.ones((4, 8, 3), jnp.bfloat16)
+    apply = batchapply.BatchApply(lambda t: jax.tree.map(lambda x: x[::-1], t))
+    first, second, third = apply(tree), apply(tree), apply(tree)
+    for out in (first, second, third):
+        for key, x in tree.items():
+            want = np.asarray(x).reshape((32,) + x.shape[2:])[::-1].reshape(x.shape)
+            assert out[key].dtype == x.dtype
+            np.testing.assert_array_equal(np.asarray(out[key]), want)

@@ -4,14 +4,17 @@ The behaviour is defined by SPEC.md; the clause each piece implements is named
 next to it. ``batchapply_reference`` is the slow oracle this code is fuzzed
 against.
 
-Performance (issue 6). Under a trace (jit, grad, vmap, scan) every leaf is reshaped
+Performance (issues 6 and 12). Under a trace (jit, grad, vmap, scan) every leaf is reshaped
 with a plain ``reshape``, so the traced program is the hand-written one. In eager
-mode the concrete ``jax.Array`` leaves are reshaped together by one cached jitted
-function per direction (O(1) dispatches instead of O(leaves)); NumPy leaves are
-reshaped as NumPy views, with no dispatch. The per-call Python work is one flatten
-per direction and a few C-level passes over the leaves; checks that need a
-leaf's shape run at trace time of the fused function (once per signature), and
-pytree paths are computed only when an error is raised.
+mode the concrete ``jax.Array`` leaves are reshaped by cached jitted functions, one per
+direction: on a signature's first call (leaf shapes, dtypes and leading shape) one leaf per
+dispatch, with one small program per leaf signature, so that a first call compiles what a
+per-leaf reshape compiles; once the signature repeats, groups of at most 128 leaves per
+dispatch (O(leaves / 128) dispatches, and compile times that grow linearly with the leaves,
+where one program over every leaf grows faster). NumPy leaves are reshaped as NumPy views,
+with no dispatch. The per-call Python work is one flatten per direction and a few C-level
+passes over the leaves; checks that need a leaf's shape run at trace time of the fused
+function (once per signature), and pytree paths are computed only when an error is raised.
 
 Chunking (issue 17, SPEC section 13). Eagerly, ``f`` runs once per chunk on rows taken
 straight from the inputs (one cached jitted slice per chunk for the ``jax.Array`` leaves,
@@ -274,46 +277,129 @@ def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Arra
     return [y.reshape(leading + tuple(y.shape[1:])) for y in ys]
 
 
+# Eager fused reshapes (issue 12). A signature's first call reshapes leaf by leaf, each leaf by
+# a one-leaf program cached per leaf signature (as jax caches its eager primitives), so it
+# compiles no more than the per-leaf reshape of flax.linen.BatchApply, and dispatches faster.
+# When the signature repeats, the leaves go through programs of at most _GROUP_SIZE leaves:
+# their compile time is bounded and grows linearly with the number of leaves (one program
+# over all leaves grows faster), and groups with the same leaf signatures share one program.
+_GROUP_SIZE = 128
+_aval = operator.attrgetter("aval")
+
+
+class _Signatures:
+    """The signatures of the fused reshapes seen so far: a bounded table, oldest out first.
+
+    ``jax.clear_caches()`` clears it too (it is registered with jax's cache registry when that
+    private hook exists), so that a cleared process behaves like a fresh one.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._seen: dict[Any, None] = {}
+
+    def repeats(self, key: Any) -> bool:
+        """Whether ``key`` was seen before; records it."""
+        if key in self._seen:
+            return True
+        if len(self._seen) >= self.maxsize:
+            del self._seen[next(iter(self._seen))]
+        self._seen[key] = None
+        return False
+
+    def cache_clear(self) -> None:
+        self._seen.clear()
+
+    def cache_info(self) -> dict[str, int]:
+        return {"maxsize": self.maxsize, "currsize": len(self._seen)}
+
+    def cache_keys(self) -> list[Any]:
+        return list(self._seen)
+
+
+_SIGNATURES = _Signatures(4096)
+try:  # private: lets jax.clear_caches() clear the table with jax's own caches
+    from jax._src.util import register_cache as _register_cache
+
+    _register_cache(_SIGNATURES, "batchapply eager reshape signatures")
+except ImportError:  # pragma: no cover - clear it by hand: _SIGNATURES.cache_clear()
+    pass
+
+
+class _Fused:
+    """A jitted reshape (``_merge_fused``, ``_split_fused``) with its static arguments, run over
+    the concrete ``jax.Array`` leaves of a call: one leaf per dispatch on a signature's first
+    call, groups of at most ``_GROUP_SIZE`` leaves once it repeats (issue 12).
+
+    ``min_ndim``: leaves of lower rank come back as None (kept as they are) with no dispatch
+    on the leaf-by-leaf path, as the program would return them.
+    """
+
+    __slots__ = ("min_ndim", "program", "static")
+
+    def __init__(self, program: Callable[..., list[Any]], static: tuple[Any, ...], min_ndim: int = 0) -> None:
+        self.program = program
+        self.static = static
+        self.min_ndim = min_ndim
+
+    def __call__(self, xs: list[Any], at: Sequence[int], one: Callable[[Any, int], Any]) -> list[Any]:
+        """Every leaf of ``xs`` reshaped (None: kept); ``at`` their indices, for ``one``."""
+        if _SIGNATURES.repeats((self.program, self.static, tuple(map(_aval, xs)))):
+            if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
+                try:
+                    return self.program(xs, *self.static)
+                except ValueError:  # as in _group
+                    return [one(x, i) for x, i in zip(xs, at, strict=True)]
+            ys: list[Any] = []
+            for start in range(0, len(xs), _GROUP_SIZE):
+                ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
+            return ys
+        n = self.min_ndim
+        return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
+
+    def _group(
+        self, group: list[Any], start: int, at: Sequence[int], one: Callable[[Any, int], Any]
+    ) -> list[Any]:
+        """The program over ``group`` (``xs[start:]``); leaf by leaf with ``one`` where it refuses."""
+        try:
+            return self.program(group, *self.static)
+        except ValueError:  # e.g. leaves committed to different devices; _NotLocal: one raises E23
+            return [one(x, at[start + j]) for j, x in enumerate(group)]
+
+
 def _reshape_leaves(
     leaves: list[Any],
     selected: Sequence[int] | None,
-    fused: Callable[[list[Any]], list[Any]] | None,
+    fused: _Fused | None,
     one: Callable[[Any, int], Any],
 ) -> list[Any]:
     """``leaves`` with every selected array leaf reshaped; raises ``_Mismatch`` on a bad shape.
 
-    Outside a trace, the concrete ``jax.Array`` leaves go through ``fused`` together,
-    one dispatch; a None in its result keeps the leaf. NumPy leaves, tracers, and
-    leaves that ``fused`` rejects (e.g. committed to different devices) go through
-    ``one``, leaf by leaf: NumPy views, or the reshapes the hand-written code would
-    record into the trace. ``selected`` None means every leaf.
+    Outside a trace, the concrete ``jax.Array`` leaves go through ``fused`` (a None in its
+    result keeps the leaf). NumPy leaves, tracers, and leaves that ``fused`` rejects (e.g.
+    committed to different devices) go through ``one``, leaf by leaf: NumPy views, or the
+    reshapes the hand-written code would record into the trace. ``selected`` None means every leaf.
     """
     kinds = _kinds(leaves)
     n_concrete = kinds.count(_CONCRETE)
     fuse = fused is not None and n_concrete > 0 and _TRACER not in kinds and _trace_state_clean()
     if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
-        try:
-            ys = fused(leaves)  # type: ignore[misc]
-        except ValueError:  # e.g. leaves on different devices: one by one below
-            fuse = False
-        else:
-            if any(map(operator.is_, ys, itertools.repeat(None))):  # C-level scan, no == on arrays
-                return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
-            return ys
+        assert fused is not None
+        ys = fused(leaves, range(len(leaves)), one)
+        if any(map(operator.is_, ys, itertools.repeat(None))):  # C-level scan, no == on arrays
+            return [x if y is None else y for x, y in zip(leaves, ys, strict=True)]
+        return ys
     order = range(len(leaves)) if selected is None else selected
     todo = [i for i in order if kinds[i] != _NOT_ARRAY]
     out = list(leaves)
     if fuse:
+        assert fused is not None
         concrete = [i for i in todo if kinds[i] == _CONCRETE]
-        try:
-            ys = fused([leaves[i] for i in concrete])  # type: ignore[misc]
-        except ValueError:
-            pass
-        else:
-            for i, y in zip(concrete, ys, strict=True):
-                if y is not None:
-                    out[i] = y
-            todo = [i for i in todo if kinds[i] != _CONCRETE]
+        ys = fused([leaves[i] for i in concrete], concrete, one)
+        for i, y in zip(concrete, ys, strict=True):
+            if y is not None:
+                out[i] = y
+        todo = [i for i in todo if kinds[i] != _CONCRETE]
     for i in todo:
         out[i] = one(leaves[i], i)
     return out
@@ -642,7 +728,7 @@ class BatchApply:
                 return x  # merged chunk by chunk, by _take_rows
             return _sharding.merge(x, n, counts, self.row_order, paths, i)
 
-        fused = (lambda xs: _merge_fused(xs, n, leading)) if counts is None and not lazy else None
+        fused = _Fused(_merge_fused, (n, leading), n) if counts is None and not lazy else None
         try:
             merged = _reshape_leaves(leaves, selected, fused, merge_one)
         except _Mismatch:
@@ -909,7 +995,7 @@ class BatchApply:
                 raise _Mismatch
             return _sharding.split(y, leading, counts, self.row_order, lambda: _paths(outputs, "output"), i)
 
-        fused = (lambda ys: _split_fused(ys, leading)) if counts is None else None
+        fused = _Fused(_split_fused, (leading,)) if counts is None else None
         try:
             split = _reshape_leaves(out_leaves, selected, fused, split_one)
         except _Mismatch:
