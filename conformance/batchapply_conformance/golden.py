@@ -14,6 +14,8 @@ Encoding, one JSON object per value:
   flat in C order: ints and bools as JSON numbers, floats as JSON numbers when
   integral and otherwise as ``float.hex`` strings (lossless for float16,
   bfloat16, float32 and float64), complex as ``[real, imag]`` pairs;
+- a dict with keys that are not all ``str``: ``{"items": [[key, value], ...]}``, keys and
+  values encoded; a ``numpy.matrix``: ``{"matrix": dtype, "shape": [...], "data": [...]}``;
 - NumPy scalars: ``{"scalar": dtype, "data": [value]}``;
 - Python scalars: ``{"int": 1}``, ``{"float": "0x1.8p+1"}``, ``{"bool": true}``,
   ``{"complex": [re, im]}``, ``{"str": "abc"}``;
@@ -96,8 +98,13 @@ def encode(tree: Any) -> Any:
     """The JSON-able encoding of a pytree of inputs or outputs (see the module docstring)."""
     if tree is None:
         return {"none": None}
+    if type(tree) is dict and not all(type(key) is str for key in tree):
+        return {"items": [[encode(key), encode(value)] for key, value in tree.items()]}
     if type(tree) is dict:
         return {"dict": {str(key): encode(value) for key, value in tree.items()}}
+    if isinstance(tree, np.matrix):
+        matrix = encode(np.asarray(tree))
+        return {"matrix": matrix["array"], "shape": matrix["shape"], "data": matrix["data"]}
     if _tree.is_namedtuple(tree):
         return {
             "namedtuple": type(tree).__name__,
@@ -138,6 +145,10 @@ def decode(encoded: Any) -> Any:
         return None
     if kind == "dict":
         return {key: decode(child) for key, child in value.items()}
+    if kind == "items":
+        return {decode(key): decode(child) for key, child in value}
+    if kind == "matrix":
+        return np.matrix(decode({"array": value, "shape": encoded["shape"], "data": encoded["data"]}))
     if kind == "namedtuple":
         fields = encoded["fields"]
         return namedtuple_type(value, list(fields))(*(decode(child) for child in fields.values()))
