@@ -9,11 +9,15 @@ wheel, so that any implementation can be replayed against it.
 Encoding, one JSON object per value:
 
 - containers: ``{"dict": {...}}``, ``{"list": [...]}``, ``{"tuple": [...]}``,
-  ``{"namedtuple": "Name", "fields": {...}}``, ``{"none": null}``;
+  ``{"namedtuple": "Name", "fields": {...}}``, ``{"none": null}``,
+  ``{"ordereddict": {...}}`` (in its order), ``{"defaultdict": {...}, "default_factory": "list"}``
+  (a factory of :data:`FACTORIES`);
 - arrays: ``{"array": dtype, "shape": [...], "data": [...]}`` with the data
   flat in C order: ints and bools as JSON numbers, floats as JSON numbers when
   integral and otherwise as ``float.hex`` strings (lossless for float16,
   bfloat16, float32 and float64), complex as ``[real, imag]`` pairs;
+- masked arrays: an array's fields with ``"masked_array"`` for ``"array"`` and
+  ``"mask": [...]`` (flat, or ``null`` for no mask);
 - a dict with keys that are not all ``str``: ``{"items": [[key, value], ...]}``, keys and
   values encoded; a ``numpy.matrix``: ``{"matrix": dtype, "shape": [...], "data": [...]}``;
 - NumPy scalars: ``{"scalar": dtype, "data": [value]}``;
@@ -65,6 +69,10 @@ def namedtuple_type(name: str, fields: list[str]) -> type:
     return _NAMEDTUPLES[name]
 
 
+FACTORIES: dict[str, Any] = {"none": None, "list": list, "dict": dict, "int": int}
+"""The ``default_factory`` values a golden ``defaultdict`` may have, by name."""
+
+
 def _dtype(name: str) -> np.dtype[Any]:
     if name == "bfloat16":
         import ml_dtypes
@@ -100,8 +108,15 @@ def encode(tree: Any) -> Any:
         return {"none": None}
     if type(tree) is dict and not all(type(key) is str for key in tree):
         return {"items": [[encode(key), encode(value)] for key, value in tree.items()]}
-    if type(tree) is dict:
-        return {"dict": {str(key): encode(value) for key, value in tree.items()}}
+    if type(tree) in (dict, collections.OrderedDict):
+        name = "dict" if type(tree) is dict else "ordereddict"
+        return {name: {str(key): encode(value) for key, value in tree.items()}}
+    if type(tree) is collections.defaultdict:
+        factory = next(name for name, value in FACTORIES.items() if value is tree.default_factory)
+        return {
+            "defaultdict": {str(key): encode(value) for key, value in tree.items()},
+            "default_factory": factory,
+        }
     if isinstance(tree, np.matrix):
         matrix = encode(np.asarray(tree))
         return {"matrix": matrix["array"], "shape": matrix["shape"], "data": matrix["data"]}
@@ -114,6 +129,15 @@ def encode(tree: Any) -> Any:
         return {type(tree).__name__: [encode(child) for child in tree]}
     if isinstance(tree, np.generic):
         return {"scalar": tree.dtype.name, "data": [_encode_number(tree)]}
+    if isinstance(tree, np.ma.MaskedArray):
+        mask = np.ma.getmask(tree)
+        fields = encode(np.ma.getdata(tree))
+        return {
+            "masked_array": fields["array"],
+            "shape": fields["shape"],
+            "data": fields["data"],
+            "mask": None if mask is np.ma.nomask else [bool(v) for v in np.ravel(mask)],
+        }
     if isinstance(tree, np.ndarray) or hasattr(tree, "__array_namespace__"):
         array = np.asarray(tree)
         if array.dtype.kind in "OSUV" and array.dtype.name != "bfloat16":
@@ -149,6 +173,15 @@ def decode(encoded: Any) -> Any:
         return {decode(key): decode(child) for key, child in value}
     if kind == "matrix":
         return np.matrix(decode({"array": value, "shape": encoded["shape"], "data": encoded["data"]}))
+    if kind == "ordereddict":
+        return collections.OrderedDict((key, decode(child)) for key, child in value.items())
+    if kind == "defaultdict":
+        by_key = {key: decode(child) for key, child in value.items()}
+        return collections.defaultdict(FACTORIES[encoded["default_factory"]], by_key)
+    if kind == "masked_array":
+        data = decode({"array": value, "shape": encoded["shape"], "data": encoded["data"]})
+        mask = encoded["mask"]
+        return np.ma.MaskedArray(data, mask=np.ma.nomask if mask is None else np.reshape(mask, data.shape))
     if kind == "namedtuple":
         fields = encoded["fields"]
         return namedtuple_type(value, list(fields))(*(decode(child) for child in fields.values()))
@@ -305,7 +338,8 @@ def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> s
     Containers must match in type and keys, arrays in dtype, shape and values
     (bit-identical when ``exact``, else within FLOAT_RTOL), other leaves by ``==``.
     """
-    if _tree.is_namedtuple(expected) or type(expected) in (dict, list, tuple) or expected is None:
+    containers = (dict, collections.OrderedDict, collections.defaultdict, list, tuple)
+    if _tree.is_namedtuple(expected) or type(expected) in containers or expected is None:
         if type(got).__name__ != type(expected).__name__ or (expected is None) != (got is None):
             return f"{path}: expected a {type(expected).__name__}, got {type(got).__name__}"
         if expected is None:
@@ -313,6 +347,11 @@ def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> s
         if isinstance(expected, dict):
             if sorted(map(str, expected)) != sorted(map(str, got)):
                 return f"{path}: expected keys {sorted(expected)}, got {sorted(got)}"
+            if type(expected) is collections.OrderedDict and list(map(str, expected)) != list(map(str, got)):
+                return f"{path}: expected the key order {list(expected)}, got {list(got)}"
+            if getattr(expected, "default_factory", None) is not getattr(got, "default_factory", None):
+                factories = (getattr(tree, "default_factory", None) for tree in (expected, got))
+                return f"{path}: expected, then got, the default_factory {tuple(factories)}"
             pairs = [(f"{path}[{key!r}]", expected[key], got[key]) for key in expected]
         else:
             if len(expected) != len(got):
@@ -329,6 +368,18 @@ def mismatch(expected: Any, got: Any, *, exact: bool, path: str = "output") -> s
         if isinstance(expected, np.ndarray) and not isinstance(got, np.ndarray):
             kind = type(got).__name__
             return f"{path}: expected a numpy.ndarray (NumPy inputs stay NumPy, BA-5.3), got {kind}"
+        if isinstance(expected, np.ma.MaskedArray):  # BA-5.7: the type and mask stay
+            if not isinstance(got, np.ma.MaskedArray):
+                return f"{path}: expected a numpy.ma.MaskedArray (BA-5.7), got {type(got).__name__}"
+            mask = np.ma.getmaskarray(expected)
+            if mask.shape != np.shape(got) or not np.array_equal(mask, np.ma.getmaskarray(got)):
+                return (
+                    f"{path}: masks differ: expected {mask.tolist()}, got {np.ma.getmaskarray(got).tolist()}"
+                )
+            # masked values are not compared: take them from ``expected``
+            got_data = np.ma.getdata(got)
+            got = np.where(mask, np.ma.getdata(expected).astype(got_data.dtype), got_data)
+            expected = np.ma.getdata(expected)
         got = np.asarray(got)
         if got.dtype != expected.dtype or got.shape != expected.shape:
             return (

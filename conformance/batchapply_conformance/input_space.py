@@ -336,6 +336,8 @@ def mismatch(actual: Any, expected: Any) -> str | None:
     """How ``actual`` differs from ``expected``, or None: structure (JAX's treedef), then per leaf
     the type, dtype, shape, weak type, devices, mask and bytes (key data for PRNG keys)."""
     got, got_def = jax.tree_util.tree_flatten_with_path(actual)
+    want: list[Any]
+    want_def: Any  # jax's stubs type it PyTreeDef | None
     want, want_def = jax.tree_util.tree_flatten_with_path(expected)
     if got_def != want_def:
         return f"structure {got_def} != {want_def}"

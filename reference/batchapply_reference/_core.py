@@ -1,8 +1,16 @@
 """The reference BatchApply: slow, plain NumPy, checkable by eye against SPEC.md.
 
-Merging and splitting enumerate indices in C order and copy row by row; they
-never call ``reshape``, so they are an independent derivation of BA-5.1 and
-BA-7.2, not a restatement of what the implementation does.
+For NumPy leaves, merging and splitting enumerate indices in C order and copy
+row by row; they never call ``reshape``, so they are an independent derivation
+of BA-5.1 and BA-7.2, not a restatement of what the implementation does. A
+masked array's data and mask are copied alike (BA-5.7).
+
+A ``jax.Array`` leaf (any array leaf that is not NumPy) is merged and split by
+its own methods (``reshape``, ``transpose``, indexing), never converted to
+NumPy and back, so that it keeps its dtype (64-bit ones outside
+``jax.enable_x64`` too), weak type, devices, and typed PRNG keys (BA-5.6). The
+reference never imports jax: joining chunk outputs uses the ``jax.numpy`` that
+whoever made the array has already loaded (``sys.modules``).
 """
 
 from __future__ import annotations
@@ -57,11 +65,65 @@ def _c_order_indices(shape: Sequence[int]) -> itertools.product[tuple[int, ...]]
     return itertools.product(*(range(d) for d in shape))
 
 
-def _like(result: np.ndarray, x: Any) -> Any:
-    """``result`` as the array type of ``x`` (SPEC BA-5.3)."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        return result
-    return x.__array_namespace__().asarray(result)
+def _is_numpy(x: Any) -> bool:
+    """NumPy array leaves; every other array leaf is a ``jax.Array`` (BA-1.1)."""
+    return isinstance(x, (np.ndarray, np.generic))
+
+
+def _numpy_parts(x: Any, copy: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """``copy`` of a NumPy array; of a masked array's data and mask alike, keeping its type (BA-5.7)."""
+    if not isinstance(x, np.ma.MaskedArray):
+        return copy(np.asarray(x))
+    mask = np.ma.getmask(x)
+    if mask is not np.ma.nomask:
+        mask = copy(np.asarray(mask))
+    return np.ma.MaskedArray(copy(np.ma.getdata(x)), mask=mask, fill_value=x.fill_value)
+
+
+def _rows_in_order(leading: tuple[int, ...], counts: tuple[int, ...] | None) -> Sequence[tuple[int, ...]]:
+    """The leading index of every merged row: C order (BA-5.1), or shard-major by ``counts`` (BA-14.2)."""
+    return list(_c_order_indices(leading)) if counts is None else _order.row_indices(leading, counts)
+
+
+def _jax_merge(x: Any, num_dims: int, counts: tuple[int, ...] | None) -> Any:
+    """``x`` merged by its own ``reshape`` (C order); with ``counts``, shard-major (BA-14.2, BA-5.6).
+
+    Leading dim ``d_i`` is read as ``(s_i, d_i // s_i)``, index ``(k_i, l_i)``;
+    moving every ``k_i`` before every ``l_i`` orders the rows by ``(k_1..k_n, l_1..l_n)``.
+    """
+    leading, trailing = tuple(x.shape[:num_dims]), tuple(x.shape[num_dims:])
+    if counts is not None:
+        n, r = num_dims, len(trailing)
+        x = x.reshape(tuple(p for d, s in zip(leading, counts, strict=True) for p in (s, d // s)) + trailing)
+        x = x.transpose(*range(0, 2 * n, 2), *range(1, 2 * n, 2), *range(2 * n, 2 * n + r))
+    return x.reshape((math.prod(leading),) + trailing)
+
+
+def _jax_split(y: Any, leading: tuple[int, ...], counts: tuple[int, ...] | None) -> Any:
+    """The inverse of :func:`_jax_merge`: ``y`` split by its own ``reshape`` and ``transpose``."""
+    trailing = tuple(y.shape[1:])
+    if counts is not None:
+        n, r = len(leading), len(trailing)
+        local = tuple(d // s for d, s in zip(leading, counts, strict=True))
+        y = y.reshape(tuple(counts) + local + trailing)  # (k_1..k_n, l_1..l_n)
+        y = y.transpose(*(axis for i in range(n) for axis in (i, n + i)), *range(2 * n, 2 * n + r))
+    return y.reshape(leading + trailing)
+
+
+def _split(y: Any, leading: tuple[int, ...], counts: tuple[int, ...] | None = None) -> Any:
+    """``z[rows[i]] = y[i]`` for the merged rows' leading indices ``rows`` (BA-7.2, BA-14.2)."""
+    if not _is_numpy(y):
+        return _jax_split(y, leading, counts)
+
+    def copy(source: np.ndarray) -> np.ndarray:
+        split = np.empty(leading + source.shape[1:], dtype=source.dtype)
+        if split.size == 0:
+            return split  # BA-1.6: no element to copy, so no row to visit
+        for row, index in enumerate(_rows_in_order(leading, counts)):
+            split[index] = source[row]
+        return split
+
+    return _numpy_parts(y, copy)
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -85,7 +147,7 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
         return x
     if isinstance(x, np.matrix):
         raise TypeError(_helper_matrix_message("merge_leading_dims", x))
-    return _merged_rows(x, num_dims, range(math.prod(x.shape[:num_dims])))
+    return _merged_rows(x, num_dims)
 
 
 def _helper_matrix_message(helper: str, x: np.matrix) -> str:
@@ -118,21 +180,14 @@ def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any]] | None:
     stack = [(path, tree)]
     while stack:
         where, node = stack.pop()
-        if isinstance(node, dict):
+        if type(node) in (dict, collections.defaultdict):
             try:
-                keys = sorted(node)
+                sorted(node)
             except TypeError:
-                if type(node) is not collections.OrderedDict:  # an OrderedDict keeps its order
-                    return where, list(node)
-                keys = list(node)
-            children = [(f"{where}[{key!r}]", node[key]) for key in keys]
-        elif _tree.is_namedtuple(node):
-            children = [(f"{where}.{name}", getattr(node, name)) for name in type(node)._fields]
-        elif type(node) in (list, tuple):
-            children = [(f"{where}[{i}]", child) for i, child in enumerate(node)]
-        else:
-            continue
-        stack.extend(reversed(children))
+                return where, list(node)
+        opened = _tree._open(node)
+        if opened is not None:
+            stack.extend(reversed([(where + key, child) for key, child in opened[1]]))
     return None
 
 
@@ -148,19 +203,32 @@ def _check_not_matrix(entries: list[tuple[str, Any]], what: str) -> None:
 
 
 def _merged_rows(
-    x: Any, num_dims: int, chosen: Sequence[int], order: list[tuple[int, ...]] | None = None
+    x: Any, num_dims: int, chosen: Sequence[int] | None = None, counts: tuple[int, ...] | None = None
 ) -> Any:
-    """The merged rows numbered ``chosen`` of ``x``, copied row by row.
+    """The merged rows numbered ``chosen`` (all rows when None) of ``x``.
 
-    In C order (BA-5.1), or in ``order``, the leading index of every merged row (BA-14.2).
+    In C order (BA-5.1), or shard-major by ``counts`` (BA-14.2). NumPy: copied row by row.
     """
-    source = np.asarray(x)
-    leading, trailing = source.shape[:num_dims], source.shape[num_dims:]
-    rows = np.empty((len(chosen),) + trailing, dtype=source.dtype)
-    indices = list(_c_order_indices(leading)) if order is None else order
-    for row, merged_row in enumerate(chosen):
-        rows[row] = source[indices[merged_row]]
-    return _like(rows, x)
+    leading = tuple(x.shape[:num_dims])
+    if not _is_numpy(x):
+        merged = _jax_merge(x, num_dims, counts)
+        if chosen is None or len(chosen) == merged.shape[0]:
+            return merged  # every row, in order (one chunk holds them all)
+        if list(chosen) == list(range(chosen[0], chosen[0] + len(chosen))):
+            return merged[chosen[0] : chosen[0] + len(chosen)]
+        return merged[np.asarray(chosen)]
+
+    def copy(source: np.ndarray) -> np.ndarray:
+        size = math.prod(leading) if chosen is None else len(chosen)
+        rows = np.empty((size,) + source.shape[num_dims:], dtype=source.dtype)
+        if rows.size == 0:
+            return rows  # BA-1.6: no element to copy, so no row to visit
+        indices = _rows_in_order(leading, counts)
+        for row, merged_row in enumerate(range(len(rows)) if chosen is None else chosen):
+            rows[row] = source[indices[merged_row]]
+        return rows
+
+    return _numpy_parts(x, copy)
 
 
 def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
@@ -182,12 +250,7 @@ def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
         raise ValueError(
             f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
-    to_dim = _split_shape(tuple(x.shape), to_dim)
-    source = np.asarray(x)
-    split = np.empty(to_dim + source.shape[1:], dtype=source.dtype)
-    for row, index in enumerate(_c_order_indices(to_dim)):
-        split[index] = source[row]
-    return _like(split, x)
+    return _split(x, _split_shape(tuple(x.shape), to_dim))
 
 
 def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -363,20 +426,18 @@ class BatchApply:
         counts = _order.call_counts(self.row_order, leading, [leaf for _, leaf in mergeable])
         if self.chunk_size is not None:
             _order.check_chunk_size(self.chunk_size, counts)  # BA-14.9: E24
-        rows = None if all(s == 1 for s in counts) else _order.row_indices(leading, counts)
+        order = None if all(s == 1 for s in counts) else counts  # None: the C order
 
         def merge(path: str, leaf: Any, axis: Any) -> Any:
-            if rows is None or axis != 0 or not ndim_at_least(leaf, n):
-                return merge_leading_dims(leaf, n) if axis == 0 else leaf
-            return _like(_order.merge_rows(np.asarray(leaf), n, rows), leaf)  # SPEC BA-14.2
+            return _merged_rows(leaf, n, counts=order) if axis == 0 and ndim_at_least(leaf, n) else leaf
 
         if self.chunk_size is not None:
-            chunked = self._call_in_chunks(args, arg_axes, kwargs, leading, rows, math.prod(counts))
-            return self._split_outputs(chunked, leading, rows)
+            chunked = self._call_in_chunks(args, arg_axes, kwargs, leading, order, math.prod(counts))
+            return self._split_outputs(chunked, leading, order)
         merged_args = _tree.map_leaves(merge, args, arg_axes, "args")
         merged_kwargs = _tree.map_leaves(merge, kwargs, 0, "kwargs")
         outputs = self.f(*merged_args, **merged_kwargs)
-        return self._split_outputs(outputs, leading, rows)
+        return self._split_outputs(outputs, leading, order)
 
     def _call_in_chunks(
         self,
@@ -384,7 +445,7 @@ class BatchApply:
         arg_axes: Any,
         kwargs: Any,
         leading: tuple[int, ...],
-        order: list[tuple[int, ...]] | None,
+        order: tuple[int, ...] | None,
         shards: int,
     ) -> Any:
         """Call f once per chunk of merged rows, in order, and gather the outputs (section 13).
@@ -415,15 +476,19 @@ class BatchApply:
             chunk_outputs.append(entries)
 
         # BA-13.5, BA-13.8, BA-14.9: merged row m of the output is m's row of its chunk's output.
+        # Concatenated in chunk order, row i holds merged row ``in_chunk_order[i]``.
+        in_chunk_order = [merged_row for chosen in chunks for merged_row in chosen]
+        back = None if in_chunk_order == list(range(size)) else np.argsort(in_chunk_order)
         concatenated = []
-        for j, (_, first_leaf, _) in enumerate(chunk_outputs[0]):
+        for j in range(len(chunk_outputs[0])):
             pieces = [entries[j][1] for entries in chunk_outputs]
-            result = np.empty((size,) + tuple(first_leaf.shape[1:]), dtype=np.dtype(first_leaf.dtype))
-            for chosen, piece in zip(chunks, pieces, strict=True):
-                for merged_row, piece_row in zip(chosen, np.asarray(piece), strict=True):
-                    result[merged_row] = piece_row
-            jax_pieces = [piece for piece in pieces if not isinstance(piece, (np.ndarray, np.generic))]
-            concatenated.append(_like(result, jax_pieces[0]) if jax_pieces else result)
+            if not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
+                joined = sys.modules["jax.numpy"].concatenate(pieces)
+            elif any(isinstance(piece, np.ma.MaskedArray) for piece in pieces):  # BA-5.7, BA-13.8
+                joined = np.ma.concatenate(pieces)
+            else:
+                joined = np.concatenate(pieces)
+            concatenated.append(joined if back is None else joined[back])
         replacements = iter(concatenated)
         return _tree.map_leaves(lambda path, leaf, axis: next(replacements), first_output, None, "output")
 
@@ -466,7 +531,7 @@ class BatchApply:
         return entries
 
     def _split_outputs(
-        self, outputs: Any, leading: tuple[int, ...], rows: list[tuple[int, ...]] | None = None
+        self, outputs: Any, leading: tuple[int, ...], order: tuple[int, ...] | None = None
     ) -> Any:
         size = math.prod(leading)
         out_entries = self._output_entries(outputs)
@@ -487,9 +552,7 @@ class BatchApply:
         def split(path: str, leaf: Any, axis: Any) -> Any:
             if axis != 0 or not is_array(leaf):
                 return leaf
-            if rows is None:
-                return split_leading_dim(leaf, leading)
-            return _like(_order.split_rows(np.asarray(leaf), leading, rows), leaf)  # SPEC BA-14.2
+            return _split(leaf, leading, order)  # BA-7.2; shard-major by ``order`` (BA-14.2)
 
         return _tree.map_leaves(split, outputs, self.out_axes, "output")
 
@@ -521,8 +584,8 @@ def _check_chunk_agrees(
             f"{', '.join(path for path, _, _ in first_entries)} (in another structure); {advice}"
         )
     for (path, leaf, _), (_, first, _) in zip(entries, first_entries, strict=True):
-        got = (np.dtype(leaf.dtype), tuple(leaf.shape[1:]))
-        want = (np.dtype(first.dtype), tuple(first.shape[1:]))
+        got = (leaf.dtype, tuple(leaf.shape[1:]))  # not np.dtype: a PRNG key dtype is none
+        want = (first.dtype, tuple(first.shape[1:]))
         if got != want:
             raise ValueError(
                 f"{where} returned {path} with dtype {got[0]} and shape {tuple(leaf.shape)}, chunk 0 "

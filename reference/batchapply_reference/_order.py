@@ -13,8 +13,6 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
 SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
 CHUNK_SHARDS_PREFIX = "BatchApply: `chunk_size` must be a multiple of the shard count"
@@ -116,19 +114,3 @@ def chunk_rows(size: int, shards: int, chunk_size: int) -> list[list[int]]:
         stop = min(start + per_block, block)
         chunks.append([k * block + j for k in range(shards) for j in range(start, stop)])
     return chunks
-
-
-def merge_rows(source: np.ndarray, num_dims: int, rows: list[tuple[int, ...]]) -> np.ndarray:
-    """``merged[r] = source[rows[r]]``, row by row."""
-    merged = np.empty((math.prod(source.shape[:num_dims]),) + source.shape[num_dims:], dtype=source.dtype)
-    for r, index in enumerate(rows):
-        merged[r] = source[index]
-    return merged
-
-
-def split_rows(source: np.ndarray, leading: tuple[int, ...], rows: list[tuple[int, ...]]) -> np.ndarray:
-    """``split[rows[r]] = source[r]``, row by row."""
-    split = np.empty(leading + source.shape[1:], dtype=source.dtype)
-    for r, index in enumerate(rows):
-        split[index] = source[r]
-    return split

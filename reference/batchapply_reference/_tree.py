@@ -1,20 +1,58 @@
-"""A small pytree walker for the reference: dict, list, tuple, namedtuple, None.
+"""A small pytree walker for the reference: the containers of SPEC BA-1.3.
 
 Written from scratch (no jax) so that the reference is an independent
 derivation of SPEC.md, not a copy of the implementation. It models the
-containers of SPEC BA-1.3 and nothing else: any other object is a leaf.
+built-in containers of BA-1.3 (dict, ``collections.OrderedDict``,
+``collections.defaultdict``, list, tuple, namedtuple, None) and the custom
+nodes registered with :func:`register_node`; any other object is a leaf.
 
 Paths are spelled as `jax.tree_util.keystr` spells them: ``[0]`` for a list or
-tuple position, ``['key']`` for a dict key, ``.field`` for a namedtuple field.
+tuple position, ``['key']`` for a dict key, ``.field`` for a namedtuple field;
+a custom node gives the path suffix of each child itself.
+
+The walks keep their own stack instead of recursing, so that a container
+nested thousands deep raises no ``RecursionError`` (SPEC BA-1.5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+from collections.abc import Callable, Iterable
 from typing import Any
 
 LeafFn = Callable[[str, Any, Any], Any]
 """Called as ``fn(path, leaf, axis)``; its result replaces the leaf."""
+
+Flatten = Callable[[Any], tuple[Iterable[tuple[str, Any]], Any]]
+Unflatten = Callable[[Any, list[Any]], Any]
+
+_NODES: dict[type, tuple[Flatten, Unflatten]] = {}
+
+
+def register_node(cls: type, flatten: Flatten, unflatten: Unflatten) -> None:
+    """Make instances of ``cls`` containers of the reference (SPEC BA-1.3).
+
+    The reference never imports jax, so a type registered with JAX
+    (``jax.tree_util.register_pytree_with_keys``, ``register_dataclass``,
+    ``flax.struct.dataclass``) is registered here too, with the same children
+    in the same order (``batchapply_conformance.nodes`` does both).
+
+    Args:
+        cls: the node type (exact type: subclasses are not nodes, as in JAX).
+        flatten: ``flatten(node) -> (pairs, aux)``: ``pairs`` lists ``(key, child)``
+            in leaf order, ``key`` the child's path suffix as ``jax.tree_util.keystr``
+            writes it (``".w"``, ``"['w']"``, ``"[0]"``); ``aux`` is the node data
+            that is not a child (compared with ``==``, as JAX's treedefs are).
+        unflatten: ``unflatten(aux, children) -> node``.
+
+    >>> class Pair:
+    ...     def __init__(self, a, b):
+    ...         self.a, self.b = a, b
+    >>> register_node(Pair, lambda p: ([(".a", p.a), (".b", p.b)], None), lambda aux, c: Pair(*c))
+    >>> [path for path, _, _ in leaves_with_paths(Pair(1, 2), 0, "x")]
+    ['x.a', 'x.b']
+    """
+    _NODES[cls] = (flatten, unflatten)
 
 
 class PrefixError(ValueError):
@@ -30,44 +68,84 @@ def is_namedtuple(tree: object) -> bool:
     return isinstance(tree, tuple) and hasattr(type(tree), "_fields")
 
 
-def _children(tree: Any) -> list[tuple[str, Any]] | None:
-    """The (path suffix, child) pairs of a container, in leaf order; None for a leaf."""
+def _sorted_keys(tree: dict[Any, Any]) -> list[Any]:
+    return sorted(tree)
+
+
+def _open(tree: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """A container's node data and its ``(path suffix, child)`` pairs in leaf order; None for a leaf.
+
+    Two containers match (as pytree prefixes, and for E17's structure) exactly
+    when their node data are equal: the type, and what is not a child (dict keys,
+    a namedtuple's class, a custom node's ``aux``), as in JAX's treedefs.
+    """
+    kind = type(tree)
     if tree is None:
-        return []
-    if type(tree) is dict:
-        return [(f"[{key!r}]", tree[key]) for key in sorted(tree)]
+        return (kind,), []
+    if kind is dict:  # sorted keys (BA-1.3)
+        keys = _sorted_keys(tree)
+        return (kind, tuple(keys)), [(f"[{key!r}]", tree[key]) for key in keys]
+    if kind is collections.OrderedDict:  # insertion order, as JAX
+        return (kind, tuple(tree)), [(f"[{key!r}]", child) for key, child in tree.items()]
+    if kind is collections.defaultdict:  # sorted keys, as JAX; the factory is node data
+        keys = _sorted_keys(tree)
+        return (kind, tree.default_factory, tuple(keys)), [(f"[{key!r}]", tree[key]) for key in keys]
     if is_namedtuple(tree):
-        return [(f".{name}", getattr(tree, name)) for name in type(tree)._fields]
-    if type(tree) in (list, tuple):
-        return [(f"[{i}]", child) for i, child in enumerate(tree)]
+        return (kind,), [(f".{name}", getattr(tree, name)) for name in kind._fields]
+    if kind in (list, tuple):
+        return (kind, len(tree)), [(f"[{i}]", child) for i, child in enumerate(tree)]
+    if kind in _NODES:
+        pairs, aux = _NODES[kind][0](tree)
+        pairs = list(pairs)
+        return (kind, aux, len(pairs)), pairs
     return None
 
 
-def _rebuild(tree: Any, new_children: list[Any]) -> Any:
-    """A container of the same type as ``tree`` holding ``new_children``."""
+def _rebuild(tree: Any, data: Any, children: list[Any]) -> Any:
+    """A container like ``tree`` (node data ``data``) holding ``children``."""
+    kind = type(tree)
     if tree is None:
         return None
-    if type(tree) is dict:
-        by_key = dict(zip(sorted(tree), new_children, strict=True))
-        return {key: by_key[key] for key in tree}  # keep the caller's key order
+    if kind in (dict, collections.defaultdict):
+        by_key = dict(zip(data[-1], children, strict=True))
+        rebuilt = {key: by_key[key] for key in tree}  # keep the caller's key order (section 11)
+        return rebuilt if kind is dict else collections.defaultdict(tree.default_factory, rebuilt)
+    if kind is collections.OrderedDict:
+        return collections.OrderedDict(zip(tree, children, strict=True))
     if is_namedtuple(tree):
-        return type(tree)(*new_children)
-    return type(tree)(new_children)
+        return kind(*children)
+    if kind in (list, tuple):
+        return kind(children)
+    return _NODES[kind][1](data[1], children)
 
 
 def _axis_children(axes: Any, tree: Any, path: str) -> list[Any]:
-    """The children of the axes container that match ``tree``'s children."""
+    """The children of the axes container that match ``tree``'s children (BA-4.4)."""
     if type(axes) is not type(tree):
         raise PrefixError(
             path, f"the axes have type {type(axes).__name__}, the value has type {type(tree).__name__}"
         )
+    axes_data, axes_pairs = _open(axes) or ((), [])
+    tree_data, _ = _open(tree) or ((), [])
     if type(tree) is dict:
         if set(axes) != set(tree):
             raise PrefixError(path, f"the axes have keys {sorted(axes)}, the value has keys {sorted(tree)}")
-        return [axes[key] for key in sorted(tree)]
-    if len(axes) != len(tree):
+    elif type(tree) in (list, tuple) and len(axes) != len(tree):
         raise PrefixError(path, f"the axes have {len(axes)} entries, the value has {len(tree)}")
-    return list(axes)
+    elif axes_data != tree_data:
+        raise PrefixError(
+            path,
+            f"the axes have node data {axes_data[1:]}, the value has {tree_data[1:]} (keys, fields, aux)",
+        )
+    return [child for _, child in axes_pairs]
+
+
+class _Open:
+    """A container being rebuilt: the children still to visit and those rebuilt so far."""
+
+    def __init__(self, tree: Any, data: Any, todo: list[tuple[str, Any, Any]]) -> None:
+        self.tree, self.data, self.todo = tree, data, iter(todo)
+        self.done: list[Any] = []
 
 
 def map_leaves(fn: LeafFn, tree: Any, axes: Any, path: str) -> Any:
@@ -75,23 +153,38 @@ def map_leaves(fn: LeafFn, tree: Any, axes: Any, path: str) -> Any:
 
     ``axes`` is a pytree prefix of ``tree`` whose leaves are axis values
     (``None`` counts as a leaf of ``axes``); each applies to the whole subtree
-    it stands over. Leaves are visited in leaf order (SPEC BA-1.3).
+    it stands over. Leaves are visited in leaf order (SPEC BA-1.3). A depth-first
+    walk with its own stack: the top entry is the container being visited.
     """
-    children = _children(tree)
-    if axes is None or _children(axes) is None:  # a leaf of the axes tree
-        if children is None:
-            return fn(path, tree, axes)
-        return _rebuild(tree, [map_leaves(fn, child, axes, path + key) for key, child in children])
-    if children is None:
-        raise PrefixError(path, f"the axes are a {type(axes).__name__}, the value is a leaf")
-    axis_children = _axis_children(axes, tree, path)
-    return _rebuild(
-        tree,
-        [
-            map_leaves(fn, child, axis, path + key)
-            for (key, child), axis in zip(children, axis_children, strict=True)
-        ],
-    )
+    root = _Open(None, None, [(path, tree, axes)])
+    stack = [root]
+    while stack:
+        top = stack[-1]
+        item = next(top.todo, None)
+        if item is None:  # every child of ``top`` is rebuilt: rebuild ``top`` itself
+            stack.pop()
+            if stack:
+                stack[-1].done.append(_rebuild(top.tree, top.data, top.done))
+            continue
+        node_path, node, node_axes = item
+        opened = _open(node)
+        if node_axes is None or _open(node_axes) is None:  # a leaf of the axes tree
+            if opened is None:
+                top.done.append(fn(node_path, node, node_axes))
+                continue
+            todo = [(node_path + key, child, node_axes) for key, child in opened[1]]
+        else:
+            if opened is None:
+                raise PrefixError(
+                    node_path, f"the axes are a {type(node_axes).__name__}, the value is a leaf"
+                )
+            axis_children = _axis_children(node_axes, node, node_path)
+            todo = [
+                (node_path + key, child, axis)
+                for (key, child), axis in zip(opened[1], axis_children, strict=True)
+            ]
+        stack.append(_Open(node, opened[0], todo))
+    return root.done[0]
 
 
 def leaves_with_paths(tree: Any, axes: Any, path: str) -> list[tuple[str, Any, Any]]:
@@ -106,18 +199,23 @@ def leaves_with_paths(tree: Any, axes: Any, path: str) -> list[tuple[str, Any, A
     return found
 
 
+def _preorder(tree: Any, none_is_leaf: bool) -> list[tuple[Any, Any]]:
+    """Every ``(node data or None, node)`` of ``tree``, parents before children, in leaf order."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        opened = None if (node is None and none_is_leaf) else _open(node)
+        found.append((None if opened is None else opened[0], node))
+        if opened is not None:
+            stack.extend(reversed([child for _, child in opened[1]]))
+    return found
+
+
 def axis_leaves(axes: Any) -> list[Any]:
     """Every leaf of an axes tree (``None`` is a leaf), in leaf order."""
-    children = _children(axes)
-    if axes is None or children is None:
-        return [axes]
-    return [leaf for _, child in children for leaf in axis_leaves(child)]
+    return [node for data, node in _preorder(axes, none_is_leaf=True) if data is None]
 
 
 def structure(tree: Any) -> Any:
     """A comparable description of ``tree``'s containers, with every leaf as ``"*"``."""
-    children = _children(tree)
-    if children is None:
-        return "*"
-    kind = sorted(tree) if type(tree) is dict else type(tree)
-    return (kind, [structure(child) for _, child in children])
+    return ["*" if data is None else data for data, _ in _preorder(tree, none_is_leaf=False)]

@@ -6,6 +6,7 @@ Each group becomes one JSON-lines file in tests/golden/. Add a case here, then r
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import re
@@ -711,4 +712,128 @@ def row_order() -> Iterator[Spec]:
         "clauses": ["BA-14.3", "BA-10.1"],
         "row_order": (1, 3),
         "args": [array((2, 4, 2))],
+    }
+
+
+def _masked(shape: tuple[int, ...], dtype: str = "int32", every: int = 3) -> np.ma.MaskedArray:
+    """``array(shape, dtype)`` with every ``every``-th element masked."""
+    return np.ma.MaskedArray(
+        array(shape, dtype), mask=np.arange(math.prod(shape)).reshape(shape) % every == 0
+    )
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    """``leaf`` inside ``depth`` containers, dicts and lists by turns."""
+    for level in range(depth):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+@group
+def input_classes() -> Iterator[Spec]:
+    """Inputs found by the adversarial review (issue 11): masked arrays, OrderedDict,
+    defaultdict, deep nesting, rows without elements (BA-1.3, BA-1.5, BA-1.6, BA-5.7)."""
+    defaultdict: Any = collections.defaultdict  # typed loosely: factories of several types
+    x, y = array((2, 3, 2)), array((2, 3), start=3)
+    trees: dict[str, Any] = {
+        "ordereddict": collections.OrderedDict([("zeta", x), ("alpha", y), ("mid", "label")]),
+        "defaultdict": defaultdict(list, {"zeta": x, "alpha": y}),
+        "defaultdict-in-ordereddict": collections.OrderedDict(
+            [("z", defaultdict(None, {"b": y, "a": x})), ("a", [x])]
+        ),
+    }
+    for name, tree in trees.items():
+        for function in ["identity", "int_arith"]:
+            yield {
+                "name": f"structure-{name}-{function}",
+                "clauses": ["BA-1.3", "BA-1.4", "BA-6.1", "BA-7.1"],
+                "function": function,
+                "args": [tree],
+            }
+    yield {
+        "name": "E9-ordereddict-first-key-sets-the-leading-shape",
+        "clauses": ["BA-1.3", "BA-3.2", "BA-10.1"],
+        "args": [collections.OrderedDict([("zeta", array((3, 2))), ("alpha", y)])],
+    }
+    yield {
+        "name": "E7-ordereddict-in-axes-in-another-key-order",
+        "clauses": ["BA-1.3", "BA-4.4", "BA-10.1"],
+        "in_axes": (collections.OrderedDict([("alpha", 0), ("zeta", None)]),),
+        "args": [collections.OrderedDict([("zeta", x), ("alpha", y)])],
+    }
+    yield {
+        "name": "E7-defaultdict-in-axes-with-another-factory",
+        "clauses": ["BA-1.3", "BA-4.4", "BA-10.1"],
+        "in_axes": (defaultdict(dict, {"alpha": 0, "zeta": None}),),
+        "args": [defaultdict(list, {"zeta": x, "alpha": y})],
+    }
+    yield {
+        "name": "in-axes-defaultdict-prefix",
+        "clauses": ["BA-1.3", "BA-4.4"],
+        "function": "int_arith",
+        "in_axes": (defaultdict(list, {"alpha": 0, "zeta": None}),),
+        "out_axes": ((defaultdict(list, {"alpha": 0, "zeta": None}),), 0),
+        "args": [defaultdict(list, {"zeta": array((5,)), "alpha": y})],
+    }
+    yield {
+        "name": "deep-nesting-300",
+        "clauses": ["BA-1.3", "BA-1.5"],
+        "function": "int_arith",
+        "args": [_nested(300, x)],
+    }
+    for leading in [(1024, 1024), (65536, 65536)]:
+        yield {
+            "name": f"rows-without-elements-{'x'.join(map(str, leading))}x0",
+            "clauses": ["BA-1.6", "BA-5.4"],
+            "args": [array(leading + (0,), "float32"), array(leading + (2, 0), "int8")],
+        }
+    yield {
+        "name": "rows-without-elements-row-order",
+        "clauses": ["BA-1.6", "BA-14.2"],
+        "row_order": (4, 2),
+        "args": [array((1024, 1024, 0), "float32")],
+    }
+    for function in ["identity", "int_arith", "feature_sum", "reverse_rows"]:
+        yield {
+            "name": f"masked-array-{function}",
+            "clauses": ["BA-5.7", "BA-5.2", "BA-7.2"],
+            "function": function,
+            "args": [_masked((2, 3, 4), "float32" if function == "feature_sum" else "int32")],
+        }
+    yield {
+        "name": "masked-array-without-a-mask",
+        "clauses": ["BA-5.7"],
+        "args": [np.ma.MaskedArray(array((2, 3, 2)))],
+    }
+    yield {
+        "name": "masked-array-with-plain-arrays",
+        "clauses": ["BA-5.7", "BA-1.3"],
+        "function": "int_arith",
+        "args": [{"m": _masked((2, 3, 2)), "x": x}],
+    }
+    yield {
+        "name": "masked-array-chunked",
+        "clauses": ["BA-5.7", "BA-13.3", "BA-13.8"],
+        "function": "feature_sum",
+        "chunk_size": 4,
+        "args": [_masked((2, 3, 4), "float32")],
+    }
+    yield {
+        "name": "masked-array-row-order",
+        "clauses": ["BA-5.7", "BA-14.2"],
+        "function": "int_arith",
+        "row_order": (2, 3),
+        "args": [_masked((2, 3, 2))],
+    }
+    yield {
+        "name": "masked-array-merge_leading_dims",
+        "clauses": ["BA-5.7", "BA-9.1"],
+        "target": "merge_leading_dims",
+        "args": [_masked((2, 3, 2)), 2],
+    }
+    yield {
+        "name": "masked-array-split_leading_dim",
+        "clauses": ["BA-5.7", "BA-9.2"],
+        "target": "split_leading_dim",
+        "args": [_masked((6, 2)), (2, 3)],
     }
