@@ -292,7 +292,7 @@ def wide_calls(draw: st.DrawFn) -> WideCall:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     drawer = _Drawer(draw, leading, rng)
     args = [drawer.tree() for _ in range(draw(st.integers(0, 3)))]
-    names = draw(st.lists(st.sampled_from(KEYWORDS), max_size=2, unique=True))
+    names = draw(st.lists(st.sampled_from(KEYWORDS), max_size=3, unique=True))
     kwargs = {name: drawer.tree() for name in names}
     drawer.classes.update(f"keyword: {name}" for name in names)
     if not any(is_array(leaf) for leaf in jax.tree_util.tree_leaves((args, kwargs))):
@@ -303,7 +303,7 @@ def wide_calls(draw: st.DrawFn) -> WideCall:
     if math.prod(leading) == 0:
         drawer.classes.add("shape: no rows (N = 0)")
 
-    error = draw(st.sampled_from([None] * 9 + list(ERRORS)))
+    error = draw(st.sampled_from(ERRORS)) if draw(st.integers(0, 3)) == 0 else None
     row = None
     if error is not None:
         drawer.classes.add(f"error: {error}")

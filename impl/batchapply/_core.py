@@ -364,6 +364,8 @@ def _reshape_leaves(
     kinds = _kinds(leaves)
     n_concrete = kinds.count(_CONCRETE)
     fuse = fused is not None and n_concrete > 0 and _TRACER not in kinds and _trace_state_clean()
+    if fuse and not _one_placement([x for x, k in zip(leaves, kinds, strict=True) if k == _CONCRETE]):
+        fuse = False  # one program would move the uncommitted leaves to the committed ones' devices
     if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
         try:
             ys = fused(leaves)  # type: ignore[misc]
@@ -402,6 +404,24 @@ def _raise_if_deleted(leaves: list[Any], indices: Sequence[int], paths: Callable
                 "before this call (by x.delete(), or donated to a jitted function with donate_argnums). "
                 "Pass a live array: keep a copy, or stop donating it."
             ) from None
+
+
+@functools.cache
+def _several_devices() -> bool:
+    return jax.device_count() > 1
+
+
+def _one_placement(xs: Sequence[jax.Array]) -> bool:
+    """Whether one jitted program over ``xs`` keeps every leaf on its devices (BA-5.3, BA-5.6).
+
+    jit places uncommitted arrays with the committed ones: with several devices, a mix of
+    committed and uncommitted leaves goes leaf by leaf (committed leaves on different devices
+    make jit raise, and the callers then go leaf by leaf too).
+    """
+    if not _several_devices():
+        return True
+    committed = {x.committed for x in xs}
+    return len(committed) == 1
 
 
 def _chunk_bounds(size: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -535,10 +555,13 @@ class _Chunk:
         split = leading is not None
         if on_jax:
             jax_columns = [list(columns[j]) for j in sorted(on_jax)]
+            pieces = [x for column in jax_columns for x in column if isinstance(x, jax.Array)]
+            # One dispatch, unless it would move leaves between devices (then one per leaf).
+            groups = [jax_columns] if _one_placement(pieces) else [[column] for column in jax_columns]
             try:
-                ys = _concatenate_fused(jax_columns, leading)
+                ys = [y for group in groups for y in _concatenate_fused(group, leading)]
             except _NotLocal:  # an Explicit-sharded output: BatchApply._split_outputs decides (E23)
-                ys, split = _concatenate_fused(jax_columns, None), False
+                ys, split = [y for group in groups for y in _concatenate_fused(group, None)], False
             for j, y in zip(sorted(on_jax), ys, strict=True):
                 out[j] = y
         if split:
@@ -809,7 +832,8 @@ class BatchApply:
             for j in taken_by_slicing:
                 rows[j] = ys[j][start:stop]
             if on_jax:
-                taken = _take_rows([ys[j] for j in on_jax], start, stop - start, dims)
+                groups = [on_jax] if _one_placement([ys[j] for j in on_jax]) else [[j] for j in on_jax]
+                taken = [y for g in groups for y in _take_rows([ys[j] for j in g], start, stop - start, dims)]
                 for j, y in zip(on_jax, taken, strict=True):
                     rows[j] = y
             return rows

@@ -9,7 +9,10 @@ message in both (E28: ``batchapply`` only).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import types
 from typing import Any
 
@@ -81,3 +84,27 @@ def test_every_input_class_is_drawn() -> None:
     draw()
     expected = set(CLASSES) - (MULTI_DEVICE_CLASSES if jax.device_count() < 2 else set())
     assert sorted(expected - seen) == []
+
+
+@pytest.mark.spec("BA-5.3", "BA-5.6")
+def test_wide_calls_on_two_devices() -> None:
+    """The same two tests where JAX sees two devices, so that leaves committed to the second are
+    drawn ("leaf: jax on another device"); jax reads XLA_FLAGS once, so in a child process."""
+    if jax.device_count() > 1:
+        pytest.skip("this process already sees several devices: the tests above draw them")
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+        # The ci profile's examples at most: the classes above are already covered in this process.
+        "BATCHAPPLY_HYPOTHESIS_PROFILE": os.environ.get("BATCHAPPLY_HYPOTHESIS_PROFILE", "ci"),
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not two_devices"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert child.returncode == 0 and " passed" in child.stdout, child.stdout[-3000:] + child.stderr[-2000:]
