@@ -237,6 +237,9 @@ class _Drawer:
         self.classes: set[str] = set()
         self.kinds = [k for k in LEAF_KINDS if k != "jax on another device" or jax.device_count() > 1]
         self.containers = list(CONTAINERS)
+        # A few kinds per call, so that simple mixes (jax and 64-bit NumPy leaves alone, say) are
+        # drawn as often as the kitchen sink: one exotic leaf can steer a call off the path under test.
+        self.palette = draw(st.lists(st.sampled_from(self.kinds), min_size=1, max_size=3, unique=True))
 
     def shape(self) -> tuple[int, ...]:
         trailing = tuple(self.draw(st.lists(st.sampled_from([1, 2, 3, 0]), max_size=2)))
@@ -245,7 +248,7 @@ class _Drawer:
         return self.leading + trailing
 
     def leaf(self) -> Any:
-        kind = self.draw(st.sampled_from(self.kinds))
+        kind = self.draw(st.sampled_from(self.palette))
         self.classes.add(f"leaf: {kind}")
         if kind == "python":
             return self.draw(
