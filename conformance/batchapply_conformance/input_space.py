@@ -237,9 +237,23 @@ class _Drawer:
         self.classes: set[str] = set()
         self.kinds = [k for k in LEAF_KINDS if k != "jax on another device" or jax.device_count() > 1]
         self.containers = list(CONTAINERS)
-        # A few kinds per call, so that simple mixes (jax and 64-bit NumPy leaves alone, say) are
-        # drawn as often as the kitchen sink: one exotic leaf can steer a call off the path under test.
-        self.palette = draw(st.lists(st.sampled_from(self.kinds), min_size=1, max_size=3, unique=True))
+        # A few kinds per call. One call in two is lean (one NumPy kind that JAX can hold as a
+        # tracer or nearly, one jax kind, chunked): an exotic leaf steers a call off the paths that
+        # turn NumPy leaves into tracers, so the kitchen sink alone would rarely reach them.
+        numpy_kinds = [k for k in self.kinds if k.startswith("numpy")]
+        jax_kinds = [k for k in self.kinds if k.startswith("jax")]
+        self.lean = draw(st.booleans())
+        if self.lean:
+            self.palette = [
+                draw(st.sampled_from(["numpy", "numpy 64-bit", "numpy masked"])),
+                draw(st.sampled_from(jax_kinds)),
+            ]
+        else:
+            self.palette = [
+                *draw(st.lists(st.sampled_from(numpy_kinds[1:]), max_size=3, unique=True)),
+                *draw(st.lists(st.sampled_from(jax_kinds), max_size=2, unique=True)),
+                *(["python"] if draw(st.booleans()) else []),
+            ] or ["numpy"]
 
     def shape(self) -> tuple[int, ...]:
         trailing = tuple(self.draw(st.lists(st.sampled_from([1, 2, 3, 0]), max_size=2)))
@@ -247,8 +261,9 @@ class _Drawer:
             self.classes.add("shape: zero-size rows")
         return self.leading + trailing
 
-    def leaf(self) -> Any:
-        kind = self.draw(st.sampled_from(self.palette))
+    def leaf(self, kind: str | None = None) -> Any:
+        if kind is None:
+            kind = self.draw(st.sampled_from(self.palette))
         self.classes.add(f"leaf: {kind}")
         if kind == "python":
             return self.draw(
@@ -290,13 +305,14 @@ class _Drawer:
 @st.composite
 def wide_calls(draw: st.DrawFn) -> WideCall:
     """Calls across the whole input space of issue 11; see the module docstring."""
-    leading = tuple(draw(st.lists(st.sampled_from([1, 2, 3, 0, 2]), min_size=1, max_size=3)))
+    leading = tuple(draw(st.lists(st.sampled_from([2, 3, 1, 0, 2]), min_size=1, max_size=3)))
     num_dims = len(leading)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     drawer = _Drawer(draw, leading, rng)
     args = [drawer.tree() for _ in range(draw(st.integers(0, 3)))]
     names = draw(st.lists(st.sampled_from(KEYWORDS), max_size=3, unique=True))
     kwargs = {name: drawer.tree() for name in names}
+    args += [drawer.leaf(kind) for kind in drawer.palette if f"leaf: {kind}" not in drawer.classes]
     drawer.classes.update(f"keyword: {name}" for name in names)
     if not any(is_array(leaf) for leaf in jax.tree_util.tree_leaves((args, kwargs))):
         kwargs["batch"] = _numpy_leaf("numpy", drawer.shape(), rng, "int32")  # one mergeable leaf
@@ -322,7 +338,16 @@ def wide_calls(draw: st.DrawFn) -> WideCall:
             bad = jnp.zeros(leading + (2,))
             bad.delete()
         kwargs["bad"] = bad
-    chunk_size = draw(st.sampled_from([None, None, 1, 2, 3, 5]))
+    size = math.prod(leading)
+    chunking = (
+        "several chunks" if drawer.lean else draw(st.sampled_from(["several chunks", "none", "one chunk"]))
+    )
+    if chunking == "none":
+        chunk_size = None
+    elif chunking == "several chunks" and size > 1:
+        chunk_size = draw(st.integers(1, size - 1))
+    else:
+        chunk_size = draw(st.integers(max(size, 1), size + 3))
     if chunk_size is None:
         drawer.classes.add("option: no chunk_size")
     else:

@@ -100,7 +100,7 @@ def test_wide_calls_on_two_devices() -> None:
         "BATCHAPPLY_HYPOTHESIS_PROFILE": os.environ.get("BATCHAPPLY_HYPOTHESIS_PROFILE", "ci"),
     }
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not two_devices"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "agree"],
         env=env,
         capture_output=True,
         text=True,
