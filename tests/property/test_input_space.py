@@ -88,7 +88,7 @@ def test_every_input_class_is_drawn() -> None:
 
 @pytest.mark.spec("BA-5.3", "BA-5.6")
 def test_wide_calls_on_two_devices() -> None:
-    """The same two tests where JAX sees two devices, so that leaves committed to the second are
+    """The differential where JAX sees two devices, so that leaves committed to the second are
     drawn ("leaf: jax on another device"); jax reads XLA_FLAGS once, so in a child process."""
     if jax.device_count() > 1:
         pytest.skip("this process already sees several devices: the tests above draw them")
