@@ -84,8 +84,9 @@ REVERTS = {
         (
             TREE,
             "    map_leaves(record, tree, axes, path)\n    return found\n",
-            "    def depth(t):\n"
-            "        return 1 + max(map(depth, t), default=0) if type(t) in (list, tuple) else 0\n\n"
+            "    def depth(t):  # the old walk: a frame for the call and one for the comprehension\n"
+            "        children = t.values() if type(t) is dict else t if type(t) in (list, tuple) else ()\n"
+            "        return 1 + max((depth(c) for c in children), default=0)\n\n"
             "    depth(tree)\n    map_leaves(record, tree, axes, path)\n    return found\n",
         )
     ],
