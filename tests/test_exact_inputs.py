@@ -147,3 +147,28 @@ def test_committed_device_is_kept() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+@pytest.mark.spec("BA-5.6", "BA-14.2")
+@pytest.mark.parametrize("counts", [(1, 1), (2, 1), (1, 3), (2, 3), (2, 6)])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_jax_rows_are_in_the_order_of_numpy_rows(
+    lib: types.ModuleType, counts: tuple[int, int], chunked: bool
+) -> None:
+    """The reference orders a jax.Array's rows by reshape/transpose, a NumPy array's row by row: the same."""
+    x = np.arange(2 * 6 * 2, dtype=np.int32).reshape(2, 6, 2)
+    merged: dict[str, list[np.ndarray]] = {"numpy": [], "jax": []}
+
+    def f(kind: str) -> Any:
+        def by_position(a: Any) -> Any:
+            merged[kind].append(np.asarray(a))
+            return a * (np.arange(a.shape[0], dtype=np.int32)[:, None] + 1)  # row i times i + 1
+
+        return by_position
+
+    options = {"row_order": counts, "chunk_size": counts[0] * counts[1] if chunked else None}  # 1 row a shard
+    from_numpy = lib.BatchApply(f("numpy"), **options)(x)
+    from_jax = lib.BatchApply(f("jax"), **options)(jnp.asarray(x))
+    assert isinstance(from_jax, jax.Array)
+    np.testing.assert_array_equal(np.asarray(from_jax), from_numpy)
+    np.testing.assert_array_equal(np.concatenate(merged["jax"]), np.concatenate(merged["numpy"]))

@@ -40,6 +40,20 @@ def test_reference_does_not_import_jax() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+def test_reference_source_never_imports_jax() -> None:
+    """jax.Array leaves are handled by their own methods (BA-5.6), not by importing jax."""
+    import batchapply_reference
+
+    root = pathlib.Path(batchapply_reference.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        for line in path.read_text().splitlines():
+            words = line.split()
+            imported = (
+                words[1].split(".")[0] if words[:1] in (["import"], ["from"]) and len(words) > 1 else ""
+            )
+            assert imported not in ("jax", "jaxlib", "flax", "hypothesis"), f"{path.name}: {line.strip()}"
+
+
 @pytest.mark.spec("BA-12.10")
 def test_batchapply_does_not_import_flax() -> None:
     script = textwrap.dedent(

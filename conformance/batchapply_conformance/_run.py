@@ -98,7 +98,8 @@ def _versions(target: str) -> dict[str, str]:
 
 
 def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]:
-    """Golden, transform, sharding and property checks, in that order."""
+    """Golden, transform, sharding, jax-input and property checks, in that order."""
+    from batchapply_conformance._jax_inputs import jax_input_checks
     from batchapply_conformance._properties import property_checks
     from batchapply_conformance._sharding import sharding_checks
 
@@ -106,6 +107,7 @@ def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]
         *golden_checks(),
         *transform_checks(),
         *sharding_checks(),
+        *jax_input_checks(),
         *property_checks(max_examples=max_examples, seed=seed),
     ]
 

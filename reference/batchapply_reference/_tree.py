@@ -101,22 +101,28 @@ def _open(tree: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
     return None
 
 
-def _rebuild(tree: Any, data: Any, children: list[Any]) -> Any:
-    """A container like ``tree`` (node data ``data``) holding ``children``."""
+def children(tree: Any) -> list[tuple[str, Any]] | None:
+    """The ``(path suffix, child)`` pairs of a container in leaf order; None for a leaf (BA-1.3)."""
+    opened = _open(tree)
+    return None if opened is None else opened[1]
+
+
+def _rebuild(tree: Any, data: Any, new_children: list[Any]) -> Any:
+    """A container like ``tree`` (node data ``data``) holding ``new_children``."""
     kind = type(tree)
     if tree is None:
         return None
     if kind in (dict, collections.defaultdict):
-        by_key = dict(zip(data[-1], children, strict=True))
+        by_key = dict(zip(data[-1], new_children, strict=True))
         rebuilt = {key: by_key[key] for key in tree}  # keep the caller's key order (section 11)
         return rebuilt if kind is dict else collections.defaultdict(tree.default_factory, rebuilt)
     if kind is collections.OrderedDict:
-        return collections.OrderedDict(zip(tree, children, strict=True))
+        return collections.OrderedDict(zip(tree, new_children, strict=True))
     if is_namedtuple(tree):
-        return kind(*children)
+        return kind(*new_children)
     if kind in (list, tuple):
-        return kind(children)
-    return _NODES[kind][1](data[1], children)
+        return kind(new_children)
+    return _NODES[kind][1](data[1], new_children)
 
 
 def _axis_children(axes: Any, tree: Any, path: str) -> list[Any]:

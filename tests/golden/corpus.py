@@ -736,7 +736,7 @@ def input_classes() -> Iterator[Spec]:
     defaultdict: Any = collections.defaultdict  # typed loosely: factories of several types
     x, y = array((2, 3, 2)), array((2, 3), start=3)
     trees: dict[str, Any] = {
-        "ordereddict": collections.OrderedDict([("zeta", x), ("alpha", y), ("mid", "label")]),
+        "ordereddict": collections.OrderedDict([("zeta", x), ("alpha", y), ("mid", None)]),
         "defaultdict": defaultdict(list, {"zeta": x, "alpha": y}),
         "defaultdict-in-ordereddict": collections.OrderedDict(
             [("z", defaultdict(None, {"b": y, "a": x})), ("a", [x])]
@@ -752,7 +752,7 @@ def input_classes() -> Iterator[Spec]:
             }
     yield {
         "name": "E9-ordereddict-first-key-sets-the-leading-shape",
-        "clauses": ["BA-1.3", "BA-3.2", "BA-10.1"],
+        "clauses": ["BA-3.1", "BA-3.2", "BA-10.1"],  # the first leaf in insertion order (BA-1.3)
         "args": [collections.OrderedDict([("zeta", array((3, 2))), ("alpha", y)])],
     }
     yield {

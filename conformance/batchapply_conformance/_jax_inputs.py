@@ -1,0 +1,134 @@
+"""Checks of inputs that only JAX has (SPEC BA-5.6) and of custom pytree nodes (BA-1.3).
+
+The golden corpus is NumPy only; these checks pass ``jax.Array`` leaves that must come
+back exactly as they went in (64-bit dtypes outside ``jax.enable_x64``, weak types,
+typed PRNG keys, a committed device) and the node types of
+:mod:`batchapply_conformance.nodes`, compared with the reference. jax is imported when
+they run, never when the package is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error
+
+
+def _calls(target: Target) -> list[dict[str, Any]]:
+    """The option sets to try: plain, and chunked when the target takes ``chunk_size``."""
+    return [{}] + ([{"chunk_size": 4}] if "chunk_size" in target.options else [])
+
+
+def _same(got: Any, x: Any, what: str) -> Outcome | None:
+    """``got`` is a jax.Array with ``x``'s shape, dtype, weak type, devices and values."""
+    import jax
+    import numpy as np
+
+    if not isinstance(got, jax.Array):
+        return Outcome("fail", f"{what}: got a {type(got).__name__}, expected a jax.Array")
+    for name in ("shape", "dtype", "weak_type"):
+        if getattr(got, name, None) != getattr(x, name, None):  # key arrays have no weak_type
+            return Outcome(
+                "fail", f"{what}: {name} {getattr(got, name, None)}, expected {getattr(x, name, None)}"
+            )
+    if got.devices() != x.devices():
+        return Outcome("fail", f"{what}: on {got.devices()}, expected {x.devices()} (no transfer)")
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        got, x = jax.random.key_data(got), jax.random.key_data(x)
+    if not np.array_equal(np.asarray(got), np.asarray(x)):
+        return Outcome("fail", f"{what}: values differ")
+    return None
+
+
+def _identity_keeps(make: Callable[[], Any], what: str) -> Callable[[Target], Outcome]:
+    """A check: ``BatchApply(lambda a: a)(x)`` returns ``x`` exactly, chunked or not."""
+
+    def check(target: Target) -> Outcome:
+        x = make()
+        for options in _calls(target):
+            problem = _same(target.factory(lambda a: a, 2, **options)(x), x, f"{what} {options or ''}")
+            if problem is not None:
+                return problem
+        return Outcome("pass")
+
+    return check
+
+
+def _x64() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        return jnp.arange(24, dtype=jnp.int64).reshape(2, 3, 4) + 2**40
+
+
+def _weak() -> Any:
+    import jax
+
+    return jax.lax.broadcast(1.5, (2, 3, 4))
+
+
+def _keys() -> Any:
+    import jax
+
+    return jax.random.split(jax.random.key(0), 24).reshape(2, 3, 4)
+
+
+def _on_last_device() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.device_put(jnp.arange(24.0).reshape(2, 3, 4), jax.devices()[-1])
+
+
+def _custom_nodes(target: Target) -> Outcome:
+    """Every node type of ``nodes`` is a container: the target agrees with the reference."""
+    import jax
+    import numpy as np
+
+    import batchapply_reference
+    from batchapply_conformance import nodes
+
+    x = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    for node_type in nodes.NODE_TYPES:
+        tree = node_type(x, [x[..., 0], None])  # array leaves only: BA-1.1 is checked elsewhere
+        want = batchapply_reference.BatchApply(lambda t: t)(tree)
+        got = target.factory(lambda t: t, 2)(tree)
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(want)[0]]
+        got_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(got)[0]]
+        if type(got) is not node_type or got_paths != paths:
+            return Outcome("fail", f"{node_type.__name__}: got {type(got).__name__} with leaves {got_paths}")
+        for path, a, b in zip(
+            paths, jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True
+        ):
+            if isinstance(b, np.ndarray) and not np.array_equal(np.asarray(a), b):
+                return Outcome("fail", f"{node_type.__name__}{path}: values differ from the reference")
+    return Outcome("pass")
+
+
+def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
+    def run(target: Target) -> Outcome:
+        try:
+            import jax
+        except ImportError:
+            return Outcome("na", "jax is not installed")
+        if jax.device_count() < devices:
+            return Outcome("na", f"needs {devices} or more devices, jax sees {jax.device_count()}")
+        try:
+            return check(target)
+        except Exception as e:
+            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
+
+    return run
+
+
+def jax_input_checks() -> Iterator[Check]:
+    for name, clauses, check, devices in [
+        ("x64 outside enable_x64", ("BA-5.6",), _identity_keeps(_x64, "int64 made under enable_x64"), 1),
+        ("weak type", ("BA-5.6",), _identity_keeps(_weak, "a weak-typed float32"), 1),
+        ("typed PRNG keys", ("BA-5.6",), _identity_keeps(_keys, "a typed key array"), 1),
+        ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
+        ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
+    ]:
+        yield Check(name=f"jax inputs {name}", clauses=clauses, run=_guarded(check, devices))
