@@ -26,6 +26,18 @@ hypothesis.settings.register_profile(
     database=None,
     suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
+# The ci profile without shrinking: the same examples, so the same verdict, minus the minimal
+# failing example (tests/property/revert_fixes.py runs it once per reverted fix).
+hypothesis.settings.register_profile(
+    "ci-noshrink",
+    hypothesis.settings.get_profile("ci"),
+    phases=[
+        hypothesis.Phase.explicit,
+        hypothesis.Phase.reuse,
+        hypothesis.Phase.generate,
+        hypothesis.Phase.target,
+    ],
+)
 # dev-sized and deterministic, without shrinking: tests/property/test_mutations.py only needs
 # to see a mutant fail, not a minimal example of it.
 hypothesis.settings.register_profile(

@@ -389,6 +389,42 @@ def test_f_is_called_once_with_the_call_structure(lib: types.ModuleType) -> None
     assert sorted(kwargs) == ["mask", "scale"] and kwargs["scale"] == 2.0 and kwargs["mask"].shape == (6,)
 
 
+@pytest.mark.spec("BA-6.2")
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_any_keyword_name_reaches_f(lib: types.ModuleType, chunk_size: int | None) -> None:
+    """Issue 11, finding 12: `self`, `f` and the option names used to clash with __call__'s."""
+    names = ("self", "f", "args", "kwargs", "num_dims", "in_axes", "chunk_size")
+    calls, f = recording()
+    lib.BatchApply(f, chunk_size=chunk_size)(np.zeros((2, 3)), **{name: i for i, name in enumerate(names)})
+    assert len(calls) == (1 if chunk_size is None else 3) and all(
+        kwargs == {name: i for i, name in enumerate(names)} for _, kwargs in calls
+    )
+
+
+@pytest.mark.spec("BA-6.2")
+def test_keywords_named_self_reach_the_flax_wrappers() -> None:
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    import batchapply.linen
+    import batchapply.nnx
+
+    def f(x: Any, self: Any, module: Any) -> Any:
+        return x * self + module
+
+    x = jnp.ones((2, 3, 4))
+    assert batchapply.nnx.BatchApply(f)(x, self=2.0, module=1.0).shape == (2, 3, 4)
+
+    class Caller(nn.Module):
+        @nn.compact
+        def __call__(self, x: Any) -> Any:
+            return batchapply.linen.BatchApply(f, chunk_size=2)(x, self=2.0, module=1.0)
+
+    out: Any = Caller().apply({}, x)
+    assert out.shape == (2, 3, 4)
+    assert batchapply.nnx.BatchApply(f, chunk_size=2)(x, self=2.0, module=1.0).shape == (2, 3, 4)
+
+
 @pytest.mark.spec("BA-6.1")
 def test_exceptions_from_f_propagate_unchanged(lib: types.ModuleType) -> None:
     class Boom(Exception):

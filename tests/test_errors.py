@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import types
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,15 @@ def c_order_chunks_of_a_sharded_batch(lib: types.ModuleType) -> Any:
     return lib.BatchApply(lambda a: a, chunk_size=4)(batch)
 
 
+def deleted_input(lib: types.ModuleType) -> Any:
+    """E28: a jax.Array deleted before the call."""
+    import jax.numpy as jnp
+
+    batch = jnp.zeros((2, 3, 4))
+    batch.delete()
+    return lib.BatchApply(lambda a: a)({"w": [batch]})
+
+
 # One trigger per row: a call that must raise that row's error.
 TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E1": lambda lib: lib.BatchApply(42),
@@ -86,11 +96,15 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E16": lambda lib: lib.BatchApply(lambda a: (a, a.sum()), out_axes=(0, None), chunk_size=4)(x()),
     "E17": lambda lib: lib.BatchApply(lambda a: a if len(a) == 4 else a[:, :1], chunk_size=4)(x()),
     "E18": chunks_of_symbolic_rows,
+    "E26": lambda lib: lib.BatchApply(lambda a: a)({"m": np.matrix(np.zeros((2, 3)))}),
+    "E27": lambda lib: lib.BatchApply(lambda a: a)([{1: x(), "a": x()}]),
+    "E28": deleted_input,
+    "E29": lambda lib: lib.split_leading_dim(np.matrix(np.zeros((4, 1))), (2, 2)),
 }
 
 # Rows that only `batchapply` can meet (SPEC: "`batchapply` only"): the reference never
 # sees tracers or sharded arrays.
-BATCHAPPLY_ONLY = {"E18", "E22", "E23", "E25"}
+BATCHAPPLY_ONLY = {"E18", "E22", "E23", "E25", "E28"}
 # Rows whose trigger needs several devices: run by tests/sharding/ (tests/test_sharding.py).
 MULTI_DEVICE = {"E23", "E25"}
 
@@ -152,3 +166,58 @@ def test_both_packages_raise_the_same_message(row: str) -> None:
         assert all(where in m for _, m in messages), messages
     else:
         assert messages[0] == messages[1]
+
+
+# ---- issue 11, findings 3 and 13: each reproduction raises its row and names the leaf ----------
+
+
+@pytest.mark.spec("BA-5.1", "BA-7.2", "BA-10.1")
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_matrix_output_raises_e26_naming_the_output(lib: types.ModuleType, chunk_size: int | None) -> None:
+    """Finding 3: a (4, 1) matrix output was split to (2, 2); the reference gave (2, 2, 1)."""
+    apply = lib.BatchApply(lambda a: {"m": np.matrix(np.ones((4, 1)))}, num_dims=2, chunk_size=chunk_size)
+    with pytest.raises(
+        TypeError, match=re.escape("BatchApply: cannot merge or split a numpy.matrix: output['m']")
+    ):
+        apply(np.zeros((2, 2, 3)))
+
+
+@pytest.mark.spec("BA-5.1", "BA-1.2")
+def test_matrix_that_is_not_merged_passes_through(lib: types.ModuleType) -> None:
+    """A matrix is an array leaf; one that is not merged (rank below num_dims) reaches f as it is."""
+    m = np.matrix(np.ones((2, 2)))
+    seen = []
+
+    def f(a: Any, b: Any) -> Any:
+        seen.append(b)
+        return a
+
+    lib.BatchApply(f, num_dims=3)(np.zeros((2, 2, 2)), m)
+    assert seen[0] is m
+
+
+@pytest.mark.spec("BA-9.1")
+def test_merge_leading_dims_of_a_matrix_raises(lib: types.ModuleType) -> None:
+    with pytest.raises(TypeError, match=re.escape("merge_leading_dims: `x` must not be a numpy.matrix")):
+        lib.merge_leading_dims(np.matrix(np.ones((2, 3))), 2)
+
+
+@pytest.mark.spec("BA-1.3", "BA-10.1")
+def test_mixed_key_dict_in_the_output_raises_e27_naming_it(lib: types.ModuleType) -> None:
+    with pytest.raises(
+        TypeError, match=re.escape("BatchApply: dict keys cannot be sorted: the dict at output[0]")
+    ):
+        lib.BatchApply(lambda a: [{1: a, "a": a}])(x())
+
+
+@pytest.mark.spec("BA-10.1")
+@pytest.mark.parametrize("chunk_size", [None, 2, 6])
+def test_deleted_input_raises_e28_with_chunks(chunk_size: int | None) -> None:
+    import jax.numpy as jnp
+
+    import batchapply
+
+    batch = jnp.zeros((2, 3, 4))
+    batch.delete()
+    with pytest.raises(ValueError, match=re.escape("BatchApply: input array has been deleted: kwargs['b']")):
+        batchapply.BatchApply(lambda a, b: a, chunk_size=chunk_size)(x(), b=batch)

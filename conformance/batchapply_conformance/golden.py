@@ -18,6 +18,8 @@ Encoding, one JSON object per value:
   bfloat16, float32 and float64), complex as ``[real, imag]`` pairs;
 - masked arrays: an array's fields with ``"masked_array"`` for ``"array"`` and
   ``"mask": [...]`` (flat, or ``null`` for no mask);
+- a dict with keys that are not all ``str``: ``{"items": [[key, value], ...]}``, keys and
+  values encoded; a ``numpy.matrix``: ``{"matrix": dtype, "shape": [...], "data": [...]}``;
 - NumPy scalars: ``{"scalar": dtype, "data": [value]}``;
 - Python scalars: ``{"int": 1}``, ``{"float": "0x1.8p+1"}``, ``{"bool": true}``,
   ``{"complex": [re, im]}``, ``{"str": "abc"}``;
@@ -104,6 +106,8 @@ def encode(tree: Any) -> Any:
     """The JSON-able encoding of a pytree of inputs or outputs (see the module docstring)."""
     if tree is None:
         return {"none": None}
+    if type(tree) is dict and not all(type(key) is str for key in tree):
+        return {"items": [[encode(key), encode(value)] for key, value in tree.items()]}
     if type(tree) in (dict, collections.OrderedDict):
         name = "dict" if type(tree) is dict else "ordereddict"
         return {name: {str(key): encode(value) for key, value in tree.items()}}
@@ -113,6 +117,9 @@ def encode(tree: Any) -> Any:
             "defaultdict": {str(key): encode(value) for key, value in tree.items()},
             "default_factory": factory,
         }
+    if isinstance(tree, np.matrix):
+        matrix = encode(np.asarray(tree))
+        return {"matrix": matrix["array"], "shape": matrix["shape"], "data": matrix["data"]}
     if _tree.is_namedtuple(tree):
         return {
             "namedtuple": type(tree).__name__,
@@ -162,6 +169,10 @@ def decode(encoded: Any) -> Any:
         return None
     if kind == "dict":
         return {key: decode(child) for key, child in value.items()}
+    if kind == "items":
+        return {decode(key): decode(child) for key, child in value}
+    if kind == "matrix":
+        return np.matrix(decode({"array": value, "shape": encoded["shape"], "data": encoded["data"]}))
     if kind == "ordereddict":
         return collections.OrderedDict((key, decode(child)) for key, child in value.items())
     if kind == "defaultdict":

@@ -13,6 +13,11 @@ scalars, Python ``int``/``float``/``bool``/``complex``, strings and opaque
 objects. Dtypes: :data:`DTYPES` (:data:`X64_DTYPES` adds 64-bit ones, for tests
 run under ``jax.enable_x64``). Arrays stay small: the reference copies row by row.
 
+The input space beyond this (per-leaf mixes of NumPy and ``jax.Array`` leaves, jax-only
+leaves, masked arrays and non-numeric dtypes, ``OrderedDict``/``defaultdict``/custom
+nodes, keyword names such as ``self``) is drawn by
+:func:`batchapply_conformance.input_space.wide_calls`, which needs jax.
+
 Requires the ``conformance`` extra (hypothesis, ml_dtypes).
 
 >>> import batchapply_reference

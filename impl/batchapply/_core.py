@@ -25,6 +25,7 @@ chunks go through one ``jax.lax.map``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import math
@@ -67,6 +68,10 @@ CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
 CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
 CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 CHUNK_SYMBOLIC_PREFIX = "BatchApply: `chunk_size` needs a known number of merged rows"
+MATRIX_PREFIX = "BatchApply: cannot merge or split a numpy.matrix"
+DICT_KEYS_PREFIX = "BatchApply: dict keys cannot be sorted"
+DELETED_PREFIX = "BatchApply: input array has been deleted"
+SPLIT_MATRIX_PREFIX = "split_leading_dim: `x` must not be a numpy.matrix"
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -92,7 +97,17 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
     """
     if not ndim_at_least(x, num_dims):
         return x
+    if isinstance(x, np.matrix):
+        raise TypeError(_helper_matrix_message("merge_leading_dims", x))
     return x.reshape((math.prod(x.shape[:num_dims]),) + tuple(x.shape[num_dims:]))
+
+
+def _helper_matrix_message(helper: str, x: np.matrix) -> str:
+    """E29: a helper given a ``numpy.matrix``, which is 2-D whatever it is reshaped to."""
+    return (
+        f"{helper}: `x` must not be a numpy.matrix; got one of shape {x.shape}. A matrix stays 2-D "
+        "under reshape, so its rows cannot be merged or split. Pass np.asarray(x)."
+    )
 
 
 def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
@@ -112,6 +127,8 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
             "Only array leaves have a leading dim to split."
         )
+    if isinstance(x, np.matrix):
+        raise TypeError(_helper_matrix_message("split_leading_dim", x))
     if x.ndim == 0:
         raise ValueError(
             f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
@@ -201,8 +218,62 @@ def _paths(tree: Any, root: str) -> list[str]:
     return [root + tree_util.keystr(path) for path, _ in tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def _flatten(tree: Any, roots: tuple[Any, ...], names: tuple[str, ...]) -> tuple[list[Any], Any]:
+    """``tree_flatten(tree)``; E27 when a dict in it has keys that cannot be sorted (BA-1.3).
+
+    ``roots`` are the parts of ``tree`` named ``names`` in paths (``args``, ``kwargs``, ``output``).
+    """
+    try:
+        return tree_util.tree_flatten(tree)
+    except (TypeError, ValueError):
+        for root, name in zip(roots, names, strict=True):
+            found = _unsortable_dict(root, name)
+            if found is not None:
+                path, keys = found
+                kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
+                raise TypeError(
+                    f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
+                    "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
+                    "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
+                ) from None
+        raise
+
+
+def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any]] | None:
+    """The path and keys of the first dict in ``tree`` whose keys cannot be sorted, or None."""
+    if type(tree) in (dict, collections.defaultdict):
+        try:
+            sorted(tree)
+        except TypeError:
+            return path, list(tree)
+    try:  # one level: the children of this node
+        children = tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is not tree)[0]
+    except (TypeError, ValueError):
+        return None
+    if len(children) == 1 and children[0][0] == ():  # a leaf
+        return None
+    for key, child in children:
+        found = _unsortable_dict(child, path + tree_util.keystr(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _raise_matrix(
+    leaves: list[Any], indices: Sequence[int], paths: Callable[[], list[str]], what: str
+) -> None:
+    """E26 for the first ``numpy.matrix`` among ``leaves[i]`` for ``i`` in ``indices``."""
+    for i in indices:
+        if _kind(leaves[i]) == _MATRIX:
+            raise TypeError(
+                f"{MATRIX_PREFIX}: {paths()[i]} is a numpy.matrix of shape {leaves[i].shape}, which stays "
+                f"2-D under reshape, so its rows cannot be {what}. Pass np.asarray of it (an ndarray), "
+                "or pass it through unmerged with `in_axes=None` / `out_axes=None`."
+            )
+
+
 # Leaf kinds (SPEC BA-1.1), cached per type: type(x) and a dict lookup per leaf.
-_NOT_ARRAY, _NUMPY, _CONCRETE, _TRACER = 0, 1, 2, 3
+_NOT_ARRAY, _NUMPY, _CONCRETE, _TRACER, _MATRIX = 0, 1, 2, 3, 4
 _KINDS: dict[type, int] = {}
 
 
@@ -215,7 +286,9 @@ def _kind(x: Any) -> int:
         return kind
     if issubclass(t, jax.core.Tracer):
         return _TRACER if isinstance(x, jax.Array) else _NOT_ARRAY
-    if issubclass(t, (np.ndarray, np.generic)):
+    if issubclass(t, np.matrix):
+        kind = _MATRIX  # always 2-D: it cannot hold merged or split rows (E26)
+    elif issubclass(t, (np.ndarray, np.generic)):
         kind = _NUMPY
     elif isinstance(x, jax.Array):
         kind = _CONCRETE
@@ -383,6 +456,8 @@ def _reshape_leaves(
     kinds = _kinds(leaves)
     n_concrete = kinds.count(_CONCRETE)
     fuse = fused is not None and n_concrete > 0 and _TRACER not in kinds and _trace_state_clean()
+    if fuse and not _one_placement([x for x, k in zip(leaves, kinds, strict=True) if k == _CONCRETE]):
+        fuse = False  # one program would move the uncommitted leaves to the committed ones' devices
     if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
         assert fused is not None
         ys = fused(leaves, range(len(leaves)), one)
@@ -403,6 +478,36 @@ def _reshape_leaves(
     for i in todo:
         out[i] = one(leaves[i], i)
     return out
+
+
+def _raise_if_deleted(leaves: list[Any], indices: Sequence[int], paths: Callable[[], list[str]]) -> None:
+    """E28 for the first deleted ``jax.Array`` among ``leaves[i]`` for ``i`` in ``indices``."""
+    for i in indices:
+        x = leaves[i]
+        if _kind(x) == _CONCRETE and x.is_deleted():
+            raise ValueError(
+                f"{DELETED_PREFIX}: {paths()[i]} (shape {tuple(x.shape)}, dtype {x.dtype}) was deleted "
+                "before this call (by x.delete(), or donated to a jitted function with donate_argnums). "
+                "Pass a live array: keep a copy, or stop donating it."
+            ) from None
+
+
+@functools.cache
+def _several_devices() -> bool:
+    return jax.device_count() > 1
+
+
+def _one_placement(xs: Sequence[jax.Array]) -> bool:
+    """Whether one jitted program over ``xs`` keeps every leaf on its devices (BA-5.3, BA-5.6).
+
+    jit places uncommitted arrays with the committed ones: with several devices, a mix of
+    committed and uncommitted leaves goes leaf by leaf (committed leaves on different devices
+    make jit raise, and the callers then go leaf by leaf too).
+    """
+    if not _several_devices():
+        return True
+    committed = {x.committed for x in xs}
+    return len(committed) == 1
 
 
 def _chunk_bounds(size: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -536,10 +641,13 @@ class _Chunk:
         split = leading is not None
         if on_jax:
             jax_columns = [list(columns[j]) for j in sorted(on_jax)]
+            pieces = [x for column in jax_columns for x in column if isinstance(x, jax.Array)]
+            # One dispatch, unless it would move leaves between devices (then one per leaf).
+            groups = [jax_columns] if _one_placement(pieces) else [[column] for column in jax_columns]
             try:
-                ys = _concatenate_fused(jax_columns, leading)
+                ys = [y for group in groups for y in _concatenate_fused(group, leading)]
             except _NotLocal:  # an Explicit-sharded output: BatchApply._split_outputs decides (E23)
-                ys, split = _concatenate_fused(jax_columns, None), False
+                ys, split = [y for group in groups for y in _concatenate_fused(group, None)], False
             for j, y in zip(sorted(on_jax), ys, strict=True):
                 out[j] = y
         if split:
@@ -666,9 +774,9 @@ class BatchApply:
         axes = self._arg_axes(args)
         return [i for i, axis in enumerate(axes) if axis == 0] + kwarg_leaves
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2: any keyword name reaches f
         n = self.num_dims
-        leaves, treedef = tree_util.tree_flatten((args, kwargs))  # leaf order of BA-1.3
+        leaves, treedef = _flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))  # leaf order, BA-1.3
         # None: every leaf is selected (in_axes=0, BA-4.1), the common case.
         selected = None if type(self.in_axes) is int else self._selected(args, treedef, len(leaves))
         order = range(len(leaves)) if selected is None else selected
@@ -683,6 +791,9 @@ class BatchApply:
 
         def paths() -> list[str]:  # for error messages only
             return _paths(args, "args") + _paths(kwargs, "kwargs")
+
+        if _MATRIX in _kinds(leaves):  # E26, before E9
+            _raise_matrix(leaves, [i for i in order if ndim_at_least(leaves[i], n)], paths, "merged")
 
         counts: _sharding.Counts = None  # the C order, and the fused fast path
         shards: _sharding.Counts = None  # the call's shard counts: the chunks follow them (BA-14.9)
@@ -733,6 +844,9 @@ class BatchApply:
             merged = _reshape_leaves(leaves, selected, fused, merge_one)
         except _Mismatch:
             self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+        except RuntimeError:  # E28: jax's "Array has been deleted" names no leaf
+            _raise_if_deleted(leaves, [i for i in order if ndim_at_least(leaves[i], n)], paths)
+            raise
         if self.chunk_size is not None:  # section 13
             return self._call_in_chunks(
                 leaves, merged, treedef, order, leading, counts, lazy, paths, math.prod(shards or ())
@@ -804,7 +918,8 @@ class BatchApply:
             for j in taken_by_slicing:
                 rows[j] = ys[j][start:stop]
             if on_jax:
-                taken = _take_rows([ys[j] for j in on_jax], start, stop - start, dims)
+                groups = [on_jax] if _one_placement([ys[j] for j in on_jax]) else [[j] for j in on_jax]
+                taken = [y for g in groups for y in _take_rows([ys[j] for j in g], start, stop - start, dims)]
                 for j, y in zip(on_jax, taken, strict=True):
                     rows[j] = y
             return rows
@@ -924,8 +1039,8 @@ class BatchApply:
             ) from None
 
     def _chunk_leaves(self, output: Any, rows: Any) -> tuple[list[Any], Any]:
-        """The leaves and treedef of one chunk's output, checked (BA-13.6: E16, then E10)."""
-        out_leaves, out_def = tree_util.tree_flatten(output)
+        """The leaves and treedef of one chunk's output, checked (BA-13.6: E27, E16, E26, then E10)."""
+        out_leaves, out_def = _flatten(output, (output,), ("output",))
         axes = self._output_axes(output)
         unchunkable = [
             i
@@ -949,6 +1064,8 @@ class BatchApply:
                 "output leaf must be an array split by `out_axes` (0), since the chunks' outputs are "
                 "concatenated. Compute unbatched values (a loss, say) outside f, or drop `chunk_size`."
             )
+        if _MATRIX in _kinds(out_leaves):
+            _raise_matrix(out_leaves, range(len(out_leaves)), lambda: _paths(output, "output"), "split")
         if any(leaf.ndim == 0 or leaf.shape[0] != rows for leaf in out_leaves):
             paths = _paths(output, "output")
             listed = ", ".join(
@@ -985,10 +1102,13 @@ class BatchApply:
     def _split_outputs(
         self, outputs: Any, leading: tuple[Any, ...], size: Any, counts: _sharding.Counts = None
     ) -> Any:
-        out_leaves, out_def = tree_util.tree_flatten(outputs)
+        out_leaves, out_def = _flatten(outputs, (outputs,), ("output",))
         out_axes = self._output_axes(outputs)
         # None: every output leaf is selected (out_axes=0), the common case.
         selected = None if out_axes is None else [i for i, axis in enumerate(out_axes) if axis == 0]
+        if _MATRIX in _kinds(out_leaves):  # E26, before E10
+            order = range(len(out_leaves)) if selected is None else selected
+            _raise_matrix(out_leaves, order, lambda: _paths(outputs, "output"), "split")
 
         def split_one(y: Any, i: int) -> Any:  # BA-7.2, BA-7.3, BA-14.2
             if y.ndim == 0 or y.shape[0] != size:

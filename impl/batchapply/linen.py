@@ -231,7 +231,7 @@ class BatchApply(nn.Module):
             nn.share_scope(self, self.module)
 
     @nn.nowrap
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2
         """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.1).
 
         Args:
@@ -256,11 +256,11 @@ class BatchApply(nn.Module):
         return self._apply(*args, **kwargs)
 
     @nn.compact
-    def _call_at_top_level(self, *args: Any, **kwargs: Any) -> Any:
+    def _call_at_top_level(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._apply(*args, **kwargs)
 
     @nn.nowrap
-    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+    def _apply(self, /, *args: Any, **kwargs: Any) -> Any:
         in_axes = self.in_axes
         if type(in_axes) is tuple and len(in_axes) == len(args):
             in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))

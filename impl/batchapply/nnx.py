@@ -146,7 +146,7 @@ class BatchApply(nnx.Module):
         self.chunk_size = checked.chunk_size
         self.row_order = checked.row_order
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2
         """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.4).
 
         Args:

@@ -15,6 +15,7 @@ whoever made the array has already loaded (``sys.modules``).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import operator
@@ -43,6 +44,9 @@ CHUNK_SIZE_TYPE_PREFIX = "BatchApply: `chunk_size` must be an int"
 CHUNK_SIZE_VALUE_PREFIX = "BatchApply: `chunk_size` must be >= 1"
 CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
 CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
+MATRIX_PREFIX = "BatchApply: cannot merge or split a numpy.matrix"
+DICT_KEYS_PREFIX = "BatchApply: dict keys cannot be sorted"
+SPLIT_MATRIX_PREFIX = "split_leading_dim: `x` must not be a numpy.matrix"
 
 
 def is_array(x: object) -> bool:
@@ -141,7 +145,61 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
     """
     if not ndim_at_least(x, num_dims):
         return x
+    if isinstance(x, np.matrix):
+        raise TypeError(_helper_matrix_message("merge_leading_dims", x))
     return _merged_rows(x, num_dims)
+
+
+def _helper_matrix_message(helper: str, x: np.matrix) -> str:
+    """E29: a helper given a ``numpy.matrix``, which is 2-D whatever it is reshaped to."""
+    return (
+        f"{helper}: `x` must not be a numpy.matrix; got one of shape {x.shape}. A matrix stays 2-D "
+        "under reshape, so its rows cannot be merged or split. Pass np.asarray(x)."
+    )
+
+
+def _leaves_with_paths(tree: Any, axes: Any, root: str) -> list[tuple[str, Any, Any]]:
+    """``_tree.leaves_with_paths``, with E27 for a dict whose keys cannot be sorted (BA-1.3)."""
+    try:
+        return _tree.leaves_with_paths(tree, axes, root)
+    except TypeError:
+        found = _unsortable_dict(tree, root)
+        if found is None:
+            raise
+        path, keys = found
+        kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
+        raise TypeError(
+            f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
+            "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
+            "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
+        ) from None
+
+
+def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any]] | None:
+    """The path and keys of the first dict (leaf order) whose keys cannot be sorted, or None."""
+    stack = [(path, tree)]
+    while stack:
+        where, node = stack.pop()
+        if type(node) in (dict, collections.defaultdict):
+            try:
+                sorted(node)
+            except TypeError:
+                return where, list(node)
+        opened = _tree._open(node)
+        if opened is not None:
+            stack.extend(reversed([(where + key, child) for key, child in opened[1]]))
+    return None
+
+
+def _check_not_matrix(entries: list[tuple[str, Any]], what: str) -> None:
+    """E26: no ``numpy.matrix`` among the ``(path, leaf)`` pairs to merge or split."""
+    for path, leaf in entries:
+        if isinstance(leaf, np.matrix):
+            raise TypeError(
+                f"{MATRIX_PREFIX}: {path} is a numpy.matrix of shape {leaf.shape}, which stays "
+                f"2-D under reshape, so its rows cannot be {what}. Pass np.asarray of it (an ndarray), "
+                "or pass it through unmerged with `in_axes=None` / `out_axes=None`."
+            )
 
 
 def _merged_rows(
@@ -186,6 +244,8 @@ def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
             "Only array leaves have a leading dim to split."
         )
+    if isinstance(x, np.matrix):
+        raise TypeError(_helper_matrix_message("split_leading_dim", x))
     if x.ndim == 0:
         raise ValueError(
             f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
@@ -330,17 +390,17 @@ class BatchApply:
             )
         return self.in_axes
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2: any keyword name reaches f
         n = self.num_dims
         arg_axes = self._input_axes(args)
         try:
-            entries = _tree.leaves_with_paths(args, arg_axes, "args")
+            entries = _leaves_with_paths(args, arg_axes, "args")
         except _tree.PrefixError as e:
             raise ValueError(
                 f"{IN_AXES_PREFIX_PREFIX} of the positional arguments {e}. Each entry of "
                 "`in_axes` must be 0, None, or a container of the same type and keys as its argument."
             ) from None
-        entries += _tree.leaves_with_paths(kwargs, 0, "kwargs")  # BA-4.5
+        entries += _leaves_with_paths(kwargs, 0, "kwargs")  # BA-4.5
 
         mergeable = [(path, leaf) for path, leaf, axis in entries if axis == 0 and ndim_at_least(leaf, n)]
         if not mergeable:
@@ -348,6 +408,7 @@ class BatchApply:
                 f"{NO_MERGEABLE_PREFIX}{n}, got none. Pass at least one array with "
                 f"{n} or more dims, or lower `num_dims`."
             )
+        _check_not_matrix(mergeable, "merged")  # E26, before E9
         first_path, first_leaf = mergeable[0]
         leading = tuple(first_leaf.shape[:n])
         disagreeing = [
@@ -434,7 +495,7 @@ class BatchApply:
     def _output_entries(self, output: Any) -> list[tuple[str, Any, Any]]:
         """The (path, leaf, axis) triples of an output of f; E11 when `out_axes` is no prefix (BA-7.5)."""
         try:
-            return _tree.leaves_with_paths(output, self.out_axes, "output")
+            return _leaves_with_paths(output, self.out_axes, "output")
         except _tree.PrefixError as e:
             raise ValueError(
                 f"{OUT_AXES_PREFIX_PREFIX} of the output of f {e}. `out_axes` must be 0, "
@@ -455,6 +516,7 @@ class BatchApply:
                 "output leaf must be an array split by `out_axes` (0), since the chunks' outputs are "
                 "concatenated. Compute unbatched values (a loss, say) outside f, or drop `chunk_size`."
             )
+        _check_not_matrix([(path, leaf) for path, leaf, _ in entries], "split")
         unsplittable = [
             f"{path} has shape {tuple(leaf.shape)}"
             for path, leaf, _ in entries
@@ -473,6 +535,7 @@ class BatchApply:
     ) -> Any:
         size = math.prod(leading)
         out_entries = self._output_entries(outputs)
+        _check_not_matrix([(path, leaf) for path, leaf, axis in out_entries if axis == 0], "split")
         unsplittable = [
             f"{path} has shape {tuple(leaf.shape)}"
             for path, leaf, axis in out_entries

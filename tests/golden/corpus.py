@@ -190,6 +190,12 @@ def pytrees() -> Iterator[Spec]:
         "num_dims": np.int64(2),
         "args": [array((2, 3, 2))],
     }
+    yield {
+        "name": "keyword-named-self-and-f",
+        "clauses": ["BA-6.2"],
+        "args": [array((2, 3, 2))],
+        "kwargs": {"self": array((2, 3)), "f": 1, "args": "label", "num_dims": array((2, 3, 1), start=3)},
+    }
 
 
 @group
@@ -401,6 +407,23 @@ def errors() -> Iterator[Spec]:
         "clauses": ["BA-9.2", "BA-10.1"],
         "target": "split_leading_dim",
         "args": [np.int32(4), (4,)],
+    }
+    # issue 11, findings 3 and 13: inputs that cannot be merged, named by their path
+    matrix = np.matrix(array((2, 3)))
+    yield {"name": "E26-merged-matrix", "clauses": ["BA-5.1", "BA-10.1"], "args": [{"m": matrix}]}
+    yield {"name": "E27-mixed-key-dict", "clauses": ["BA-10.1"], "args": [[{1: x, "a": x}]]}
+    yield {
+        "name": "E29-split-matrix",
+        "clauses": ["BA-9.2", "BA-10.1"],
+        "target": "split_leading_dim",
+        "args": [np.matrix(array((4, 1))), (2, 2)],
+    }
+    yield {
+        "name": "matrix-not-merged-passes-through",
+        "clauses": ["BA-1.2"],
+        "num_dims": 3,
+        "out_axes": ((0, None), {}),  # identity returns the matrix too: not split either
+        "args": [array((2, 2, 2)), matrix],
     }
 
 
