@@ -53,3 +53,14 @@ def test_traced_last_partial_chunk_that_disagrees_is_e17() -> None:
     with pytest.raises(ValueError, match="^" + re.escape(_core.CHUNK_DISAGREE_PREFIX)) as info:
         jax.jit(apply)(jnp.ones((1, 5, 3)))
     assert "chunk 2 (rows 4 to 4) returned output with dtype int32" in str(info.value)
+
+
+@pytest.mark.spec("BA-9.2")
+def test_split_leading_dim_rejects_a_negative_entry_that_is_not_an_int_minus_one(
+    lib: types.ModuleType,
+) -> None:
+    # Kills `d < 0` -> `d < -1` in _split_shape: a -1.0 is no hole to infer (not an int), so it is
+    # a negative size, named as such (not "its product is -6.0").
+    with pytest.raises(ValueError, match="^" + re.escape("split_leading_dim: cannot split")) as info:
+        lib.split_leading_dim(np.zeros((6, 2)), (-1.0, 6))
+    assert "its entries must be sizes >= 0" in str(info.value)

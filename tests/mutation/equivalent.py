@@ -29,4 +29,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_CORE, "BatchApply._maps", "return_none", "return False -> return None"): (
         "None is as falsy as False, and the result is only used as a condition"
     ),
+    (
+        REFERENCE_CORE,
+        "arbitrary_mergeable_leaf",
+        "const+1",
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, '') -> "
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 1, '')",
+    ): "the axis of each (path, leaf, axis) triple is ignored here; any axis leaf broadcasts to every leaf",
 }

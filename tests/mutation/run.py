@@ -47,6 +47,7 @@ TESTS = [
     "tests/test_errors.py",
     "tests/test_call.py",
     "tests/test_helpers.py",
+    "tests/test_repr.py",
     "tests/test_eager_dispatch.py",
     "tests/golden",
     "tests/test_mutation_survivors.py",
@@ -122,6 +123,11 @@ def _write(file: str, rows: list[dict[str, str]], header: str) -> pathlib.Path:
     return path
 
 
+def timed_out(row: dict[str, str]) -> bool:
+    """Whether a row was killed by the timeout alone (rerun by --recheck: a loaded machine, not a kill)."""
+    return row["killed_by"].startswith("(timeout")
+
+
 def _previous(file: str, chosen: list[mutants.Mutant]) -> list[dict[str, str]]:
     """The rows of ``file``'s last results, which must list exactly ``chosen``, in order."""
     path = RESULTS / (file.replace("/", "__").removesuffix(".py") + ".csv")
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="+", default=FILES, help="source files, relative to the repo root")
     parser.add_argument("--sample", type=int, default=60, help="mutants per file (default 60)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=180, help="seconds per test run")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test selection")
     parser.add_argument("--list", action="store_true", help="print the sampled mutants, run nothing")
     parser.add_argument("--only", type=str, default="", help="comma-separated indices in the sample")
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             counts = {"killed": 0, "survived": 0, "equivalent": 0}
             for i, m in enumerate(chosen):
-                if previous is not None and previous[i]["status"] == "killed":
+                if previous is not None and previous[i]["status"] == "killed" and not timed_out(previous[i]):
                     rows.append(previous[i])  # more tests cannot revive a killed mutant
                     counts["killed"] += 1
                     continue
