@@ -36,4 +36,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, '') -> "
         "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 1, '')",
     ): "the axis of each (path, leaf, axis) triple is ignored here; any axis leaf broadcasts to every leaf",
+    (
+        REFERENCE_CORE,
+        "BatchApply._call_in_chunks",
+        "const-1",
+        "enumerate(chunk_outputs[0]) -> enumerate(chunk_outputs[-1])",
+    ): (
+        "only each leaf's dtype and trailing shape are read, which every chunk shares with chunk 0 (BA-13.7)"
+    ),
 }
