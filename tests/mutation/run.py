@@ -15,7 +15,7 @@ out), *survived* when they pass, *equivalent* when it survives and
 
 Results: ``tests/mutation/results/<file>.csv`` and ``.md`` (file, line, operator,
 mutation, status, killing test); the score is killed / (sampled - equivalent).
-One test process at a time: a run of 60 mutants takes about 5 to 10 minutes on 2 cores.
+One test process at a time: a run of 60 mutants took about 25 to 40 minutes on the shared 2-core machine.
 """
 
 from __future__ import annotations
