@@ -1,0 +1,1 @@
+"""Mutation testing of impl/ and reference/: ``python -m tests.mutation.run`` (see run.py)."""

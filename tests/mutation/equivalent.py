@@ -1,0 +1,47 @@
+"""Surviving mutants that are equivalent: no test can tell them from the original.
+
+Keyed by ``Mutant.key`` (file, enclosing function, operator, ``before -> after`` as the
+results table shows them), so that an entry survives line-number shifts; the value is the
+one-line reason. A listed mutant that a test kills is simply counted as killed.
+"""
+
+from __future__ import annotations
+
+IMPL_CORE = "impl/batchapply/_core.py"
+REFERENCE_CORE = "reference/batchapply_reference/_core.py"
+
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
+        "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
+    ),
+    (IMPL_CORE, "_chunk_bounds", "const+1", "[(0, size)] -> [(1, size)]"): (
+        "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
+    ),
+    (IMPL_CORE, "_Chunk.join", "const+1", "chunks[0].with_leaves -> chunks[1].with_leaves"): (
+        "only the treedef is used, every chunk has chunk 0's (BA-13.7 check), and there are >= 2 chunks"
+    ),
+    (
+        IMPL_CORE,
+        "_Chunk.concatenate",
+        "const+1",
+        "(chunks[0].with_leaves(out), split) -> (chunks[1].with_leaves(out), split)",
+    ): "only the treedef is used, every chunk has chunk 0's (BA-13.7 check), and there are >= 2 chunks",
+    (IMPL_CORE, "BatchApply._maps", "return_none", "return False -> return None"): (
+        "None is as falsy as False, and the result is only used as a condition"
+    ),
+    (
+        REFERENCE_CORE,
+        "arbitrary_mergeable_leaf",
+        "const+1",
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, '') -> "
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 1, '')",
+    ): "the axis of each (path, leaf, axis) triple is ignored here; any axis leaf broadcasts to every leaf",
+    (
+        REFERENCE_CORE,
+        "BatchApply._call_in_chunks",
+        "const-1",
+        "enumerate(chunk_outputs[0]) -> enumerate(chunk_outputs[-1])",
+    ): (
+        "only each leaf's dtype and trailing shape are read, which every chunk shares with chunk 0 (BA-13.7)"
+    ),
+}

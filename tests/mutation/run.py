@@ -1,0 +1,258 @@
+"""Mutation testing: how many sampled faults in the source the fast tests catch.
+
+    PYTHONPATH=impl:reference:conformance:. python -m tests.mutation.run            # defaults
+    python -m tests.mutation.run --files impl/batchapply/_core.py --sample 60 --seed 0
+    python -m tests.mutation.run --files impl/batchapply/_core.py --list           # no run
+
+For each file, the mutants of ``tests.mutation.mutants`` are enumerated and ``--sample``
+of them drawn with ``--seed``. The tracked and untracked (not ignored) files of the
+repository are copied once into a temporary directory; each mutant is written over its
+file there, the test selection runs in one subprocess (``pytest -x``, ``--timeout``
+seconds), and the file is restored. A mutant is *killed* when the tests fail (or time
+out), *survived* when they pass, *equivalent* when it survives and
+``tests.mutation.equivalent`` lists it with its reason. First the unmutated copy
+(unparsed like every mutant) must pass, or nothing is measured.
+
+Results: ``tests/mutation/results/<file>.csv`` and ``.md`` (file, line, operator,
+mutation, status, killing test); the score is killed / (sampled - equivalent).
+One test process at a time: a run of 60 mutants took about 25 to 40 minutes on the shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.mutation import equivalent, mutants
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "tests" / "mutation" / "results"
+FILES = [
+    "impl/batchapply/_core.py",
+    "reference/batchapply_reference/_core.py",
+    "impl/batchapply/_sharding.py",
+]
+# The fastest killers first: pytest -x stops at the first failure.
+TESTS = [
+    "tests/test_eager_paths.py",
+    "tests/test_errors.py",
+    "tests/test_call.py",
+    "tests/test_helpers.py",
+    "tests/test_repr.py",
+    "tests/test_eager_dispatch.py",
+    "tests/golden",
+    "tests/test_mutation_survivors.py",
+    "tests/test_chunking.py",  # half of impl/batchapply/_core.py is section 13
+    "tests/test_sharding.py",  # section 14 on 8 simulated devices, in a subprocess
+    "tests/property/test_eager_agreement.py",
+]
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+def _copy_tree(destination: pathlib.Path) -> None:
+    """The repository's tracked and untracked, not ignored, files (no results, no caches)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    for name in listed:
+        if not name or name.startswith("tests/mutation/results/"):
+            continue
+        source = ROOT / name
+        if not source.is_file():
+            continue
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _run_tests(tree: pathlib.Path, tests: list[str], timeout: float) -> tuple[bool, str, float]:
+    """(passed, the first failing test or "", seconds) of the selection run in ``tree``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(tree / p) for p in ("impl", "reference", "conformance", "."))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.setdefault("BATCHAPPLY_HYPOTHESIS_PROFILE", "mutation")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"(timeout after {timeout:.0f} s)", time.monotonic() - start
+    seconds = time.monotonic() - start
+    if done.returncode == 0:
+        return True, "", seconds
+    found = FAILED.search(done.stdout)
+    if found:
+        return False, found.group(1), seconds
+    tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["?"]
+    return False, f"(exit {done.returncode}: {tail[0][:80]})", seconds
+
+
+def _write(file: str, rows: list[dict[str, str]], header: str) -> pathlib.Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = file.replace("/", "__").removesuffix(".py")
+    fields = ["file", "line", "function", "operator", "mutation", "status", "killed_by"]
+    with open(RESULTS / f"{stem}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [header, "", "| line | function | operator | mutation | status | killed by / reason |"]
+    lines.append("|---|---|---|---|---|---|")
+    for row in rows:
+        mutation = row["mutation"].replace("|", "\\|")
+        lines.append(
+            f"| {row['line']} | `{row['function']}` | {row['operator']} | `{mutation}` "
+            f"| {row['status']} | {row['killed_by']} |"
+        )
+    path = RESULTS / f"{stem}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timed_out(row: dict[str, str]) -> bool:
+    """Whether a row was killed by the timeout alone (rerun by --recheck: a loaded machine, not a kill)."""
+    return row["killed_by"].startswith("(timeout")
+
+
+def _previous(file: str, chosen: list[mutants.Mutant]) -> list[dict[str, str]]:
+    """The rows of ``file``'s last results, which must list exactly ``chosen``, in order."""
+    path = RESULTS / (file.replace("/", "__").removesuffix(".py") + ".csv")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    listed = [(row["line"], row["operator"], row["mutation"]) for row in rows]
+    if listed != [(str(m.line), m.operator, f"{m.before} -> {m.after}") for m in chosen]:
+        raise SystemExit(
+            f"{path} lists another sample (the source or the seed changed): run without --recheck"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", nargs="+", default=FILES, help="source files, relative to the repo root")
+    parser.add_argument("--sample", type=int, default=60, help="mutants per file (default 60)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    parser.add_argument("--tests", nargs="+", default=TESTS, help="the test selection")
+    parser.add_argument("--list", action="store_true", help="print the sampled mutants, run nothing")
+    parser.add_argument("--only", type=str, default="", help="comma-separated indices in the sample")
+    parser.add_argument(
+        "--match",
+        type=str,
+        default="",
+        help="every mutant whose edit contains this text (or one of A||B), not a sample",
+    )
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rerun only the last results' survivors that equivalent.py does not list (same sample)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not write the results files")
+    args = parser.parse_args(argv)
+
+    plans = []
+    for file in args.files:
+        source = (ROOT / file).read_text()
+        found = mutants.find(file, source)
+        chosen = mutants.sample(found, args.sample, args.seed)
+        if args.match:
+            texts = args.match.split("||")
+            chosen = [m for m in found if any(t in f"{m.before} -> {m.after}" for t in texts)]
+        if args.only:
+            chosen = [chosen[int(i)] for i in args.only.split(",")]
+        plans.append((file, source, chosen))
+    if args.list:
+        for file, _, chosen in plans:
+            for i, m in enumerate(chosen):
+                print(f"{i:3d} {file}:{m.line} {m.function} {m.operator}: {m.before} -> {m.after}")
+        return 0
+
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="batchapply-mutation-") as tmp:
+        tree = pathlib.Path(tmp)
+        _copy_tree(tree)
+        for file, source, chosen in plans:
+            target = tree / file
+            # The baseline: the unparsed, unmutated file passes, so a failure is the mutant's doing.
+            target.write_text(mutants.apply_none(source))
+            passed, failing, seconds = _run_tests(tree, args.tests, args.timeout)
+            if not passed:
+                print(f"{file}: the unmutated copy fails ({failing}); nothing measured", flush=True)
+                status = 1
+                continue
+            print(f"{file}: baseline passes in {seconds:.0f} s; {len(chosen)} mutants", flush=True)
+            previous = _previous(file, chosen) if args.recheck else None
+            rows = []
+            counts = {"killed": 0, "survived": 0, "equivalent": 0}
+            for i, m in enumerate(chosen):
+                if previous is not None and previous[i]["status"] == "killed" and not timed_out(previous[i]):
+                    rows.append(previous[i])  # more tests cannot revive a killed mutant
+                    counts["killed"] += 1
+                    continue
+                if previous is not None and m.key in equivalent.EQUIVALENT:
+                    # It survived the last run and is listed: not rerun (run without --recheck for that).
+                    rows.append(
+                        {**previous[i], "status": "equivalent", "killed_by": equivalent.EQUIVALENT[m.key]}
+                    )
+                    counts["equivalent"] += 1
+                    continue
+                target.write_text(mutants.apply(source, m))
+                passed, failing, seconds = _run_tests(tree, args.tests, args.timeout)
+                reason = equivalent.EQUIVALENT.get(m.key)
+                verdict = "killed" if not passed else ("equivalent" if reason else "survived")
+                counts[verdict] += 1
+                rows.append(
+                    {
+                        "file": file,
+                        "line": str(m.line),
+                        "function": m.function,
+                        "operator": m.operator,
+                        "mutation": f"{m.before} -> {m.after}",
+                        "status": verdict,
+                        "killed_by": failing if not passed else (reason or ""),
+                    }
+                )
+                print(
+                    f"  [{i:3d}] {verdict:10s} {seconds:5.1f}s line {m.line} {m.operator}: "
+                    f"{m.before} -> {m.after}" + (f"  [{failing}]" if failing else ""),
+                    flush=True,
+                )
+            target.write_text(source)
+            counted = len(chosen) - counts["equivalent"]
+            score = counts["killed"] / counted if counted else 1.0
+            rechecked = " (the survivors of the last run rerun)" if previous is not None else ""
+            header = (
+                f"# Mutation results: `{file}`\n\n"
+                f"{datetime.date.today().isoformat()}{rechecked}: sample {len(chosen)} (seed {args.seed}), "
+                f"killed {counts['killed']}, equivalent {counts['equivalent']}, "
+                f"survived {counts['survived']}: score {score:.1%} "
+                f"(killed / (sampled - equivalent)).\n\n"
+                f"Command: `python -m tests.mutation.run --files {file} --sample {args.sample} "
+                f"--seed {args.seed}`; tests: {' '.join(args.tests)}"
+            )
+            if not (args.no_write or args.only or args.match):
+                print(f"  written {_write(file, rows, header).relative_to(ROOT)}")
+            print(header.splitlines()[2], flush=True)
+            if counts["survived"]:
+                status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Tests for what the mutation run (``python -m tests.mutation.run``, issue 18) found untested.
+
+Each test names the mutant it kills; the eager fast path's are in ``tests/test_eager_paths.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import batchapply
+from batchapply import _core
+
+
+@pytest.mark.spec("BA-4.3")
+def test_in_axes_prefix_error_states_both_structures(lib: types.ModuleType) -> None:
+    # Kills `_structures` -> `return None` in impl/batchapply/_core.py (the message said "None").
+    with pytest.raises(ValueError, match="`in_axes` is not a pytree prefix") as info:
+        lib.BatchApply(lambda a: a, in_axes=({"k": 0},))(np.ones((2, 3)))
+    message = str(info.value)
+    if lib is batchapply:
+        assert "the axes have structure PyTreeDef({'k': *}), the value has structure PyTreeDef(*)" in message
+    else:
+        assert "the axes are a dict, the value is a leaf" in message
+
+
+@pytest.mark.spec("BA-7.5")
+def test_out_axes_prefix_error_states_both_structures(lib: types.ModuleType) -> None:
+    with pytest.raises(ValueError, match="`out_axes` is not a pytree prefix") as info:
+        lib.BatchApply(lambda a: a, out_axes=(0, None))(np.ones((2, 3)))
+    message = str(info.value)
+    if lib is batchapply:
+        assert "the axes have structure PyTreeDef((*, *)), the value has structure PyTreeDef(*)" in message
+    else:
+        assert "the axes are a tuple, the value is a leaf" in message
+
+
+@pytest.mark.spec("BA-13.7")
+def test_traced_last_partial_chunk_that_disagrees_is_e17() -> None:
+    # Kills deleting `last.check_agrees(...)` in BatchApply._call_mapped: under a trace the full
+    # chunks go through one jax.lax.map and the last, partial chunk is called on its own; its
+    # output must still be checked against chunk 0's (here: another dtype, which
+    # jnp.concatenate would otherwise promote silently).
+    def f(x: jax.Array) -> jax.Array:
+        return x if x.shape[0] == 2 else x.astype(jnp.int32)
+
+    apply = batchapply.BatchApply(f, chunk_size=2)
+    with pytest.raises(ValueError, match="^" + re.escape(_core.CHUNK_DISAGREE_PREFIX)) as info:
+        jax.jit(apply)(jnp.ones((1, 5, 3)))
+    assert "chunk 2 (rows 4 to 4) returned output with dtype int32" in str(info.value)
+
+
+@pytest.mark.spec("BA-9.2")
+def test_split_leading_dim_rejects_a_negative_entry_that_is_not_an_int_minus_one(
+    lib: types.ModuleType,
+) -> None:
+    # Kills `d < 0` -> `d < -1` in _split_shape: a -1.0 is no hole to infer (not an int), so it is
+    # a negative size, named as such (not "its product is -6.0").
+    with pytest.raises(ValueError, match="^" + re.escape("split_leading_dim: cannot split")) as info:
+        lib.split_leading_dim(np.zeros((6, 2)), (-1.0, 6))
+    assert "its entries must be sizes >= 0" in str(info.value)
