@@ -23,17 +23,36 @@ def fortran_order(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any
         return x.transpose(reverse + tuple(range(num_dims, x.ndim)))
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        args, kwargs = tree_util.tree_map(flip, (args, kwargs))
-        return tree_util.tree_map(flip, apply(*args, **kwargs))
+        return _tree_map(flip, apply(*_tree_map(flip, args), **_tree_map(flip, kwargs)))
 
     return call
 
 
+def _tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
+    """``jax.tree_util.tree_map``, or ``tree`` as it is where jax cannot flatten it (a dict with
+    unsortable keys: the wrapped ``batchapply`` raises its own error, E27, which is not the fault
+    under test)."""
+    try:
+        return tree_util.tree_map(fn, tree)
+    except (TypeError, ValueError):
+        return tree
+
+
 def _to_jax(tree: Any) -> Any:
-    """Every NumPy array in ``tree`` as a ``jax.Array`` of the same dtype (the caller enables x64)."""
+    """Every plain NumPy array in ``tree`` that JAX can hold as a ``jax.Array`` of the same dtype
+    (the caller enables x64); subclasses (masked arrays, matrices), other dtypes and arrays
+    without elements stay."""
     import jax.numpy as jnp
 
-    return tree_util.tree_map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, tree)
+    def convert(x: Any) -> Any:
+        if type(x) is not np.ndarray or x.size == 0:  # jnp.asarray((65536, 65536, 0)) takes minutes
+            return x
+        try:
+            return jnp.asarray(x)
+        except TypeError:  # str, object, structured dtypes
+            return x
+
+    return _tree_map(convert, tree)
 
 
 def numpy_to_jax(
@@ -75,13 +94,13 @@ def vmap_split(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
     apply = batchapply.BatchApply(f, num_dims)
 
     def through_vmap(z: Any) -> Any:
-        if isinstance(z, np.ndarray) and z.ndim >= 1:
+        if isinstance(z, np.ndarray) and z.ndim >= 1 and z.size > 0:  # (see _to_jax on no elements)
             return jax.vmap(jnp.copy)(z)  # (jax.vmap of an identity would hand z back as it is)
         return z
 
     def call(*args: Any, **kwargs: Any) -> Any:
         out = apply(*args, **kwargs)
         with jax.enable_x64(True):
-            return tree_util.tree_map(through_vmap, out)
+            return _tree_map(through_vmap, out)
 
     return call
