@@ -357,11 +357,11 @@ def mismatches(expected: Any, got: Any, *, exact: bool, path: str = "output") ->
     Each property is compared on its own: an array of the wrong type still has its
     dtype and values compared, and a container of the wrong type its children.
 
-    >>> import numpy as np
-    >>> mismatches([np.zeros(2, np.int8)], (np.ones(2, np.int16),), exact=True)[0][0]
-    'structure'
-    >>> [kind for kind, _ in mismatches([np.zeros(2, np.int8)], (np.ones(2, np.int16),), exact=True)]
-    ['structure', 'dtype', 'values']
+    Examples:
+        >>> import numpy as np
+        >>> found = mismatches([np.zeros(2, np.int8)], (np.ones(2, np.int16),), exact=True)
+        >>> print(*(kind for kind, _ in found))
+        structure dtype values
     """
     found: list[tuple[str, str]] = []
     _collect(expected, got, exact, path, found)
