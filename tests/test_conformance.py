@@ -319,3 +319,15 @@ def test_a_failure_is_charged_to_its_clauses_and_the_others_pass() -> None:
     results = {c: _run.ClauseResult(c, must=True) for c in ("BA-1.3", "BA-5.3", "BA-7.2")}
     _run.fold(results, check, [_checks.Outcome("fail", "type", None, ("BA-5.3", "BA-7.2"))])
     assert {c: r.status for c, r in results.items()} == {"BA-1.3": "PASS", "BA-5.3": "FAIL", "BA-7.2": "FAIL"}
+
+
+def test_a_check_needing_more_devices_than_jax_sees_did_not_run() -> None:
+    """Fail closed: the jax-input and sharding checks share one guard, NOT RUN on too few devices."""
+    from batchapply_conformance import _checks, _jax_inputs
+
+    (device_check,) = [c for c in _jax_inputs.jax_input_checks() if c.name == "jax inputs committed device"]
+    target = _checks.Target.load("batchapply:BatchApply")
+    assert _checks.on_jax(lambda t: _checks.Outcome("pass"), devices=10**6)(target).status == "not_run"
+    import jax
+
+    assert device_check.run(target).status == ("pass" if jax.device_count() >= 2 else "not_run")

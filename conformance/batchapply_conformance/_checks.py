@@ -164,6 +164,32 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def on_jax(check: Callable[[Target], Outcome], devices: int = 1) -> Callable[[Target], Outcome]:
+    """``check`` run where jax is installed and sees ``devices`` devices, its exception a FAIL.
+
+    Without jax the check does not apply (N/A); with too few devices it did not run (NOT RUN,
+    fail closed: the CLI simulates 8 CPU devices, a pytest process may not).
+    """
+
+    def run(target: Target) -> Outcome:
+        try:
+            import jax
+        except ImportError:
+            return Outcome("na", "jax is not installed")
+        if jax.device_count() < devices:
+            return Outcome(
+                "not_run",
+                f"needs {devices} or more devices, jax sees {jax.device_count()}: on a CPU, set "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=8 before jax starts (the CLI does)",
+            )
+        try:
+            return check(target)
+        except Exception as e:
+            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
+
+    return run
+
+
 def safe_encode(value: Any) -> Any:
     """The golden encoding of ``value``, or its ``repr`` for what the encoding cannot hold."""
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error
+from batchapply_conformance._checks import Check, Outcome, Target, on_jax
 
 
 def _calls(target: Target) -> list[dict[str, Any]]:
@@ -107,22 +107,6 @@ def _custom_nodes(target: Target) -> Outcome:
     return Outcome("pass")
 
 
-def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
-    def run(target: Target) -> Outcome:
-        try:
-            import jax
-        except ImportError:
-            return Outcome("na", "jax is not installed")
-        if jax.device_count() < devices:
-            return Outcome("na", f"needs {devices} or more devices, jax sees {jax.device_count()}")
-        try:
-            return check(target)
-        except Exception as e:
-            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
-
-    return run
-
-
 def jax_input_checks() -> Iterator[Check]:
     for name, clauses, check, devices in [
         ("x64 outside enable_x64", ("BA-5.6",), _identity_keeps(_x64, "int64 made under enable_x64"), 1),
@@ -131,4 +115,4 @@ def jax_input_checks() -> Iterator[Check]:
         ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
         ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
     ]:
-        yield Check(name=f"jax inputs {name}", clauses=clauses, run=_guarded(check, devices))
+        yield Check(name=f"jax inputs {name}", clauses=clauses, run=on_jax(check, devices))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax
 
 COLLECTIVE = re.compile(
     r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
@@ -217,25 +217,14 @@ def _c_order_chunks(target: Target) -> Outcome:
 
 
 def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
+    on_devices = on_jax(check, devices)
+
     def run(target: Target) -> Outcome:
         if target.module.__name__ == "batchapply_reference":
             return Outcome("na", "needs tracers or several devices; the NumPy reference sees neither")
         if "row_order" not in target.options:
             return Outcome("na", "the target does not take row_order (SPEC section 14)")
-        try:
-            import jax
-        except ImportError:
-            return Outcome("na", "jax is not installed")
-        if jax.device_count() < devices:
-            return Outcome(
-                "not_run",
-                f"needs {devices} or more devices, jax sees {jax.device_count()}: on a CPU, set "
-                "XLA_FLAGS=--xla_force_host_platform_device_count=8 before jax starts (the CLI does)",
-            )
-        try:
-            return check(target)
-        except Exception as e:
-            return Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)})
+        return on_devices(target)
 
     return run
 
