@@ -53,6 +53,17 @@ def _values(got: Any, want: Any, what: str) -> Outcome | None:
     return Outcome("fail", f"{what}: values differ from the hand-written computation")
 
 
+def _compiled_locally(apply: Any, x: Any, where: str) -> Outcome | None:
+    """A FAIL when the compiled ``apply(x)`` has a collective or not ``x``'s sharding, else None."""
+    compiled = apply.lower(x).compile()
+    found = COLLECTIVE.findall(compiled.as_text() or "")
+    if found:
+        return Outcome("fail", f"{where}: collectives {found}")
+    if not compiled.output_shardings.is_equivalent_to(x.sharding, 3):
+        return Outcome("fail", f"{where}: output sharding {compiled.output_shardings}")
+    return None
+
+
 def _no_collectives(target: Target) -> Outcome:
     import jax
 
@@ -60,14 +71,9 @@ def _no_collectives(target: Target) -> Outcome:
         mesh, f, x, data, n = _setup(axis_type)
         with jax.set_mesh(mesh):
             apply = jax.jit(target.factory(f, 2, row_order=(1, n)))
-            compiled = apply.lower(x).compile()
-            found = COLLECTIVE.findall(compiled.as_text() or "")
-            if found:
-                return Outcome(
-                    "fail", f"{axis_type} axes, [T, B@d, F], row_order=(1, {n}): collectives {found}"
-                )
-            if not compiled.output_shardings.is_equivalent_to(x.sharding, 3):
-                return Outcome("fail", f"{axis_type} axes: output sharding {compiled.output_shardings}")
+            problem = _compiled_locally(apply, x, f"{axis_type} axes, [T, B@d, F], row_order=(1, {n})")
+            if problem:
+                return problem
             got = apply(x)
         # f is row-independent: any order gives the hand-written C-order values.
         problem = _values(got, _by_hand(f, data), f"{axis_type} axes, row_order=(1, {n})")
@@ -173,16 +179,9 @@ def _chunks_stay_local(target: Target) -> Outcome:
 
         with jax.set_mesh(mesh):  # T * 2 local rows per device, 2 of them per chunk
             apply = jax.jit(target.factory(tagged, 2, row_order=(1, n), chunk_size=2 * n))
-            compiled = apply.lower(x).compile()
-            found = COLLECTIVE.findall(compiled.as_text() or "")
-            if found:
-                return Outcome(
-                    "fail", f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}: collectives {found}"
-                )
-            if not compiled.output_shardings.is_equivalent_to(x.sharding, 3):
-                return Outcome(
-                    "fail", f"{axis_type} axes, chunked: output sharding {compiled.output_shardings}"
-                )
+            problem = _compiled_locally(apply, x, f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}")
+            if problem:
+                return problem
             got = apply(x)
         want = batchapply_reference.BatchApply(tagged_numpy, row_order=(1, n), chunk_size=2 * n)(data)
         problem = _values(got, want, f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}")
