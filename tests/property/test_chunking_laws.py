@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 import batchapply
 import batchapply_reference
+from batchapply_conformance import input_space
 
 
 def row_mixing(x: Any) -> Any:
@@ -95,7 +96,6 @@ LEAF_KINDS = (
     "numpy_float0",
     "numpy_masked",
 )
-STRUCTURED = np.dtype([("a", np.int64), ("b", np.float64)])
 
 
 def make_leaf(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
@@ -116,20 +116,8 @@ def make_leaf(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> An
         return (ints / 3 + 2**30).reshape(shape)
     if kind == "numpy_complex128":
         return (ints / 3 + 1j * (ints + 2**40)).reshape(shape)
-    if kind == "numpy_str":
-        return np.array([f"row{v}" for v in ints], dtype=str).reshape(shape)
-    if kind == "numpy_bytes":
-        return np.array([f"b{v}".encode() for v in ints], dtype=bytes).reshape(shape)
-    if kind == "numpy_object":
-        objects = np.empty(size, dtype=object)
-        objects[:] = [2**70 + int(v) for v in ints]  # Python ints wider than any dtype
-        return objects.reshape(shape)
-    if kind == "numpy_structured":
-        return np.array([(int(v) + 2**40, v / 3) for v in ints], dtype=STRUCTURED).reshape(shape)
-    if kind == "numpy_datetime64":
-        return ints.astype("datetime64[s]").reshape(shape)
-    if kind == "numpy_float0":
-        return np.zeros(shape, dtype=jax.dtypes.float0)
+    if kind.removeprefix("numpy_") in input_space.NON_NUMERIC:  # str, bytes, object, ... float0
+        return input_space._numpy_leaf(kind.replace("_", " "), shape, rng, dtype="")
     if kind == "numpy_masked":
         return np.ma.masked_array((ints / 3).reshape(shape), mask=(ints % 3 == 0).reshape(shape))
     raise ValueError(kind)
