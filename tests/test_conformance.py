@@ -74,8 +74,14 @@ def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
     assert "conforms" in out.splitlines()[-1]
 
 
-def test_flax_linen_fails_exactly_where_it_deviates(tmp_path: pathlib.Path) -> None:
-    code, out, report = cli("flax.linen:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+@pytest.fixture(scope="module")
+def flax_linen_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, Any]]:
+    """One CLI run on flax.linen.BatchApply, read by the tests of its verdicts and of the schema."""
+    return cli("flax.linen:BatchApply", "--profile", "dev", tmp_path=tmp_path_factory.mktemp("flax_linen"))
+
+
+def test_flax_linen_fails_exactly_where_it_deviates(flax_linen_run: tuple[int, str, dict[str, Any]]) -> None:
+    code, out, report = flax_linen_run
     assert code == 1
     assert statuses(report, "FAIL") == set(FLAX_DEVIATIONS), out
     # Extension clauses (in_axes, out_axes) and helpers flax.linen does not export are N/A.
@@ -124,8 +130,8 @@ def test_golden_comparison_charges_each_property_to_its_clause() -> None:
     assert kinds == ["dtype", "values", "leaf"]
 
 
-def test_report_follows_its_schema(tmp_path: pathlib.Path) -> None:
-    _, _, report = cli("flax.linen:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+def test_report_follows_its_schema(flax_linen_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, _, report = flax_linen_run
     jsonschema.validate(report, SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**report, "summary": {"PASS": 1}}, SCHEMA)

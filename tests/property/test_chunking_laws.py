@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from comparisons import examples
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -52,6 +53,7 @@ def test_numpy_chunking_matches_the_oracle_in_both_packages(case: tuple[tuple[in
 
 
 @pytest.mark.spec("BA-13.4", "BA-13.5", "BA-13.9")
+@settings(max_examples=examples(0.25))  # jit: a compile per example
 @given(case=cases)
 def test_lax_map_chunking_matches_the_oracle(case: tuple[tuple[int, ...], int, int]) -> None:
     shape, num_dims, chunk_size = case
@@ -62,7 +64,7 @@ def test_lax_map_chunking_matches_the_oracle(case: tuple[tuple[int, ...], int, i
 
 
 @pytest.mark.spec("BA-13.4", "BA-13.5")
-@settings(max_examples=max(50, settings().max_examples // 4))  # eager: compiles per new shape
+@settings(max_examples=examples(0.25))  # eager: compiles per new shape
 @given(case=cases)
 def test_eager_jax_chunking_matches_the_oracle(case: tuple[tuple[int, ...], int, int]) -> None:
     shape, num_dims, chunk_size = case

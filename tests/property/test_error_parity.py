@@ -52,7 +52,7 @@ def raised(case: Case, lib: types.ModuleType, jax_inputs: bool = False) -> tuple
 @pytest.mark.spec("BA-10.1", "BA-10.2", "BA-1.3", "BA-2.2", "BA-2.3", "BA-2.4", "BA-2.5", "BA-3.2", "BA-3.3")
 @pytest.mark.spec("BA-4.3", "BA-4.4", "BA-7.3", "BA-7.5", "BA-9.2")
 @pytest.mark.parametrize("row", ERROR_ROWS)
-@settings(max_examples=examples(0.25))
+@settings(max_examples=examples(0.15))  # a compile per example and package
 @given(data=st.data())
 def test_both_packages_raise_the_row_type_and_prefix(row: str, data: st.DataObject) -> None:
     case = data.draw(error_cases([row]), label="case")

@@ -48,7 +48,7 @@ def assert_all_close(actual: list[Any], expected: list[Any], exact: bool) -> Non
 
 
 @pytest.mark.spec("BA-8.1")
-@settings(max_examples=examples(0.2))
+@settings(max_examples=examples(0.1))  # jit, grad, vmap: a compile per example
 @given(case=cases())
 def test_jit_equals_eager(case: Case) -> None:
     inputs = to_jax((case.args, case.kwargs))
@@ -90,7 +90,7 @@ def by_hand(case: Case, args: Any, kwargs: Any) -> Any:
 
 
 @pytest.mark.spec("BA-8.2")
-@settings(max_examples=examples(0.2))
+@settings(max_examples=examples(0.1))  # jit, grad, vmap: a compile per example
 @given(case=cases(dtypes=("float32",)))
 def test_grad_equals_grad_of_hand_written_reshape(case: Case) -> None:
     inputs = to_jax((case.args, case.kwargs))
@@ -108,7 +108,7 @@ def test_grad_equals_grad_of_hand_written_reshape(case: Case) -> None:
 
 
 @pytest.mark.spec("BA-8.3")
-@settings(max_examples=examples(0.2))
+@settings(max_examples=examples(0.1))  # jit, grad, vmap: a compile per example
 @given(case=cases())
 def test_outer_vmap_equals_a_python_loop(case: Case) -> None:
     """Two examples of an outer batch: each merged input stacked with a reordering of itself."""
