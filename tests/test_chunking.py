@@ -531,3 +531,62 @@ def test_eager_chunking_makes_no_merged_copy_of_a_jax_input() -> None:
     # (1 KiB each); a merged copy of x would add 512 KiB.
     assert max(extra) <= 256 * 8 * 4 + 64 * 256 * 4, max(extra)
     np.testing.assert_array_equal(out, np.ones((16, 1024, 1), np.float32))
+
+
+@pytest.mark.spec("BA-13.4", "BA-13.5")
+@pytest.mark.parametrize("guard", ["disallow", "disallow_explicit", "log"])
+def test_eager_chunking_adds_no_transfer_under_a_transfer_guard(
+    guard: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CPU chunks go through host memory only where no transfer guard is in force; otherwise the
+    rows are sliced on the device, and the slice's start (a Python int) is not the user's transfer."""
+    x = jnp.arange(96.0).reshape(4, 6, 4)
+
+    def f(rows: jax.Array) -> jax.Array:
+        return rows + rows  # no Python scalar: f itself transfers nothing
+
+    want = BatchApply(f)(x)
+    with jax.transfer_guard(guard):
+        got = BatchApply(f, chunk_size=5)(x)
+    np.testing.assert_array_equal(got, want)
+    assert not [r for r in caplog.records if "transfer" in r.getMessage().lower()]
+
+
+@pytest.mark.spec("BA-13.4")
+def test_eager_cpu_chunks_compile_no_slice_or_concatenation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU device the rows and the outputs of float32 chunks go through host memory: the
+    jitted slice and concatenation (a compile each per shape) are not called; for a weak-typed
+    input (which host memory would make strong) they still are."""
+    from batchapply import _core
+
+    called: list[str] = []
+
+    def counted(name: str) -> Any:
+        program = getattr(_core, name)
+
+        def call(*args: Any) -> Any:
+            called.append(name)
+            return program(*args)
+
+        return call
+
+    for name in ("_take_rows", "_concatenate_fused"):
+        monkeypatch.setattr(_core, name, counted(name))
+    x = jnp.arange(96.0).reshape(4, 6, 4)
+    got = BatchApply(lambda rows: rows * 2, chunk_size=5)(x)
+    np.testing.assert_array_equal(got, np.arange(96.0).reshape(4, 6, 4) * 2)
+    assert called == []
+    weak = jax.lax.broadcast(1.5, (4, 6, 4))
+    assert BatchApply(lambda rows: rows, chunk_size=5)(weak).weak_type
+    assert called == ["_take_rows"] * 5 + ["_concatenate_fused"]
+
+
+@pytest.mark.spec("BA-13.4")
+def test_f_that_donates_its_chunk_leaves_the_input_intact() -> None:
+    """A CPU chunk's rows are a view of the input's memory: f donating them must not write into it."""
+    x = jnp.arange(96.0).reshape(4, 6, 4)
+    kept = np.array(x)
+    donating = jax.jit(lambda rows: rows * 0 - 1, donate_argnums=0)
+    out = BatchApply(donating, chunk_size=5)(x)
+    np.testing.assert_array_equal(np.asarray(x), kept)
+    np.testing.assert_array_equal(out, np.full((4, 6, 4), -1.0, np.float32))

@@ -142,6 +142,22 @@ def test_committed_device_is_kept() -> None:
                 out = lib.BatchApply(lambda a: seen.append(a.devices()) or a * 2, **options)(x)
                 assert out.devices() == {jax.devices()[1]}, (lib.__name__, options, out.devices())
                 assert all(d == {jax.devices()[1]} for d in seen), (lib.__name__, options, seen)
+                assert out.committed, (lib.__name__, options)
+        # Uncommitted: on the default device, or made under jax.default_device(cpu:1); a chunked
+        # call (CPU chunks go through host memory) places and commits like the unchunked one.
+        with jax.default_device(jax.devices()[1]):
+            elsewhere = jnp.arange(24.0).reshape(2, 3, 4)
+        for y in (jnp.arange(24.0).reshape(2, 3, 4), elsewhere):
+            for context in (None, jax.devices()[1]):
+                with jax.default_device(context):
+                    want = batchapply.BatchApply(lambda a: a * 2)(y)
+                    for lib in (batchapply, batchapply_reference):
+                        seen = []
+                        out = lib.BatchApply(lambda a: seen.append(a) or a * 2, chunk_size=4)(y)
+                        placed = {(a.devices() == want.devices(), a.committed) for a in seen}
+                        got = (out.devices(), out.committed, placed)
+                        want_placed = (want.devices(), want.committed, {(True, want.committed)})
+                        assert got == want_placed, (lib.__name__, got)
         print("ok")
         """
     )

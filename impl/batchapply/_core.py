@@ -17,10 +17,11 @@ passes over the leaves; checks that need a leaf's shape run at trace time of the
 function (once per signature), and pytree paths are computed only when an error is raised.
 
 Chunking (issue 17, SPEC section 13). Eagerly, ``f`` runs once per chunk on rows taken
-straight from the inputs (one cached jitted slice per chunk for the ``jax.Array`` leaves,
-NumPy views for the others) and the outputs are concatenated and split in one dispatch;
-nothing of ``f`` is compiled, so nothing stale is ever reused. Under a trace, the full
-chunks go through one ``jax.lax.map``.
+straight from the inputs and the outputs are concatenated and split once; nothing of ``f`` is
+compiled, so nothing stale is ever reused. A ``jax.Array`` on a CPU device is sliced and
+concatenated in host memory (``_on_host``: no compile); other ``jax.Array`` leaves by one cached
+jitted slice per chunk and one jitted concatenation; NumPy leaves as NumPy views. Under a
+trace, the full chunks go through one ``jax.lax.map``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ except ImportError:  # pragma: no cover - a jax without it: leaf types decide al
 
     def _trace_state_clean() -> bool:
         return True
+
+
+try:  # private; the eager chunks' host path (_on_host) needs to see the transfer guards in force
+    from jax._src import config as _jax_config
+
+    _HOST_STATES: tuple[Any, ...] = (
+        _jax_config.transfer_guard_host_to_device,
+        _jax_config.transfer_guard_device_to_host,
+        _jax_config.transfer_guard_device_to_device,
+    )
+except (ImportError, AttributeError):  # pragma: no cover - a jax without them: no host path
+    _HOST_STATES = ()
 
 
 _ARRAY_TYPES = (np.ndarray, np.generic, jax.Array)
@@ -517,6 +530,39 @@ def _chunk_bounds(size: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_size, size)) for start in range(0, size, chunk_size)]
 
 
+def _on_host(x: Any) -> bool:
+    """Whether ``x`` is a ``jax.Array`` in CPU memory that NumPy can view and ``device_put`` can
+    give back exactly (eager chunking, BA-13.4; a benchmark in BENCHMARKS.md, "Eager chunking").
+
+    On a CPU device, ``np.asarray`` of an array is a view of its buffer and ``jax.device_put`` of
+    a NumPy view aliases it: the chunks' rows and their concatenation then cost a slice and one
+    copy, and no compile (a jitted slice or concatenation is a compile of about 50 ms per shape,
+    a quarter of a small model's first call). Only where nothing can differ: one CPU device, a
+    canonical dtype that is not weak, extended or sub-byte, and no transfer guard in force. An
+    uncommitted array comes back uncommitted, on the default device, as from a jitted slice.
+    """
+    if not _HOST_STATES or _kind(x) != _CONCRETE or x.is_deleted():
+        return False
+    dtype = x.dtype
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended) or getattr(x, "weak_type", True):
+        return False  # typed PRNG keys; weak types (device_put of NumPy rows makes them strong)
+    devices = x.sharding.device_set
+    if len(devices) != 1:
+        return False
+    (device,) = devices
+    return (
+        device.platform == "cpu"
+        and jax.dtypes.canonicalize_dtype(dtype) == dtype
+        and jax.dtypes.itemsize_bits(dtype) >= 8
+        and all(state.value in (None, "allow") for state in _HOST_STATES)
+    )
+
+
+def _to_device(rows: np.ndarray, like: jax.Array) -> jax.Array:
+    """``rows`` (host memory) as a ``jax.Array`` placed and committed as ``like`` (see ``_on_host``)."""
+    return jax.device_put(rows, like.sharding if like.committed else None)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _take_rows(xs: list[jax.Array], start: jax.Array, rows: int, num_dims: int) -> list[jax.Array]:
     """Merged rows ``start`` to ``start + rows - 1`` of every leaf, in one dispatch (eager chunking).
@@ -634,8 +680,22 @@ class _Chunk:
         columns = list(zip(*(chunk.leaves for chunk in chunks), strict=True))
         out: list[Any] = [None] * len(columns)
         on_jax = {j for j, column in enumerate(columns) if any(_kind(x) != _NUMPY for x in column)}
+        # CPU outputs: their rows concatenated on the host, one copy and no compile (_on_host).
+        on_host = {
+            j
+            for j in on_jax
+            if all(
+                _on_host(x)
+                and x.sharding == columns[j][0].sharding
+                and x.committed == columns[j][0].committed
+                for x in columns[j]
+            )
+        }
+        on_jax -= on_host
         for j, column in enumerate(columns):
-            if j not in on_jax:
+            if j in on_host:
+                out[j] = np.concatenate([np.asarray(x) for x in column])
+            elif j not in on_jax:
                 masked = any(isinstance(x, np.ma.MaskedArray) for x in column)
                 out[j] = np.ma.concatenate(column) if masked else np.concatenate(column)
         split = leading is not None
@@ -653,6 +713,8 @@ class _Chunk:
         if split:
             assert leading is not None
             out = [y if j in on_jax else y.reshape(leading + y.shape[1:]) for j, y in enumerate(out)]
+        for j in on_host:  # split (a NumPy view) or not, back on the device of the chunks
+            out[j] = _to_device(out[j], columns[j][0])
         return chunks[0].with_leaves(out), split
 
 
@@ -910,16 +972,25 @@ class BatchApply:
         # BA-13.4: one call per chunk. Eager, each chunk's jax.Array rows are taken in one dispatch;
         # NumPy rows are NumPy slices (views); under a trace, tracers are sliced in the trace.
         on_jax = [j for j, y in enumerate(ys) if _kind(y) == _CONCRETE] if eager else []
-        taken_by_slicing = sorted(set(range(len(ys))) - set(on_jax))
+        # CPU leaves: rows of a NumPy view, back on the device without a copy or compile (_on_host).
+        host = {j: np.asarray(ys[j]).reshape((size,) + ys[j].shape[dims:]) for j in on_jax if _on_host(ys[j])}
+        on_jax = [j for j in on_jax if j not in host]
+        taken_by_slicing = sorted(set(range(len(ys))) - set(on_jax) - set(host))
 
         def take(start: int, stop: int) -> list[Any]:
             """The merged rows ``start`` to ``stop - 1`` of every merged leaf."""
             rows: list[Any] = list(ys)
             for j in taken_by_slicing:
                 rows[j] = ys[j][start:stop]
+            for j, view in host.items():
+                rows[j] = _to_device(view[start:stop], ys[j])
             if on_jax:
                 groups = [on_jax] if _one_placement([ys[j] for j in on_jax]) else [[j] for j in on_jax]
-                taken = [y for g in groups for y in _take_rows([ys[j] for j in g], start, stop - start, dims)]
+                # `start` is a Python int, sent to the device: ours, not a transfer to guard against.
+                with jax.transfer_guard_host_to_device("allow"):
+                    taken = [
+                        y for g in groups for y in _take_rows([ys[j] for j in g], start, stop - start, dims)
+                    ]
                 for j, y in zip(on_jax, taken, strict=True):
                     rows[j] = y
             return rows
