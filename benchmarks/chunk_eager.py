@@ -4,7 +4,9 @@
 
 The workload of issue 17: ``f = BatchApply(lambda x: jnp.tanh(x @ w), chunk_size=4096)`` on
 ``x = jnp.ones((64, 1024, 64))`` (65,536 rows, 16 chunks), next to the same ``f`` unchunked
-and to ``jax.jit`` of the chunked one. Each round runs every variant, in an order that
+to ``jax.jit`` of the chunked one, and to the chunked one with its CPU host path switched off
+(``eager_chunked_device_slices``: the jitted slices and concatenation that other devices get,
+see ``_on_host`` in impl/batchapply/_core.py). Each round runs every variant, in an order that
 alternates between rounds: ``jax.clear_caches()``, one timed first call (it compiles all it
 runs: for eager code, jax's per-primitive programs), then ``--steady`` timed calls (their
 minimum is the round's steady time). The ratios are per round, so that load from other
@@ -26,7 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from batchapply import BatchApply
+from batchapply import BatchApply, _core
 
 
 def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
@@ -37,9 +39,24 @@ def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
         return jnp.tanh(rows @ w)
 
     chunked = BatchApply(f, chunk_size=4096)
+    host_states = _core._HOST_STATES
+
+    def on_host(x: Any) -> Any:
+        _core._HOST_STATES = host_states
+        return chunked(x)
+
+    def device_slices(x: Any) -> Any:
+        """The chunks of a non-CPU array: jitted slices and concatenation (``_on_host`` off)."""
+        _core._HOST_STATES = ()
+        try:
+            return chunked(x)
+        finally:
+            _core._HOST_STATES = host_states
+
     fns: dict[str, Callable[[Any], Any]] = {
         "eager_unchunked": BatchApply(f),
-        "eager_chunked": chunked,
+        "eager_chunked": on_host,
+        "eager_chunked_device_slices": device_slices,
         "jit_chunked": jax.jit(chunked),
     }
 
@@ -82,7 +99,7 @@ def main() -> int:
             f"{name}: first call median {statistics.median(first[name]) * 1e3:.1f} ms, "
             f"steady median {statistics.median(steady[name]) * 1e3:.2f} ms"
         )
-    for name in ("eager_chunked", "jit_chunked"):
+    for name in ("eager_chunked", "eager_chunked_device_slices", "jit_chunked"):
         for label, times, target in (("steady", steady, 1.5), ("first call", first, 1.2)):
             ratios = [c / u for c, u in zip(times[name], times["eager_unchunked"], strict=True)]
             bound = f" (issue 17: <= {target})" if name == "eager_chunked" else ""
