@@ -64,3 +64,21 @@ def test_split_leading_dim_rejects_a_negative_entry_that_is_not_an_int_minus_one
     with pytest.raises(ValueError, match="^" + re.escape("split_leading_dim: cannot split")) as info:
         lib.split_leading_dim(np.zeros((6, 2)), (-1.0, 6))
     assert "its entries must be sizes >= 0" in str(info.value)
+
+
+@pytest.mark.spec("BA-13.7", "BA-14.9")
+def test_local_chunks_that_disagree_name_the_local_rows_of_every_shard(lib: types.ModuleType) -> None:
+    # Kills `_describe_chunk` -> `return None` (the local chunks' E17 message) in the reference.
+    # Leading (8,) over 2 shards, chunks of 4 rows: 2 local rows of each shard per chunk, so
+    # chunk 1 holds the local rows 2 and 3 of both shards (BA-14.9's text).
+    calls: list[int] = []
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return rows if len(calls) == 1 else rows[:, :1]
+
+    with pytest.raises(ValueError) as info:
+        lib.BatchApply(f, num_dims=1, row_order=(2,), chunk_size=4)(np.arange(16).reshape(8, 2))
+    assert str(info.value).startswith(
+        "BatchApply: chunk outputs disagree: chunk 1 (local rows 2 to 3 of each of the 2 shards) returned "
+    ), str(info.value)

@@ -62,7 +62,14 @@ def test_shard_major_rows_of_the_spec_example(lib: types.ModuleType) -> None:
 @pytest.mark.spec("BA-14.2")
 @pytest.mark.parametrize(
     ("leading", "counts"),
-    [((4, 6), (2, 3)), ((2, 3, 4), (1, 3, 2)), ((6,), (3,)), ((3, 4), (3, 1)), ((2, 0), (2, 1))],
+    [
+        ((4, 6), (2, 3)),
+        ((2, 3, 4), (1, 3, 2)),
+        ((6,), (3,)),
+        ((3, 4), (3, 1)),
+        ((2, 0), (2, 1)),
+        ((4, 6), (2, 2)),
+    ],
     ids=str,
 )
 def test_shard_major_rows_and_split_follow_the_formula(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 IMPL_CORE = "impl/batchapply/_core.py"
 REFERENCE_CORE = "reference/batchapply_reference/_core.py"
+IMPL_SHARDING = "impl/batchapply/_sharding.py"
 
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
@@ -43,5 +44,29 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "enumerate(chunk_outputs[0]) -> enumerate(chunk_outputs[-1])",
     ): (
         "only each leaf's dtype and trailing shape are read, which every chunk shares with chunk 0 (BA-13.7)"
+    ),
+    (
+        REFERENCE_CORE,
+        "arbitrary_mergeable_leaf",
+        "const-1",
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, '') -> "
+        "_tree.leaves_with_paths((tuple(args), dict(kwargs)), -1, '')",
+    ): "the axis of each (path, leaf, axis) triple is ignored here; any axis leaf broadcasts to every leaf",
+    (
+        REFERENCE_CORE,
+        "_merged_rows",
+        "const-1",
+        "list(chosen) == list(range(chosen[0], chosen[0] + len(chosen))) -> "
+        "list(chosen) == list(range(chosen[0], chosen[-1] + len(chosen)))",
+    ): "only picks a slice over indexing by the row numbers, which take the same rows of a jax.Array",
+    (
+        REFERENCE_CORE,
+        "BatchApply.__call__",
+        "const-1",
+        "None if all((s == 1 for s in counts)) else counts -> "
+        "None if all((s == 0 for s in counts)) else counts",
+    ): "counts of all 1 name the C order (BA-14.2 with every s_i = 1): None is only its shorter name",
+    (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
+        "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
 }

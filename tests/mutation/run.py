@@ -51,6 +51,7 @@ TESTS = [
     "tests/test_eager_dispatch.py",
     "tests/golden",
     "tests/test_mutation_survivors.py",
+    "tests/test_row_order.py",  # section 14 on one device
     "tests/test_chunking.py",  # half of impl/batchapply/_core.py is section 13
     "tests/test_sharding.py",  # section 14 on 8 simulated devices, in a subprocess
     "tests/property/test_eager_agreement.py",
