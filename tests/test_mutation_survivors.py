@@ -82,3 +82,16 @@ def test_local_chunks_that_disagree_name_the_local_rows_of_every_shard(lib: type
     assert str(info.value).startswith(
         "BatchApply: chunk outputs disagree: chunk 1 (local rows 2 to 3 of each of the 2 shards) returned "
     ), str(info.value)
+
+
+@pytest.mark.spec("BA-14.4", "BA-10.1")
+@pytest.mark.parametrize(("num_dims", "example"), [(1, "(8,)"), (2, "(1, 8)"), (3, "(1, 1, 8)")])
+def test_invisible_sharding_error_shows_counts_of_the_right_length(num_dims: int, example: str) -> None:
+    # Kills the constants of E22's example in impl/batchapply/_sharding.py (`(1,) * (n - 1) + (8,)`):
+    # the counts it suggests must be a valid row_order for this num_dims (BA-14.1: one per dim).
+    apply = batchapply.BatchApply(lambda rows: rows, num_dims=num_dims, row_order="shard_major")
+    with pytest.raises(
+        ValueError, match=r"^BatchApply: row_order='shard_major' cannot see the sharding of args"
+    ) as info:
+        jax.jit(apply)(jnp.ones((2, 3, 4, 1)))
+    assert f"e.g. row_order={example} for a last leading dim split over 8 devices" in str(info.value)

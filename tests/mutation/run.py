@@ -3,6 +3,7 @@
     PYTHONPATH=impl:reference:conformance:. python -m tests.mutation.run            # defaults
     python -m tests.mutation.run --files impl/batchapply/_core.py --sample 60 --seed 0
     python -m tests.mutation.run --files impl/batchapply/_core.py --list           # no run
+    python -m tests.mutation.run --files impl/batchapply/_core.py --functions _on_host --no-write
 
 For each file, the mutants of ``tests.mutation.mutants`` are enumerated and ``--sample``
 of them drawn with ``--seed``. The tracked and untracked (not ignored) files of the
@@ -52,6 +53,7 @@ TESTS = [
     "tests/golden",
     "tests/test_mutation_survivors.py",
     "tests/test_row_order.py",  # section 14 on one device
+    "tests/test_exact_inputs.py",  # x64, weak types, PRNG keys, devices: what the CPU host path must keep
     "tests/test_chunking.py",  # half of impl/batchapply/_core.py is section 13
     "tests/test_sharding.py",  # section 14 on 8 simulated devices, in a subprocess
     "tests/property/test_eager_agreement.py",
@@ -160,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         help="every mutant whose edit contains this text (or one of A||B), not a sample",
     )
     parser.add_argument(
+        "--functions",
+        type=str,
+        default="",
+        help="every mutant in these functions (comma-separated, as the results name them), not a sample",
+    )
+    parser.add_argument(
         "--recheck",
         action="store_true",
         help="rerun only the last results' survivors that equivalent.py does not list (same sample)",
@@ -175,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.match:
             texts = args.match.split("||")
             chosen = [m for m in found if any(t in f"{m.before} -> {m.after}" for t in texts)]
+        if args.functions:
+            names = set(args.functions.split(","))
+            chosen = [m for m in found if m.function in names]
         if args.only:
             chosen = [chosen[int(i)] for i in args.only.split(",")]
         plans.append((file, source, chosen))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import jax
@@ -19,8 +20,11 @@ from batchapply_conformance import input_space
 
 
 def row_mixing(x: Any) -> Any:
-    """Each row becomes the running sum of the rows before it in its batch (exact on ints)."""
-    return x.cumsum(axis=0) * 2 + 1
+    """Each row becomes the running sum of the rows before it in its batch (exact on ints).
+
+    No Python scalar: under ``jax.transfer_guard("disallow")`` one would be a transfer of f's own.
+    """
+    return x.cumsum(axis=0) + x
 
 
 def per_chunk_oracle(x: np.ndarray, num_dims: int, chunk_size: int) -> np.ndarray:
@@ -65,12 +69,17 @@ def test_lax_map_chunking_matches_the_oracle(case: tuple[tuple[int, ...], int, i
 
 @pytest.mark.spec("BA-13.4", "BA-13.5")
 @settings(max_examples=examples(0.25))  # eager: compiles per new shape
-@given(case=cases)
-def test_eager_jax_chunking_matches_the_oracle(case: tuple[tuple[int, ...], int, int]) -> None:
+@given(case=cases, guard=st.sampled_from([None, "log", "disallow", "disallow_explicit"]))
+def test_eager_jax_chunking_matches_the_oracle(
+    case: tuple[tuple[int, ...], int, int], guard: str | None
+) -> None:
+    """Also under a transfer guard: a chunked call transfers nothing that the unchunked one does not."""
     shape, num_dims, chunk_size = case
     num_dims = min(num_dims, len(shape) - 1)
     x = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
-    got = batchapply.BatchApply(row_mixing, num_dims, chunk_size=chunk_size)(jnp.asarray(x))
+    on_device = jnp.asarray(x)
+    with jax.transfer_guard(guard) if guard is not None else contextlib.nullcontext():
+        got = batchapply.BatchApply(row_mixing, num_dims, chunk_size=chunk_size)(on_device)
     assert isinstance(got, jax.Array) and got.dtype == np.int32
     np.testing.assert_array_equal(got, per_chunk_oracle(x, num_dims, chunk_size))
 
