@@ -553,10 +553,13 @@ def test_eager_chunking_adds_no_transfer_under_a_transfer_guard(
 
 
 @pytest.mark.spec("BA-13.4")
-def test_eager_cpu_chunks_compile_no_slice_or_concatenation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a CPU device the rows and the outputs of float32 chunks go through host memory: the
-    jitted slice and concatenation (a compile each per shape) are not called; for a weak-typed
-    input (which host memory would make strong) they still are."""
+@pytest.mark.parametrize("dtype", ["float32", "int8", "bool", "bfloat16"])
+def test_eager_cpu_chunks_compile_no_slice_or_concatenation(
+    monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
+    """On a CPU device the rows and the outputs of chunks go through host memory: the jitted slice
+    and concatenation (a compile each per shape) are not called; for a weak-typed input (which
+    host memory would make strong) and a sub-byte dtype (packed on the device) they still are."""
     from batchapply import _core
 
     called: list[str] = []
@@ -572,12 +575,17 @@ def test_eager_cpu_chunks_compile_no_slice_or_concatenation(monkeypatch: pytest.
 
     for name in ("_take_rows", "_concatenate_fused"):
         monkeypatch.setattr(_core, name, counted(name))
-    x = jnp.arange(96.0).reshape(4, 6, 4)
-    got = BatchApply(lambda rows: rows * 2, chunk_size=5)(x)
-    np.testing.assert_array_equal(got, np.arange(96.0).reshape(4, 6, 4) * 2)
+    x = jnp.asarray(np.arange(96).reshape(4, 6, 4) % 2, dtype)
+    got = BatchApply(lambda rows: rows, chunk_size=5)(x)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(x))
     assert called == []
     weak = jax.lax.broadcast(1.5, (4, 6, 4))
     assert BatchApply(lambda rows: rows, chunk_size=5)(weak).weak_type
+    assert called == ["_take_rows"] * 5 + ["_concatenate_fused"]
+    called.clear()
+    packed = jnp.zeros((4, 6, 4), jnp.int4)
+    assert BatchApply(lambda rows: rows, chunk_size=5)(packed).dtype == jnp.int4
     assert called == ["_take_rows"] * 5 + ["_concatenate_fused"]
 
 

@@ -66,6 +66,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "None if all((s == 1 for s in counts)) else counts -> "
         "None if all((s == 0 for s in counts)) else counts",
     ): "counts of all 1 name the C order (BA-14.2 with every s_i = 1): None is only its shorter name",
+    (IMPL_CORE, "_on_host", "return_none", "return False -> return None"): (
+        "None is as falsy as False, and the result is only used as a condition"
+    ),
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
