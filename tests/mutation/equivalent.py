@@ -69,6 +69,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_CORE, "_on_host", "return_none", "return False -> return None"): (
         "None is as falsy as False, and the result is only used as a condition"
     ),
+    (
+        IMPL_CORE,
+        "_on_host",
+        "const-1",
+        "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 7",
+    ): ("no dtype has 5 to 7 bits: sub-byte ones have 1, 2 or 4 (int4, uint2, ...), the rest multiples of 8"),
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
