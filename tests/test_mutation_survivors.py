@@ -95,3 +95,14 @@ def test_invisible_sharding_error_shows_counts_of_the_right_length(num_dims: int
     ) as info:
         jax.jit(apply)(jnp.ones((2, 3, 4, 1)))
     assert f"e.g. row_order={example} for a last leading dim split over 8 devices" in str(info.value)
+
+
+@pytest.mark.spec("BA-1.3", "BA-10.1")
+def test_unsortable_keys_after_array_leaves_name_their_dict(lib: types.ModuleType) -> None:
+    # Kills `_unsortable_dict`'s leaf test mutants in impl/batchapply/_core.py (`len(children) == 0`,
+    # `children[0][-1] == ()`): the walk passes array leaves before it reaches the dict (E27).
+    x = np.ones((2, 3))
+    with pytest.raises(
+        TypeError, match=r"^BatchApply: dict keys cannot be sorted: the dict at args\[1\]\[1\] "
+    ):
+        lib.BatchApply(lambda *a: a[0])(x, [x, {1: x, "a": x}])
