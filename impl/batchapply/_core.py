@@ -332,6 +332,13 @@ class _NotLocal(ValueError):
     """A fused reshape would move rows between devices; the leaf-by-leaf path decides (E23)."""
 
 
+# What a fused reshape raises when the leaf-by-leaf path must decide: _NotLocal, or jax's own
+# ShardingTypeError where its reshape would move rows (Explicit mesh axes); ValueError also
+# covers leaves committed to different devices.
+_NOT_LOCAL: tuple[type[Exception], ...] = (_NotLocal, *_sharding.SHARDING_TYPE_ERRORS)
+_REFUSED: tuple[type[Exception], ...] = (ValueError, *_sharding.SHARDING_TYPE_ERRORS)
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _merge_fused(xs: list[jax.Array], num_dims: int, leading: tuple[int, ...]) -> list[jax.Array | None]:
     """Merge every leaf of rank >= ``num_dims`` in one dispatch; None marks the others.
@@ -434,7 +441,7 @@ class _Fused:
             if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
                 try:
                     return self.program(xs, *self.static)
-                except ValueError:  # as in _group
+                except _REFUSED:  # as in _group
                     return [one(x, i) for x, i in zip(xs, at, strict=True)]
             ys: list[Any] = []
             for start in range(0, len(xs), _GROUP_SIZE):
@@ -449,7 +456,7 @@ class _Fused:
         """The program over ``group`` (``xs[start:]``); leaf by leaf with ``one`` where it refuses."""
         try:
             return self.program(group, *self.static)
-        except ValueError:  # e.g. leaves committed to different devices; _NotLocal: one raises E23
+        except _REFUSED:  # see _REFUSED; `one` raises E23 with the leaf's path
             return [one(x, at[start + j]) for j, x in enumerate(group)]
 
 
@@ -706,7 +713,7 @@ class _Chunk:
             groups = [jax_columns] if _one_placement(pieces) else [[column] for column in jax_columns]
             try:
                 ys = [y for group in groups for y in _concatenate_fused(group, leading)]
-            except _NotLocal:  # an Explicit-sharded output: BatchApply._split_outputs decides (E23)
+            except _NOT_LOCAL:  # an Explicit-sharded output: BatchApply._split_outputs decides (E23)
                 ys, split = [y for group in groups for y in _concatenate_fused(group, None)], False
             for j, y in zip(sorted(on_jax), ys, strict=True):
                 out[j] = y

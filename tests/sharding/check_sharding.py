@@ -405,3 +405,19 @@ def test_c_order_chunks_of_a_sharded_batch_raise(layout: str, axes: str) -> None
         if axes == "auto" or counts[1] == 1:
             batchapply.BatchApply(f, chunk_size=T * B)(x)
     assert calls == ([1] if axes == "auto" or counts[1] == 1 else [])
+
+
+@pytest.mark.spec("BA-14.6", "BA-10.1")
+@pytest.mark.parametrize("options", [{}, {"chunk_size": 8}], ids=["unchunked", "chunked"])
+def test_eager_output_whose_split_would_move_rows_raises_e23(options: dict[str, Any]) -> None:
+    # f reshards its 24 output rows over the 8 devices (3 each); split into (6, 4) in C order,
+    # device 1's rows 3 to 5 straddle two rows of T. Eager calls used to let jax's own
+    # ShardingTypeError escape the fused split (the mutation run's `raise _NotLocal -> pass`
+    # survivor led to it); a repeated signature takes the steady-state path, so call twice.
+    m = mesh(AxisType.Explicit)
+    with jax.set_mesh(m):
+        x = put(np.zeros((6, 4, F), np.float32), m, P(None, None))
+        apply = batchapply.BatchApply(lambda r: jax.sharding.reshard(r, P(("x", "y"), None)), **options)
+        for _ in range(2):
+            with pytest.raises(ValueError, match=r"^BatchApply: this row order needs communication: output "):
+                apply(x)
