@@ -21,6 +21,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_CORE, "_Chunk.join", "const+1", "chunks[0].with_leaves -> chunks[1].with_leaves"): (
         "only the treedef is used, every chunk has chunk 0's (BA-13.7 check), and there are >= 2 chunks"
     ),
+    (IMPL_CORE, "_Chunk.join", "const-1", "chunks[0].with_leaves -> chunks[-1].with_leaves"): (
+        "only the treedef is used, and every chunk has chunk 0's (BA-13.7 check)"
+    ),
     (
         IMPL_CORE,
         "_Chunk.concatenate",
@@ -75,6 +78,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "const-1",
         "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 7",
     ): ("no dtype has 5 to 7 bits: sub-byte ones have 1, 2 or 4 (int4, uint2, ...), the rest multiples of 8"),
+    (
+        IMPL_CORE,
+        "_Chunk.concatenate",
+        "const-1",
+        "_to_device(out[j], columns[j][0]) -> _to_device(out[j], columns[j][-1])",
+    ): "a host column's pieces all have the first's sharding and committedness (checked when it is chosen)",
+    (IMPL_CORE, "_split_fused", "delete_raise", "raise _NotLocal -> pass"): (
+        "the reshape then raises jax's ShardingTypeError instead, and both fall back on the "
+        "leaf-by-leaf split, which raises E23 (found as a survivor: the ShardingTypeError escaped)"
+    ),
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),

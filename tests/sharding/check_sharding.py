@@ -421,3 +421,16 @@ def test_eager_output_whose_split_would_move_rows_raises_e23(options: dict[str, 
         for _ in range(2):
             with pytest.raises(ValueError, match=r"^BatchApply: this row order needs communication: output "):
                 apply(x)
+
+
+@pytest.mark.spec("BA-3.2", "BA-14.11")
+def test_leading_shapes_are_checked_before_the_chunks_shardings() -> None:
+    # E9 (the leaves disagree on their leading shape) comes before E25 (C-order chunks of a
+    # sharded leaf), so the error names the real mistake (kills the deletion of the early E9
+    # check in BatchApply.__call__, which let E25 through first).
+    m = mesh(AxisType.Explicit)
+    with jax.set_mesh(m):
+        a = put(np.zeros((T, B, F), np.float32), m, P(None, None))
+        b = put(np.zeros((T, B // 2, F), np.float32), m, P("x", "y"))
+        with pytest.raises(ValueError, match=r"^BatchApply: inputs disagree on their leading shape"):
+            batchapply.BatchApply(lambda p, q: p, chunk_size=8)(a, b)
