@@ -88,6 +88,18 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the reshape then raises jax's ShardingTypeError instead, and both fall back on the "
         "leaf-by-leaf split, which raises E23 (found as a survivor: the ShardingTypeError escaped)"
     ),
+    (
+        IMPL_CORE,
+        "BatchApply._call_mapped",
+        "const-1",
+        "_Chunk.from_stacked(traced[-1], mapped) -> _Chunk.from_stacked(traced[-0], mapped)",
+    ): "jax.lax.map traces the body once here, so traced holds one treedef (any retrace gives the same)",
+    (
+        IMPL_CORE,
+        "BatchApply._raise_output_error",
+        "const-1",
+        "ndim_at_least(out_leaves[i], 0) -> ndim_at_least(out_leaves[i], -1)",
+    ): "every array has ndim >= 0, so both only ask whether the leaf is an array",
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
