@@ -598,3 +598,13 @@ def test_f_that_donates_its_chunk_leaves_the_input_intact() -> None:
     out = BatchApply(donating, chunk_size=5)(x)
     np.testing.assert_array_equal(np.asarray(x), kept)
     np.testing.assert_array_equal(out, np.full((4, 6, 4), -1.0, np.float32))
+
+
+@pytest.mark.spec("BA-10.1")
+def test_deleted_input_of_a_chunked_call_with_one_leading_dim_is_e28() -> None:
+    # Found by the input-space fuzzer (dev profile): with num_dims=1 the merge keeps the shape,
+    # so nothing touched the deleted array before the chunks' slice raised jax's RuntimeError.
+    bad = jnp.ones((2, 2), jnp.float32)
+    bad.delete()
+    with pytest.raises(ValueError, match=r"^BatchApply: input array has been deleted: kwargs\['bad'\]"):
+        BatchApply(lambda x, bad: x, num_dims=1, chunk_size=1)(jnp.ones((2, 3)), bad=bad)

@@ -904,7 +904,9 @@ class BatchApply:
                 return x
             if tuple(x.shape[:n]) != leading:
                 raise _Mismatch
-            if lazy and _kind(x) == _CONCRETE and not x.is_deleted() and _sharding.c_order_is_local(x, n):
+            if _kind(x) == _CONCRETE and x.is_deleted():
+                raise RuntimeError  # E28 below: a merge that keeps the shape (num_dims=1) would not see it
+            if lazy and _kind(x) == _CONCRETE and _sharding.c_order_is_local(x, n):
                 return x  # merged chunk by chunk, by _take_rows
             return _sharding.merge(x, n, counts, self.row_order, paths, i)
 
