@@ -79,3 +79,92 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         pieces += [markdown[end : match.start(2)], relative]
         end = match.end(2)
     return "".join(pieces) + markdown[end:]
+
+
+# The API reference (mkdocstrings, through griffe): a griffe extension, loaded from this file by
+# mkdocs.yml's `extensions: [docs/_site.py:ApiPages]`.
+try:
+    import griffe
+except ImportError:  # mkdocstrings is not installed: only the hook functions above are used
+    griffe = None  # type: ignore[assignment]
+
+DOCTEST = re.compile(r"^>>> |^>>>$")
+FENCE = "```"
+
+
+def fence_doctests(docstring: str) -> str:
+    """Wrap each unindented ``>>>`` example of a docstring in a ```` ```pycon ```` fence.
+
+    Markdown reads a bare ``>>>`` line as three nested block quotes; fenced, the
+    example renders as highlighted code. A doctest example runs from its first
+    ``>>>`` line to the next blank line, as ``doctest`` reads it. Examples indented
+    under a section (``Examples:``) are left to griffe, which renders those itself.
+
+    >>> print(fence_doctests("Text.\\n\\n>>> 1 + 1\\n2\\n\\nMore."))
+    Text.
+    <BLANKLINE>
+    ```pycon
+    >>> 1 + 1
+    2
+    ```
+    <BLANKLINE>
+    More.
+    """
+    out: list[str] = []
+    in_example = in_fence = False
+    for line in docstring.splitlines():
+        if line.startswith(FENCE) and not in_example:
+            in_fence = not in_fence
+        elif not in_fence and not in_example and DOCTEST.match(line):
+            out.append(FENCE + "pycon")
+            in_example = True
+        elif in_example and not line.strip():
+            out.append(FENCE)
+            in_example = False
+        out.append(line)
+    if in_example:
+        out.append(FENCE)
+    return "\n".join(out)
+
+
+if griffe is not None:
+
+    class ApiPages(griffe.Extension):
+        """Docstring examples as code, and a signature for the linen Modules (flax dataclasses)."""
+
+        def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+            objects: list[griffe.Object] = [pkg]
+            while objects:
+                obj = objects.pop()
+                if obj.docstring is not None:
+                    obj.docstring.value = fence_doctests(obj.docstring.value)
+                objects += [member for member in obj.members.values() if isinstance(member, griffe.Object)]
+
+        def on_class(self, *, cls: griffe.Class, **kwargs: Any) -> None:
+            """A ``flax.linen.Module`` subclass is a dataclass: its fields are ``__init__``'s parameters."""
+            bases = {getattr(base, "canonical_path", str(base)) for base in cls.bases}
+            if "flax.linen.Module" not in bases or "__init__" in cls.members:
+                return
+            parameters = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)]
+            for member in cls.members.values():
+                if not isinstance(member, griffe.Attribute) or member.annotation is None:
+                    continue
+                kind, default = griffe.ParameterKind.positional_or_keyword, member.value
+                value = member.value
+                if isinstance(value, griffe.ExprCall) and value.canonical_path == "dataclasses.field":
+                    arguments = {
+                        arg.name: arg.value for arg in value.arguments if isinstance(arg, griffe.ExprKeyword)
+                    }
+                    default = arguments.get("default")
+                    if str(arguments.get("kw_only")) == "True":
+                        kind = griffe.ParameterKind.keyword_only
+                parameters.append(
+                    griffe.Parameter(member.name, annotation=member.annotation, kind=kind, default=default)
+                )
+            # flax adds `parent` and `name` to every Module's __init__; a user passes `name` at most.
+            keyword = griffe.ParameterKind.keyword_only
+            parameters.append(griffe.Parameter("name", annotation="str | None", kind=keyword, default="None"))
+            init = griffe.Function(
+                "__init__", parent=cls, parameters=griffe.Parameters(*parameters), returns="None"
+            )
+            cls.set_member("__init__", init)
