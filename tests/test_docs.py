@@ -48,6 +48,7 @@ def test_readme_has_examples() -> None:
 # Python blocks without >>> prompts are not doctests: each must run somewhere else, named here.
 SCRIPTS = {
     "docs/devices.md": "tests/sharding/check_sharding.py runs it on 8 devices",
+    "docs/migrating.md": "test_migrating_page_haiku_model below, where dm-haiku is installed",
     "docs/conformance.md": "test_conformance_page_pytest_example below",
 }
 
@@ -75,3 +76,12 @@ def test_conformance_page_pytest_example(monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(tests) == 1
     (mark,) = tests[0].pytestmark  # type: ignore[attr-defined]
     assert mark.name == "parametrize" and mark.args[0] == "clause_check" and len(mark.args[1]) > 50
+
+
+def test_migrating_page_haiku_model() -> None:
+    """The Haiku original that the page ports to linen and nnx (dm-haiku is not a dependency)."""
+    pytest.importorskip("haiku")
+    (block,) = _scripts(ROOT / "docs/migrating.md")
+    namespace: dict[str, object] = {}
+    exec(compile(block, "docs/migrating.md", "exec"), namespace)
+    assert float(namespace["loss"]) < 1.0  # type: ignore[arg-type]
