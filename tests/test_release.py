@@ -262,7 +262,7 @@ def _docstring_examples() -> set[str]:
     import batchapply_conformance
     import batchapply_reference
 
-    lines = set()
+    lines: set[str] = set()
     for package in (batchapply, batchapply_reference, batchapply_conformance):
         names = [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
         for name in [package.__name__, *names]:
@@ -321,3 +321,28 @@ def test_flax_modules_without_flax_say_how_to_install_it(module: str) -> None:
     kind, name, message = done.stdout.strip().split("|")
     assert (kind, name) == ("ModuleNotFoundError", "flax")
     assert message.startswith(f'{module} needs flax, which is not installed: pip install "batchapply[flax]"')
+
+
+def test_generated_numbers_match_their_json() -> None:
+    """The benchmark tables of BENCHMARKS.md and docs/performance.md are the JSON's (issue 27)."""
+    from benchmarks import plots
+
+    assert plots.main(["--check", "--tables-only"]) == 0, "run: python benchmarks/plots.py"
+
+
+def test_plots_match_their_json() -> None:
+    """docs/images/*.svg are what benchmarks/plots.py draws from the JSON (matplotlib: the dev extra)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import plots
+
+    assert plots.main(["--check"]) == 0, "run: python benchmarks/plots.py"
+
+
+def test_compiled_memory_numbers_match_a_fresh_compile() -> None:
+    """The `jax.jit` column of the peak-memory table, recomputed: compiled now, never run."""
+    from benchmarks import chunk_memory, plots
+
+    recorded = plots.load()["memory"]
+    for variant, temp_bytes in recorded["compiled_temp_bytes"].items():
+        fresh = chunk_memory.compiled_temp_bytes(recorded["rows_log2"], chunk_memory._chunk_size(variant))
+        assert fresh == temp_bytes, (variant, fresh, temp_bytes)
