@@ -49,7 +49,7 @@ def test_readme_has_examples() -> None:
 
 # Python blocks without >>> prompts are not doctests: each must run somewhere else, named here.
 SCRIPTS = {
-    "docs/devices.md": "check_sharding.py runs it on 8 devices; test_devices_page_examples_run_as_pasted alone",
+    "docs/devices.md": "check_sharding.py (8 devices), and test_devices_page_examples_run_as_pasted below",
     "docs/migrating.md": "test_migrating_page_haiku_model below, where dm-haiku is installed",
     "docs/conformance.md": "test_conformance_page_pytest_example below",
 }
