@@ -93,22 +93,15 @@ FENCE = "```"
 
 
 def fence_doctests(docstring: str) -> str:
-    """Wrap each unindented ``>>>`` example of a docstring in a ```` ```pycon ```` fence.
+    r"""Wrap each unindented ``>>>`` example of a docstring in a ```` ```pycon ```` fence.
 
     Markdown reads a bare ``>>>`` line as three nested block quotes; fenced, the
     example renders as highlighted code. A doctest example runs from its first
     ``>>>`` line to the next blank line, as ``doctest`` reads it. Examples indented
     under a section (``Examples:``) are left to griffe, which renders those itself.
 
-    >>> print(fence_doctests("Text.\\n\\n>>> 1 + 1\\n2\\n\\nMore."))
-    Text.
-    <BLANKLINE>
-    ```pycon
-    >>> 1 + 1
-    2
-    ```
-    <BLANKLINE>
-    More.
+    >>> fence_doctests("Text.\n\n" + ">" * 3 + " 1 + 1\n2\n\nMore.").splitlines()
+    ['Text.', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'More.']
     """
     out: list[str] = []
     in_example = in_fence = False
@@ -127,17 +120,60 @@ def fence_doctests(docstring: str) -> str:
     return "\n".join(out)
 
 
+CLAUSE = re.compile(r"\b(?:SPEC )?(?:(BA-(\d+)(?:\.\d+)?)|[Ss]ection (\d+))\b")
+
+
+def _sections() -> dict[str, str]:
+    """SPEC.md's section number -> the anchor of its heading (``"3"`` -> ``"3-leading-shape"``)."""
+    headings = re.findall(r"^## (\d+)\. (.+)$", (ROOT / "SPEC.md").read_text(), re.M)
+    return {number: _slug(f"{number}. {title}") for number, title in headings}
+
+
+def _slug(heading: str) -> str:
+    """The anchor of a heading, as Markdown's ``toc`` extension makes it (``"3. Leading shape"``
+    -> ``"3-leading-shape"``)."""
+    words = re.sub(r"[^\w\s-]", "", heading).strip().lower()
+    return re.sub(r"[-\s]+", "-", words)
+
+
+def link_clauses(docstring: str, sections: dict[str, str]) -> str:
+    """Each SPEC reference in a docstring's prose (``BA-3.2``, ``SPEC section 13``) as a link.
+
+    The link goes to the clause's section of SPEC.md (a path relative to docs/api/, where the
+    API pages are); code (```` ``...`` ````, fenced blocks) is left as it is.
+
+    >>> print(link_clauses("Merged (SPEC BA-5.1); ``BA-3.2`` stays.", {"5": "5-merge"}))
+    Merged ([SPEC BA-5.1](../SPEC.md#5-merge)); ``BA-3.2`` stays.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        number = match[2] or match[3]
+        return f"[{match[0]}](../SPEC.md#{sections[number]})" if number in sections else match[0]
+
+    out, in_fence = [], False
+    for line in docstring.splitlines():
+        if line.lstrip().startswith(FENCE):
+            in_fence = not in_fence
+        if not in_fence:
+            pieces = line.split("`")  # even pieces are prose, odd ones inside backticks
+            line = "`".join(CLAUSE.sub(link, p) if i % 2 == 0 else p for i, p in enumerate(pieces))
+        out.append(line)
+    return "\n".join(out)
+
+
 if griffe is not None:
 
     class ApiPages(griffe.Extension):
-        """Docstring examples as code, and a signature for the linen Modules (flax dataclasses)."""
+        """Docstring examples as code, SPEC references as links, and a signature for the linen
+        Modules (flax dataclasses)."""
 
         def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
             objects: list[griffe.Object] = [pkg]
+            sections = _sections()
             while objects:
                 obj = objects.pop()
                 if obj.docstring is not None:
-                    obj.docstring.value = fence_doctests(obj.docstring.value)
+                    obj.docstring.value = link_clauses(fence_doctests(obj.docstring.value), sections)
                 objects += [member for member in obj.members.values() if isinstance(member, griffe.Object)]
 
         def on_class(self, *, cls: griffe.Class, **kwargs: Any) -> None:

@@ -346,3 +346,17 @@ def test_compiled_memory_numbers_match_a_fresh_compile() -> None:
     for variant, temp_bytes in recorded["compiled_temp_bytes"].items():
         fresh = chunk_memory.compiled_temp_bytes(recorded["rows_log2"], chunk_memory._chunk_size(variant))
         assert fresh == temp_bytes, (variant, fresh, temp_bytes)
+
+
+def test_site_hooks_examples() -> None:
+    """docs/_site.py's own examples (the fences and links the API pages get)."""
+    import doctest
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_site", ROOT / "docs" / "_site.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    pytest.importorskip("mkdocs")  # the hooks import mkdocs (the dev extra)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 2 and result.failed == 0
