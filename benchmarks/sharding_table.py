@@ -94,7 +94,7 @@ def chunked_rows() -> list[str]:
     for layout, (leading, counts) in LAYOUTS.items():
         for axis_type in (AxisType.Auto, AxisType.Explicit):
             mesh = jax.make_mesh((2, 4), ("x", "y"), axis_types=(axis_type, axis_type))
-            order = counts if axis_type == AxisType.Auto else "shard_major"
+            order: Any = counts if axis_type == AxisType.Auto else "shard_major"
             with jax.set_mesh(mesh):
                 sharding = NamedSharding(mesh, P(*leading, None))
                 x = jax.device_put(np.ones((T, B, F), np.float32), sharding)
@@ -122,7 +122,7 @@ def main() -> None:
                 with jax.set_mesh(mesh):
                     spec = P(*leading, *(None,) * (len(shape) - 2))
                     x = jax.device_put(np.ones(shape, np.float32), NamedSharding(mesh, spec))
-                    order = counts if axis_type == AxisType.Auto else "shard_major"
+                    order: Any = counts if axis_type == AxisType.Auto else "shard_major"
                     cells = [
                         describe(flax.linen.BatchApply(f), x),
                         describe(batchapply.BatchApply(f), x),

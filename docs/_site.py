@@ -79,3 +79,128 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         pieces += [markdown[end : match.start(2)], relative]
         end = match.end(2)
     return "".join(pieces) + markdown[end:]
+
+
+# The API reference (mkdocstrings, through griffe): a griffe extension, loaded from this file by
+# mkdocs.yml's `extensions: [docs/_site.py:ApiPages]`.
+try:
+    import griffe
+except ImportError:  # mkdocstrings is not installed: only the hook functions above are used
+    griffe = None  # type: ignore[assignment]
+
+DOCTEST = re.compile(r"^>>> |^>>>$")
+FENCE = "```"
+
+
+def fence_doctests(docstring: str) -> str:
+    r"""Wrap each unindented ``>>>`` example of a docstring in a ```` ```pycon ```` fence.
+
+    Markdown reads a bare ``>>>`` line as three nested block quotes; fenced, the
+    example renders as highlighted code. A doctest example runs from its first
+    ``>>>`` line to the next blank line, as ``doctest`` reads it. Examples indented
+    under a section (``Examples:``) are left to griffe, which renders those itself.
+
+    >>> fence_doctests("Text.\n\n" + ">" * 3 + " 1 + 1\n2\n\nMore.").splitlines()
+    ['Text.', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'More.']
+    """
+    out: list[str] = []
+    in_example = in_fence = False
+    for line in docstring.splitlines():
+        if line.startswith(FENCE) and not in_example:
+            in_fence = not in_fence
+        elif not in_fence and not in_example and DOCTEST.match(line):
+            out.append(FENCE + "pycon")
+            in_example = True
+        elif in_example and not line.strip():
+            out.append(FENCE)
+            in_example = False
+        out.append(line)
+    if in_example:
+        out.append(FENCE)
+    return "\n".join(out)
+
+
+CLAUSE = re.compile(r"\b(?:SPEC )?(?:(BA-(\d+)(?:\.\d+)?)|[Ss]ection (\d+))\b")
+
+
+def _sections() -> dict[str, str]:
+    """SPEC.md's section number -> the anchor of its heading (``"3"`` -> ``"3-leading-shape"``)."""
+    headings = re.findall(r"^## (\d+)\. (.+)$", (ROOT / "SPEC.md").read_text(), re.M)
+    return {number: _slug(f"{number}. {title}") for number, title in headings}
+
+
+def _slug(heading: str) -> str:
+    """The anchor of a heading, as Markdown's ``toc`` extension makes it (``"3. Leading shape"``
+    -> ``"3-leading-shape"``)."""
+    words = re.sub(r"[^\w\s-]", "", heading).strip().lower()
+    return re.sub(r"[-\s]+", "-", words)
+
+
+def link_clauses(docstring: str, sections: dict[str, str]) -> str:
+    """Each SPEC reference in a docstring's prose (``BA-3.2``, ``SPEC section 13``) as a link.
+
+    The link goes to the clause's section of SPEC.md (a path relative to docs/api/, where the
+    API pages are); code (```` ``...`` ````, fenced blocks) is left as it is.
+
+    >>> print(link_clauses("Merged (SPEC BA-5.1); ``BA-3.2`` stays.", {"5": "5-merge"}))
+    Merged ([SPEC BA-5.1](../SPEC.md#5-merge)); ``BA-3.2`` stays.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        number = match[2] or match[3]
+        return f"[{match[0]}](../SPEC.md#{sections[number]})" if number in sections else match[0]
+
+    out, in_fence = [], False
+    for line in docstring.splitlines():
+        if line.lstrip().startswith(FENCE):
+            in_fence = not in_fence
+        if not in_fence:
+            pieces = line.split("`")  # even pieces are prose, odd ones inside backticks
+            line = "`".join(CLAUSE.sub(link, p) if i % 2 == 0 else p for i, p in enumerate(pieces))
+        out.append(line)
+    return "\n".join(out)
+
+
+if griffe is not None:
+
+    class ApiPages(griffe.Extension):
+        """Docstring examples as code, SPEC references as links, and a signature for the linen
+        Modules (flax dataclasses)."""
+
+        def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+            objects: list[griffe.Object] = [pkg]
+            sections = _sections()
+            while objects:
+                obj = objects.pop()
+                if obj.docstring is not None:
+                    obj.docstring.value = link_clauses(fence_doctests(obj.docstring.value), sections)
+                objects += [member for member in obj.members.values() if isinstance(member, griffe.Object)]
+
+        def on_class(self, *, cls: griffe.Class, **kwargs: Any) -> None:
+            """A ``flax.linen.Module`` subclass is a dataclass: its fields are ``__init__``'s parameters."""
+            bases = {getattr(base, "canonical_path", str(base)) for base in cls.bases}
+            if "flax.linen.Module" not in bases or "__init__" in cls.members:
+                return
+            parameters = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)]
+            for member in cls.members.values():
+                if not isinstance(member, griffe.Attribute) or member.annotation is None:
+                    continue
+                kind, default = griffe.ParameterKind.positional_or_keyword, member.value
+                value = member.value
+                if isinstance(value, griffe.ExprCall) and value.canonical_path == "dataclasses.field":
+                    arguments = {
+                        arg.name: arg.value for arg in value.arguments if isinstance(arg, griffe.ExprKeyword)
+                    }
+                    default = arguments.get("default")
+                    if str(arguments.get("kw_only")) == "True":
+                        kind = griffe.ParameterKind.keyword_only
+                parameters.append(
+                    griffe.Parameter(member.name, annotation=member.annotation, kind=kind, default=default)
+                )
+            # flax adds `parent` and `name` to every Module's __init__; a user passes `name` at most.
+            keyword = griffe.ParameterKind.keyword_only
+            parameters.append(griffe.Parameter("name", annotation="str | None", kind=keyword, default="None"))
+            init = griffe.Function(
+                "__init__", parent=cls, parameters=griffe.Parameters(*parameters), returns="None"
+            )
+            cls.set_member("__init__", init)

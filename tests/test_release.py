@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import html.parser
 import pathlib
 import re
 import subprocess
@@ -67,8 +68,11 @@ def test_metadata_has_classifiers_and_urls(wheel: zipfile.ZipFile) -> None:
     classifiers = metadata.get_all("Classifier") or []
     assert "Typing :: Typed" in classifiers
     assert "Programming Language :: Python :: 3.11" in classifiers
+    # No Project-URL until the repository has a public address; then real ones, no placeholders.
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
-    assert {"Source", "Documentation", "Changelog"} <= set(urls), urls
+    for label, url in urls.items():
+        assert re.fullmatch(r"https://[\w.-]+\.[a-z]+(/[\w./#-]*)?", url), (label, url)
+        assert "repo-url" not in url and "docs/index.md" not in url, (label, url)
 
 
 def test_test_extra_holds_only_what_the_tests_need() -> None:
@@ -184,25 +188,175 @@ def test_golden_drift_message_names_the_policy(
     assert "1 removed: stale-case" in out and regenerate.POLICY in out, out
 
 
-def test_site_build_fails_on_a_broken_link(tmp_path: pathlib.Path) -> None:
-    """``mkdocs build --strict`` (in .ci/run) passes on the site and fails on a missing page or anchor."""
+def _build_site(tree: pathlib.Path, site: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tree / site)]
+    return subprocess.run(command, cwd=tree, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def site_tree(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A copy of the site's sources with the site built into ``site/`` (``mkdocs build --strict``, ~3 s)."""
     pytest.importorskip("mkdocstrings")  # the dev extra
     import shutil
 
+    tree = tmp_path_factory.mktemp("site")
     pages = ("README.md", "SPEC.md", "CHANGELOG.md", "CONTRIBUTING.md", "BENCHMARKS.md")
     for name in ("mkdocs.yml", "LICENSE", *pages):
-        shutil.copy(ROOT / name, tmp_path / name)
+        shutil.copy(ROOT / name, tree / name)
     for folder in ("docs", "benchmarks", "examples", "impl", "reference", "conformance"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-
-    def build() -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")]
-        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
-
-    done = build()
+        shutil.copytree(ROOT / folder, tree / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    done = _build_site(tree, "site")
     assert done.returncode == 0, done.stderr
-    with (tmp_path / "docs" / "compatibility.md").open("a") as page:
-        page.write("\nSee [the guide](no-such-guide.md) and [BA-3.2](../SPEC.md#no-such-section).\n")
-    done = build()
+    return tree
+
+
+def test_site_build_fails_on_a_broken_link(site_tree: pathlib.Path) -> None:
+    """``mkdocs build --strict`` (in .ci/run) passes on the site and fails on a missing page or anchor."""
+    page = site_tree / "docs" / "compatibility.md"
+    text = page.read_text()
+    page.write_text(text + "\nSee [the guide](no-such-guide.md) and [BA-3.2](../SPEC.md#no-such-section).\n")
+    try:
+        done = _build_site(site_tree, "broken-site")
+    finally:
+        page.write_text(text)
     assert done.returncode != 0
     assert "'no-such-guide.md'" in done.stderr and "'#no-such-section'" in done.stderr, done.stderr
+
+
+class _Html(html.parser.HTMLParser):
+    """The text of a page outside ``<pre>`` blocks, the text of each ``<pre>``, and the tags seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prose: list[str] = []
+        self.code: list[str] = []
+        self.tags: set[str] = set()
+        self._pre = 0
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        self.tags.add(tag)
+        if tag == "pre":
+            self._pre += 1
+            self.code.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self._pre -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._pre:
+            self.code[-1] += data
+        else:
+            self.prose.append(data)
+
+
+def _docstring_examples() -> set[str]:
+    """The first source line of every ``>>>`` example in the docstrings of the three packages.
+
+    Lines of 12 characters or more: a bare name (``encoded``) is a word of the prose as well.
+    """
+    import doctest
+    import importlib
+    import pkgutil
+
+    import batchapply_conformance
+    import batchapply_reference
+
+    lines: set[str] = set()
+    for package in (batchapply, batchapply_reference, batchapply_conformance):
+        names = [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+        for name in [package.__name__, *names]:
+            if name.endswith("__main__"):
+                continue
+            for test in doctest.DocTestFinder().find(importlib.import_module(name)):
+                lines.update(example.source.splitlines()[0] for example in test.examples)
+    return {line for line in lines if len(line) >= 12}
+
+
+def test_api_examples_render_as_code(site_tree: pathlib.Path) -> None:
+    """Every docstring example on an API page is a highlighted code block (issue 27).
+
+    Markdown reads a bare ``>>>`` line as three nested block quotes and runs the
+    example's lines together into one paragraph; docs/_site.py's ``ApiPages``
+    fences each example as ``pycon``.
+    """
+    examples = _docstring_examples()
+    pages = sorted((site_tree / "site" / "api").glob("*/index.html"))
+    assert len(pages) == 4, pages
+    for page in pages:
+        parsed = _Html()
+        parsed.feed(page.read_text())
+        name = page.parent.name
+        assert "blockquote" not in parsed.tags, f"api/{name}: an example rendered as a block quote"
+        prose = "\n".join(parsed.prose)
+        assert ">>>" not in prose, f"api/{name}: a >>> example outside a code block"
+        shown = sorted({line.strip() for line in prose.splitlines()} & examples)
+        assert shown == [], f"api/{name}: example lines rendered as text: {shown}"
+        prompts = sum(block.count(">>> ") for block in parsed.code)
+        assert prompts >= 5, f"api/{name}: {prompts} >>> prompts in code blocks"
+
+
+# flax is not installed: every import of it fails as a missing package does.
+_WITHOUT_FLAX = """
+import importlib, importlib.abc, sys
+class NoFlax(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "flax":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoFlax())
+import batchapply  # the core needs no flax
+try:
+    importlib.import_module(sys.argv[1])
+except ModuleNotFoundError as error:
+    print(type(error).__name__, error.name, error, sep="|")
+"""
+
+
+@pytest.mark.parametrize("module", ["batchapply.linen", "batchapply.nnx"])
+def test_flax_modules_without_flax_say_how_to_install_it(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_FLAX, module], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    kind, name, message = done.stdout.strip().split("|")
+    assert (kind, name) == ("ModuleNotFoundError", "flax")
+    assert message.startswith(f'{module} needs flax, which is not installed: pip install "batchapply[flax]"')
+
+
+def test_generated_numbers_match_their_json() -> None:
+    """The benchmark tables of BENCHMARKS.md and docs/performance.md are the JSON's (issue 27)."""
+    from benchmarks import plots
+
+    assert plots.main(["--check", "--tables-only"]) == 0, "run: python benchmarks/plots.py"
+
+
+def test_plots_match_their_json() -> None:
+    """docs/images/*.svg are what benchmarks/plots.py draws from the JSON (matplotlib: the dev extra)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import plots
+
+    assert plots.main(["--check"]) == 0, "run: python benchmarks/plots.py"
+
+
+def test_compiled_memory_numbers_match_a_fresh_compile() -> None:
+    """The `jax.jit` column of the peak-memory table, recomputed: compiled now, never run."""
+    from benchmarks import chunk_memory, plots
+
+    recorded = plots.load()["memory"]
+    for variant, temp_bytes in recorded["compiled_temp_bytes"].items():
+        fresh = chunk_memory.compiled_temp_bytes(recorded["rows_log2"], chunk_memory._chunk_size(variant))
+        assert fresh == temp_bytes, (variant, fresh, temp_bytes)
+
+
+def test_site_hooks_examples() -> None:
+    """docs/_site.py's own examples (the fences and links the API pages get)."""
+    import doctest
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_site", ROOT / "docs" / "_site.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    pytest.importorskip("mkdocs")  # the hooks import mkdocs (the dev extra)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 2 and result.failed == 0

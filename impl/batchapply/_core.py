@@ -32,7 +32,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,9 @@ import numpy as np
 from jax import tree_util
 
 from batchapply import _sharding
+
+PyTree: TypeAlias = Any
+"""A jax pytree: tuples, lists, dicts and other registered containers of leaves."""
 
 try:  # private; only used to keep the traced program unchanged inside a trace
     from jax._src.core import trace_state_clean as _trace_state_clean
@@ -95,6 +98,13 @@ def ndim_at_least(x: Any, num_dims: int) -> bool:
     >>> import jax.numpy as jnp
     >>> ndim_at_least(jnp.zeros((2, 3)), 2), ndim_at_least("abc", 0)
     (True, False)
+
+    Args:
+        x: any value; only NumPy arrays, NumPy scalars and ``jax.Array`` count.
+        num_dims: the least rank.
+
+    Returns:
+        ``True`` for an array leaf of rank ``>= num_dims``, else ``False``.
     """
     return isinstance(x, _ARRAY_TYPES) and x.ndim >= num_dims
 
@@ -107,6 +117,17 @@ def merge_leading_dims(x: Any, num_dims: int) -> Any:
     >>> import jax.numpy as jnp
     >>> merge_leading_dims(jnp.zeros((2, 3, 4)), 2).shape
     (6, 4)
+
+    Args:
+        x: a NumPy or jax array, or any other value.
+        num_dims: how many leading dims to merge.
+
+    Returns:
+        ``x`` reshaped to ``(prod(x.shape[:num_dims]),) + x.shape[num_dims:]``, or
+        ``x`` itself if it is not an array of rank ``>= num_dims``.
+
+    Raises:
+        TypeError: ``x`` is a ``numpy.matrix``, which stays 2-D under reshape.
     """
     if not ndim_at_least(x, num_dims):
         return x
@@ -133,6 +154,18 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
     >>> x = jnp.zeros((6, 4))
     >>> split_leading_dim(x, (2, 3)).shape, split_leading_dim(x, (-1, 3)).shape
     ((2, 3, 4), (2, 3, 4))
+
+    Args:
+        x: a NumPy or jax array of rank ``>= 1``.
+        to_dim: the sizes to split the leading dim into; their product is
+            ``x.shape[0]``.
+
+    Returns:
+        ``x`` reshaped to ``tuple(to_dim) + x.shape[1:]``.
+
+    Raises:
+        TypeError: ``x`` is not an array, or is a ``numpy.matrix``.
+        ValueError: ``x`` has rank 0, or ``to_dim`` does not multiply to ``x.shape[0]``.
     """
     to_dim = tuple(to_dim)
     if not isinstance(x, _ARRAY_TYPES):
@@ -182,6 +215,15 @@ def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[st
     >>> import jax.numpy as jnp
     >>> arbitrary_mergeable_leaf(2, ("text", jnp.zeros((2, 3))), {}).shape
     (2, 3)
+
+    Args:
+        num_dims: the least rank of a mergeable leaf.
+        args: the positional arguments, pytrees.
+        kwargs: the keyword arguments, pytrees.
+
+    Returns:
+        The first leaf, in pytree order, for which ``ndim_at_least(leaf, num_dims)``;
+        ``None`` if there is none.
     """
     for leaf in tree_util.tree_leaves((tuple(args), kwargs)):
         if ndim_at_least(leaf, num_dims):
@@ -739,6 +781,33 @@ class BatchApply:
     >>> apply = BatchApply(lambda x, w: x @ w, in_axes=(0, None))
     >>> apply(jnp.ones((2, 3, 4)), w).shape
     (2, 3, 5)
+
+    Args:
+        f: the function to call on the merged inputs, written for one batch
+            dimension (``[Batch, Features]``).
+        num_dims: how many leading dims to merge into one, ``>= 1`` (BA-2.2).
+        in_axes: which positional arguments are merged: ``0`` (all of them),
+            ``None`` (none), or one entry per positional argument, each ``0``,
+            ``None`` or a pytree prefix of that argument made of ``0`` and
+            ``None``, as in ``jax.vmap`` (BA-4). Keyword arguments are always
+            merged.
+        out_axes: which outputs are split: ``0`` (all of them), ``None`` (none:
+            a loss, say, is returned as it is), or a pytree prefix of the output
+            (BA-7).
+        chunk_size: ``None``, or the most merged rows ``f`` sees at once: ``f``
+            runs on chunks of rows, eagerly once per chunk and under a trace in one
+            ``jax.lax.map``, so peak memory follows the chunk (SPEC section 13).
+        row_order: the order of the rows in the merged batch: ``"C"`` (row-major,
+            as a reshape), ``"shard_major"`` (every device's rows together, read
+            from the inputs' shardings) or the shard counts ``(s_1, ..., s_n)``
+            of the leading dims (SPEC section 14).
+
+    Raises:
+        TypeError: ``f`` is not callable, or ``num_dims`` or ``chunk_size`` is not
+            an int (SPEC section 10).
+        ValueError: ``num_dims`` or ``chunk_size`` is below 1, or ``in_axes``,
+            ``out_axes`` or ``row_order`` is malformed. Calls raise ``ValueError``
+            or ``TypeError`` naming the offending leaf by its pytree path.
     """
 
     # One call of f per chunk even on jax.Array inputs, instead of one jax.lax.map: set by the
@@ -753,10 +822,10 @@ class BatchApply:
         f: Callable[..., Any],
         num_dims: int = 2,
         *,
-        in_axes: Any = 0,
-        out_axes: Any = 0,
+        in_axes: Literal[0] | tuple[PyTree, ...] | list[PyTree] | None = 0,
+        out_axes: Literal[0] | PyTree | None = 0,
         chunk_size: int | None = None,
-        row_order: Any = "C",
+        row_order: Literal["C", "shard_major"] | tuple[int, ...] | list[int] = "C",
     ) -> None:
         if not callable(f):
             raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")
@@ -844,6 +913,21 @@ class BatchApply:
         return [i for i, axis in enumerate(axes) if axis == 0] + kwarg_leaves
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2: any keyword name reaches f
+        """Merge the selected inputs, call ``f``, split its outputs (SPEC BA-5 to BA-7).
+
+        Args:
+            *args: positional inputs; those that ``in_axes`` selects are merged.
+            **kwargs: keyword inputs, all merged; any keyword name reaches ``f``.
+
+        Returns:
+            ``f``'s output, with the leading dim of every array that ``out_axes``
+            selects split back into the leading shape of the inputs.
+
+        Raises:
+            ValueError: no input has ``num_dims`` dims, the inputs disagree on their
+                leading shape, or an output cannot be split; the message names
+                the leaf by its pytree path and says how to fix it.
+        """
         n = self.num_dims
         leaves, treedef = _flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))  # leaf order, BA-1.3
         # None: every leaf is selected (in_axes=0, BA-4.1), the common case.

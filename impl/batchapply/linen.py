@@ -1,7 +1,7 @@
 """BatchApply as a ``flax.linen`` Module (SPEC section 12).
 
-Importing this module imports flax (the ``flax`` extra); ``import batchapply``
-does not.
+Importing this module imports flax (the ``flax`` extra); importing
+``batchapply`` alone does not.
 
 >>> import jax, jax.numpy as jnp, flax.linen as nn
 >>> from batchapply.linen import BatchApply
@@ -18,15 +18,25 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-import flax.linen as nn
 import jax.numpy as jnp
-from flax import errors
-from flax.core import DenyList, FrozenDict
-from flax.core.scope import Scope
+
+try:
+    import flax.linen as nn
+    from flax import errors
+    from flax.core import DenyList, FrozenDict
+    from flax.core.scope import Scope
+except ModuleNotFoundError as error:
+    if error.name is None or error.name.split(".")[0] != "flax":
+        raise
+    raise ModuleNotFoundError(
+        f'batchapply.linen needs flax, which is not installed: pip install "batchapply[flax]" ({error})',
+        name=error.name,
+    ) from error
 
 from batchapply import _core
+from batchapply._core import PyTree
 
 __all__ = ["BatchApply"]
 
@@ -197,10 +207,14 @@ class BatchApply(nn.Module):
 
     module: Callable[..., Any]
     num_dims: int = 2
-    in_axes: Any = dataclasses.field(default=0, kw_only=True)
-    out_axes: Any = dataclasses.field(default=0, kw_only=True)
+    in_axes: Literal[0] | tuple[PyTree, ...] | list[PyTree] | None = dataclasses.field(
+        default=0, kw_only=True
+    )
+    out_axes: Literal[0] | PyTree | None = dataclasses.field(default=0, kw_only=True)
     chunk_size: int | None = dataclasses.field(default=None, kw_only=True)
-    row_order: Any = dataclasses.field(default="C", kw_only=True)
+    row_order: Literal["C", "shard_major"] | tuple[int, ...] | list[int] = dataclasses.field(
+        default="C", kw_only=True
+    )
 
     def __post_init__(self) -> None:
         # Validate at construction, with the same errors as batchapply.BatchApply (BA-12.1).
@@ -264,7 +278,7 @@ class BatchApply(nn.Module):
         in_axes = self.in_axes
         if type(in_axes) is tuple and len(in_axes) == len(args):
             in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))
-        options = {"in_axes": in_axes, "out_axes": self.out_axes, "row_order": self.row_order}
+        options: dict[str, Any] = {"in_axes": in_axes, "out_axes": self.out_axes, "row_order": self.row_order}
         thaw_out = not (self.out_axes is None or type(self.out_axes) is int)
         if self.chunk_size is None and not thaw_out:
             return _core.BatchApply(self.module, self.num_dims, **options)(*args, **kwargs)

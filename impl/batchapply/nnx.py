@@ -1,7 +1,7 @@
 """BatchApply as a ``flax.nnx`` Module (SPEC section 12).
 
-Importing this module imports flax (the ``flax`` extra); ``import batchapply``
-does not.
+Importing this module imports flax (the ``flax`` extra); importing
+``batchapply`` alone does not.
 
 >>> import jax.numpy as jnp
 >>> from flax import nnx
@@ -16,11 +16,20 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from flax import nnx
+try:
+    from flax import nnx
+except ModuleNotFoundError as error:
+    if error.name is None or error.name.split(".")[0] != "flax":
+        raise
+    raise ModuleNotFoundError(
+        f'batchapply.nnx needs flax, which is not installed: pip install "batchapply[flax]" ({error})',
+        name=error.name,
+    ) from error
 
 from batchapply import _core
+from batchapply._core import PyTree
 
 __all__ = ["BatchApply"]
 
@@ -124,10 +133,10 @@ class BatchApply(nnx.Module):
         module: Callable[..., Any],
         num_dims: int = 2,
         *,
-        in_axes: Any = 0,
-        out_axes: Any = 0,
+        in_axes: Literal[0] | tuple[PyTree, ...] | list[PyTree] | None = 0,
+        out_axes: Literal[0] | PyTree | None = 0,
         chunk_size: int | None = None,
-        row_order: Any = "C",
+        row_order: Literal["C", "shard_major"] | tuple[int, ...] | list[int] = "C",
     ) -> None:
         checked = _core.BatchApply(
             module, num_dims, in_axes=in_axes, out_axes=out_axes, chunk_size=chunk_size, row_order=row_order

@@ -246,7 +246,7 @@ def test_shard_major_under_jit_with_auto_axes_raises() -> None:
 @pytest.mark.spec("BA-14.8")
 @pytest.mark.parametrize("axes", list(AXIS_TYPES))
 @pytest.mark.parametrize("row_order", ["C", "shard_major"])
-def test_inside_shard_map_each_device_merges_its_local_rows(axes: str, row_order: str) -> None:
+def test_inside_shard_map_each_device_merges_its_local_rows(axes: str, row_order: Any) -> None:
     # The hand-written per-device program: a cumulative sum over each device's local rows in
     # C order. Values come from the reference applied block by block.
     m = mesh(AXIS_TYPES[axes])
@@ -336,7 +336,7 @@ def test_chunked_shard_major_stays_local(layout: str, axes: str, mode: str) -> N
     m = mesh(AXIS_TYPES[axes])
     data = RNG.normal(size=(T, B, F)).astype(np.float32)
     # Under jit, Auto-axis tracers hide their sharding (E22): pass the counts there.
-    order = counts if (axes, mode) == ("auto", "jit") else "shard_major"
+    order: Any = counts if (axes, mode) == ("auto", "jit") else "shard_major"
     apply = batchapply.BatchApply(tagged, row_order=order, chunk_size=CHUNK)
     with jax.set_mesh(m):
         x = put(data, m, leading_spec)
@@ -359,7 +359,7 @@ def test_chunked_temp_memory_per_device_follows_the_chunk(layout: str, axes: str
     leading_spec, counts = LAYOUTS[layout]
     m = mesh(AXIS_TYPES[axes])
     w1, w2 = jnp.ones((F, 256)), jnp.ones((256, F))
-    order = counts if axes == "auto" else "shard_major"
+    order: Any = counts if axes == "auto" else "shard_major"
     temp = {}
     with jax.set_mesh(m):
         x = jax.ShapeDtypeStruct(

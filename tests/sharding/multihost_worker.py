@@ -129,7 +129,7 @@ def checks(dump: pathlib.Path) -> Iterator[tuple[str, Callable[[], None]]]:
         def check() -> None:
             spec, counts, build = layouts[layout]
             m = mesh(axis_types[axes])
-            row_order = counts if order == "counts" else "shard_major"
+            row_order: Any = counts if order == "counts" else "shard_major"
             apply = batchapply.BatchApply(tagged, row_order=row_order, chunk_size=chunk_size)
             with jax.set_mesh(m):
                 x = build(data, m, P(*spec, None))
