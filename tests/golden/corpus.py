@@ -971,6 +971,15 @@ def error_order() -> Iterator[Spec]:
         "args": [x],
     }
 
+    # The helpers (BA-10.8).
+    for name, first, to_dim in [("E12-before-E13", "abc", 6), ("E29-before-E13", matrix, (5,))]:
+        yield {
+            "name": f"order-{name}",
+            "clauses": ["BA-10.8"],
+            "target": "split_leading_dim",
+            "args": [first, to_dim],
+        }
+
 
 @group
 def audit_decisions() -> Iterator[Spec]:
