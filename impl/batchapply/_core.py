@@ -712,6 +712,8 @@ def _committed_devices(x: Any) -> list[int] | None:
 def _exact_pieces(column: Sequence[Any]) -> list[Any]:
     """A column of chunk outputs to join as a ``jax.Array``, with every NumPy piece that JAX would
     narrow (64-bit outside ``jax_enable_x64``) made a 64-bit ``jax.Array`` first (BA-13.8)."""
+    if all(_kind(x) == _NUMPY for x in column):  # joined by NumPy: nothing to narrow
+        return list(column)
     narrowed = [_kind(x) == _NUMPY and jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype for x in column]
     if not any(narrowed):
         return list(column)
