@@ -32,6 +32,12 @@ def x() -> np.ndarray:
     return np.arange(24.0).reshape(2, 3, 4)
 
 
+def noting(seen: list[Any], value: Any, result: Any) -> Any:
+    """``result``, after appending ``value`` to ``seen`` (for lambdas that record what f got)."""
+    seen.append(value)
+    return result
+
+
 def row_of(error: BaseException) -> str:
     """The SPEC error row whose prefix ``error`` starts with."""
     from batchapply_conformance._spec import error_table
@@ -84,7 +90,7 @@ def test_flax_frozendict_is_a_container(lib: types.ModuleType) -> None:
     flax_core = pytest.importorskip("flax.core")
     params = flax_core.FrozenDict(w=np.ones((2, 3, 5)), b=np.ones(5))
     seen: list[Any] = []
-    out = lib.BatchApply(lambda d: (seen.append(d), d)[1], out_axes=flax_core.FrozenDict(w=0, b=None))(params)
+    out = lib.BatchApply(lambda d: noting(seen, d, d), out_axes=flax_core.FrozenDict(w=0, b=None))(params)
     assert (
         type(seen[0]) is flax_core.FrozenDict and seen[0]["w"].shape == (6, 5) and seen[0]["b"] is params["b"]
     )
@@ -189,7 +195,7 @@ def test_e24_applies_when_every_row_fits_one_chunk(lib: types.ModuleType) -> Non
         lib.BatchApply(lambda y: calls.append(1), chunk_size=5, row_order=(1, 2))(np.zeros((2, 2, 2)))
     assert calls == []
     seen: list[int] = []
-    lib.BatchApply(lambda y: (seen.append(len(y)), y)[1], chunk_size=6, row_order=(1, 2))(np.zeros((2, 2, 2)))
+    lib.BatchApply(lambda y: noting(seen, len(y), y), chunk_size=6, row_order=(1, 2))(np.zeros((2, 2, 2)))
     assert seen == [4]
 
 
@@ -254,7 +260,8 @@ def test_e27_at_depth_500_leaves_the_process_usable(lib: types.ModuleType) -> No
 def test_e27_outside_the_inputs_names_the_dict(lib: types.ModuleType, call: Any) -> None:
     with pytest.raises(
         TypeError,
-        match=r"BatchApply: dict keys cannot be sorted: the dict at (args\[0\]|kwargs\['k'\]\[0\]|in_axes\[0\]|out_axes\[0\]) ",
+        match=r"BatchApply: dict keys cannot be sorted: the dict at "
+        r"(args\[0\]|kwargs\['k'\]\[0\]|in_axes\[0\]|out_axes\[0\]) ",
     ):
         call(lib)
 
@@ -324,7 +331,7 @@ def test_f_is_called_once_or_once_per_chunk(
     lib: types.ModuleType, chunk_size: int | None, calls: int
 ) -> None:
     seen: list[int] = []
-    lib.BatchApply(lambda y: (seen.append(len(y)), y)[1], chunk_size=chunk_size)(np.zeros((100, 100, 0)))
+    lib.BatchApply(lambda y: noting(seen, len(y), y), chunk_size=chunk_size)(np.zeros((100, 100, 0)))
     assert len(seen) == calls and sum(seen) == 10_000
 
 
@@ -416,7 +423,7 @@ def test_one_object_called_from_several_threads(lib: types.ModuleType) -> None:
             try:
                 if not (np.asarray(apply(z)) == 2 * z).all():
                     wrong.append((t, i))
-            except Exception as e:  # noqa: BLE001 - any error is a failure of this test
+            except Exception as e:
                 wrong.append(repr(e))
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
@@ -473,7 +480,7 @@ class Touchy:
 def test_non_array_leaves_are_not_converted(lib: types.ModuleType, chunk_size: int | None) -> None:
     leaf = Touchy()
     got: list[Any] = []
-    lib.BatchApply(lambda a, t: (got.append(t), a)[1], chunk_size=chunk_size)(x(), leaf)
+    lib.BatchApply(lambda a, t: noting(got, t, a), chunk_size=chunk_size)(x(), leaf)
     assert got and all(t is leaf for t in got)
     assert lib.ndim_at_least(leaf, 0) is False
 

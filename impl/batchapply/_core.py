@@ -27,6 +27,7 @@ trace, the full chunks go through one ``jax.lax.map``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import itertools
@@ -158,7 +159,7 @@ def _to_dim(shape: tuple[Any, ...], to_dim: Any) -> tuple[int, ...]:
         try:
             if isinstance(entry, bool):
                 raise TypeError
-            entries.append(operator.index(entry))
+            entries.append(operator.index(entry))  # type: ignore[arg-type]  # TypeError for None
         except TypeError:
             raise ValueError(
                 f"{SPLIT_SHAPE_PREFIX} shape {shape} into to_dim {to_dim!r}: to_dim must be a tuple "
@@ -321,10 +322,8 @@ def _recursion_headroom() -> int:
         depth[0] += 1
         deeper()
 
-    try:
+    with contextlib.suppress(RecursionError):
         deeper()
-    except RecursionError:
-        pass
     return depth[0]
 
 
@@ -334,19 +333,18 @@ def _flatten_leaks_recursion() -> bool:
     budget per container above the dict (jaxlib 0.10.2 does: after a few such errors every
     deep flatten, then every deep Python call, fails). Measured once, on a dict one level down."""
     before = _recursion_headroom()
-    try:
+    with contextlib.suppress(TypeError, ValueError):
         tree_util.tree_flatten([{1: 0, "a": 0}])
-    except (TypeError, ValueError):
-        pass
     leaked = before - _recursion_headroom()
     _leave_recursive_calls(leaked)
     return leaked == 1
 
 
 def _leave_recursive_calls(count: int) -> None:
-    leave = getattr(ctypes.pythonapi, "Py_LeaveRecursiveCall", None)
-    for _ in range(count if leave is not None else 0):
-        leave()
+    leave: Callable[[], None] | None = getattr(ctypes.pythonapi, "Py_LeaveRecursiveCall", None)
+    if leave is not None:
+        for _ in range(count):
+            leave()
 
 
 def _give_back_recursion(levels: int) -> None:
@@ -781,7 +779,7 @@ class _Chunk:
                 np.ma.concatenate if any(isinstance(x, np.ma.MaskedArray) for x in column) else np.concatenate
             )
 
-        columns = [_exact_pieces(c) for c in zip(*(chunk.leaves for chunk in chunks), strict=True)]
+        columns = [tuple(_exact_pieces(c)) for c in zip(*(chunk.leaves for chunk in chunks), strict=True)]
         return chunks[0].with_leaves([_sharding.join_chunks(c, shards, concatenate(c)) for c in columns])
 
     @staticmethod
@@ -909,8 +907,12 @@ class BatchApply:
         self.chunk_size = chunk_size
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """The options are read-only once set (BA-2.6): their checks run at construction only."""
-        if name in OPTIONS and name in self.__dict__:
+        """The options are read-only once set (BA-2.6): their checks run at construction only.
+
+        Subclasses may set them: the Flax wrappers' private ``_Chunked`` (linen.py) sets
+        ``out_axes`` from the output it has just seen.
+        """
+        if name in OPTIONS and name in self.__dict__ and type(self) is BatchApply:
             raise AttributeError(
                 f"BatchApply: `{name}` is read-only (SPEC BA-2.6): the options are checked at "
                 "construction. Build a new BatchApply with the option you want."

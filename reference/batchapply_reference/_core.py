@@ -268,7 +268,7 @@ def _to_dim(shape: tuple[Any, ...], to_dim: Any) -> tuple[int, ...]:
         try:
             if isinstance(entry, bool):
                 raise TypeError
-            entries.append(operator.index(entry))
+            entries.append(operator.index(entry))  # type: ignore[arg-type]  # TypeError for None
         except TypeError:
             raise ValueError(
                 f"{SPLIT_SHAPE_PREFIX} shape {shape} into to_dim {to_dim!r}: to_dim must be a tuple "

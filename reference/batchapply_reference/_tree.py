@@ -167,9 +167,9 @@ def _axis_children(axes: Any, tree: Any, path: str) -> list[Any]:
     axes_data, axes_pairs = _open(axes) or ((), [])
     tree_data, _ = _open(tree) or ((), [])
     if type(tree) is dict:  # the same keys in the same sorted order, as JAX's treedefs (BA-1.3)
-        if axes_data != tree_data:
+        if _sorted_keys(axes) != _sorted_keys(tree):
             raise PrefixError(
-                path, f"the axes have keys {list(axes_data[1])}, the value has keys {list(tree_data[1])}"
+                path, f"the axes have keys {_sorted_keys(axes)}, the value has keys {_sorted_keys(tree)}"
             )
     elif type(tree) in (list, tuple) and len(axes) != len(tree):
         raise PrefixError(path, f"the axes have {len(axes)} entries, the value has {len(tree)}")

@@ -4,7 +4,8 @@ Not collected by the plain test run (the name does not match test_*.py): jax mus
 several devices, which needs XLA_FLAGS before jax is imported.
 tests/test_audit_decisions.py runs it:
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m pytest tests/sharding/check_audit_decisions.py
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 \
+        python -m pytest tests/sharding/check_audit_decisions.py
 """
 
 from __future__ import annotations
