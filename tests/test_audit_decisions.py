@@ -498,3 +498,11 @@ def test_multi_device_decisions_in_both_packages() -> None:
         what="tests/sharding/check_audit_decisions.py",
     )
     assert " passed" in stdout and " failed" not in stdout and " skipped" not in stdout, stdout[-2000:]
+
+
+@pytest.mark.spec("BA-5.9", "BA-13.7")
+def test_the_new_checks_ask_no_tracer_for_devices_or_deletion(lib: types.ModuleType) -> None:
+    """E28's and E17's checks read ``is_deleted()`` and devices: a tracer has neither."""
+    z = jnp.arange(6.0).reshape(2, 3, 1)
+    out = jax.jit(lambda t: lib.BatchApply(lambda y: y * 2, chunk_size=2)(t))(z)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(z) * 2)

@@ -68,6 +68,12 @@ def _c_order_indices(shape: Sequence[int]) -> itertools.product[tuple[int, ...]]
     return itertools.product(*(range(d) for d in shape))
 
 
+def _is_tracer(x: Any) -> bool:
+    """A JAX tracer: an array leaf under a transformation, with no devices or buffer to ask about."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
+
+
 def _is_numpy(x: Any) -> bool:
     """NumPy array leaves; every other array leaf is a ``jax.Array`` (BA-1.1)."""
     return isinstance(x, (np.ndarray, np.generic))
@@ -645,7 +651,7 @@ def _check_chunk_agrees(
 
 def _committed_devices(x: Any) -> list[int] | None:
     """The device ids of a committed ``jax.Array``; None for anything else (BA-13.7)."""
-    if _is_numpy(x) or not getattr(x, "committed", False):
+    if _is_numpy(x) or _is_tracer(x) or not x.committed:
         return None
     return sorted(device.id for device in x.sharding.device_set)
 
@@ -662,7 +668,7 @@ def _exact_jax_pieces(pieces: list[Any]) -> list[Any]:
 def _check_not_deleted(mergeable: list[tuple[str, Any]]) -> None:
     """E28 (BA-5.9): a mergeable ``jax.Array`` deleted before the call."""
     for path, x in mergeable:
-        if not _is_numpy(x) and getattr(x, "is_deleted", lambda: False)():
+        if not _is_numpy(x) and not _is_tracer(x) and x.is_deleted():
             raise ValueError(
                 f"{DELETED_PREFIX}: {path} (shape {tuple(x.shape)}, dtype {x.dtype}) was deleted "
                 "before this call (by x.delete(), or donated to a jitted function with donate_argnums). "
@@ -674,7 +680,7 @@ def _check_c_order_chunks(mergeable: list[tuple[str, Any]], num_dims: int) -> No
     """E25 (BA-14.11): C-order chunks of a concrete batch whose leading dims are sharded."""
     jax = sys.modules.get("jax")
     for path, x in mergeable:
-        if _is_numpy(x) or jax is None or isinstance(x, jax.core.Tracer):
+        if _is_numpy(x) or jax is None or _is_tracer(x):
             continue  # a tracer's counts: `batchapply` only (BA-10.7)
         counts = _order.leaf_counts(x, num_dims)
         if any(s > 1 for s in counts):
