@@ -62,10 +62,9 @@ def _jax_only_nodes(target: Target) -> Outcome:
 def _read_only(target: Target) -> Outcome:
     import inspect
 
-    factory: Any = target.factory
-    if not inspect.isclass(factory):
+    if not inspect.isclass(target.factory):
         return Outcome("na", "the target's factory is a function, not a BatchApply class (BA-2.6)")
-    apply = factory(abs, 2)
+    apply = target.factory(abs, 2)  # type: ignore[call-arg]  # isclass narrows it to type[object]
     for name in [n for n in OPTIONS if n in ("f", "num_dims") or n in target.options]:
         if not hasattr(apply, name):
             return Outcome("fail", f"the object has no attribute {name!r}")
