@@ -19,12 +19,15 @@ import threading
 import types
 from typing import Any
 
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import batchapply
+import batchapply_reference
 from tests.sharding.common import run_processes
 
 
@@ -506,3 +509,28 @@ def test_the_new_checks_ask_no_tracer_for_devices_or_deletion(lib: types.ModuleT
     z = jnp.arange(6.0).reshape(2, 3, 1)
     out = jax.jit(lambda t: lib.BatchApply(lambda y: y * 2, chunk_size=2)(t))(z)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(z) * 2)
+
+
+@st.composite
+def deep_bad_trees(draw: st.DrawFn) -> tuple[Any, int]:
+    """A dict with unsortable keys under 400 to 600 containers of mixed kinds; its depth."""
+    depth = draw(st.integers(400, 600))
+    kinds = draw(st.lists(st.sampled_from(["list", "tuple", "dict"]), min_size=depth, max_size=depth))
+    tree: Any = {1: np.zeros((2, 3)), "a": np.zeros((2, 3))}
+    for kind in kinds:
+        tree = [tree] if kind == "list" else (tree,) if kind == "tuple" else {"k": tree}
+    return tree, depth
+
+
+@pytest.mark.spec("BA-1.5", "BA-1.7")
+@hypothesis.settings(max_examples=10)
+@hypothesis.given(case=deep_bad_trees())
+def test_fuzz_deep_e27_then_a_deep_valid_call(case: tuple[Any, int]) -> None:
+    """The fuzzer that finds N1 on fc77691: RecursionError, then SystemError on the next call."""
+    tree, depth = case
+    for lib in (batchapply, batchapply_reference):
+        with pytest.raises(
+            TypeError, match=re.escape("BatchApply: dict keys cannot be sorted: the dict at args[1]")
+        ):
+            lib.BatchApply(lambda a, b: a)(x(), tree)
+        assert type(lib.BatchApply(lambda a: a)(nest(x(), depth))) is list
