@@ -34,6 +34,15 @@ FLAX_DEVIATIONS = {
     "BA-7.4": "non-array outputs (an int, a string) are reshaped and crash",
     "BA-10.1": "no SPEC error prefixes",
     "BA-10.2": "TypeError and AttributeError escape",
+    # SPEC draft 3 (issue 29):
+    "BA-1.7": "a dict with unsortable keys raises jax's ValueError, not E27",
+    "BA-2.6": "a plain class with the option `_f` and a writable `num_dims`",
+    "BA-5.8": "a numpy.matrix is merged (no E26), also with num_dims=1",
+    "BA-5.9": "a deleted jax.Array lets jax's RuntimeError escape (no E28)",
+    "BA-7.7": "a numpy.matrix output is split (no E26)",
+    "BA-10.4": "no SPEC error prefixes, so no order of them before f",
+    "BA-10.5": "no SPEC error prefixes, so no order of them after f",
+    "BA-10.7": "E28, which binds every implementation, is never raised",
 }
 
 

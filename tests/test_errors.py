@@ -100,11 +100,12 @@ TRIGGERS: dict[str, Callable[[types.ModuleType], Any]] = {
     "E27": lambda lib: lib.BatchApply(lambda a: a)([{1: x(), "a": x()}]),
     "E28": deleted_input,
     "E29": lambda lib: lib.split_leading_dim(np.matrix(np.zeros((4, 1))), (2, 2)),
+    "E30": lambda lib: lib.merge_leading_dims(np.matrix(np.zeros((4, 1))), 2),
 }
 
-# Rows that only `batchapply` can meet (SPEC: "`batchapply` only"): the reference never
-# sees tracers or sharded arrays.
-BATCHAPPLY_ONLY = {"E18", "E22", "E23", "E25", "E28"}
+# Rows that bind `batchapply` only (SPEC BA-10.7): they need jax.export, a tracer, or Explicit
+# mesh axes. E25 and E28 bind both packages on concrete arrays.
+BATCHAPPLY_ONLY = {"E18", "E22", "E23"}
 # Rows whose trigger needs several devices: run by tests/sharding/ (tests/test_sharding.py).
 MULTI_DEVICE = {"E23", "E25"}
 
@@ -171,7 +172,7 @@ def test_both_packages_raise_the_same_message(row: str) -> None:
 # ---- issue 11, findings 3 and 13: each reproduction raises its row and names the leaf ----------
 
 
-@pytest.mark.spec("BA-5.1", "BA-7.2", "BA-10.1")
+@pytest.mark.spec("BA-5.1", "BA-7.2", "BA-7.7", "BA-10.1")
 @pytest.mark.parametrize("chunk_size", [None, 2])
 def test_matrix_output_raises_e26_naming_the_output(lib: types.ModuleType, chunk_size: int | None) -> None:
     """Finding 3: a (4, 1) matrix output was split to (2, 2); the reference gave (2, 2, 1)."""
@@ -182,7 +183,7 @@ def test_matrix_output_raises_e26_naming_the_output(lib: types.ModuleType, chunk
         apply(np.zeros((2, 2, 3)))
 
 
-@pytest.mark.spec("BA-5.1", "BA-1.2")
+@pytest.mark.spec("BA-5.1", "BA-5.8", "BA-1.2")
 def test_matrix_that_is_not_merged_passes_through(lib: types.ModuleType) -> None:
     """A matrix is an array leaf; one that is not merged (rank below num_dims) reaches f as it is."""
     m = np.matrix(np.ones((2, 2)))
@@ -196,7 +197,7 @@ def test_matrix_that_is_not_merged_passes_through(lib: types.ModuleType) -> None
     assert seen[0] is m
 
 
-@pytest.mark.spec("BA-9.1")
+@pytest.mark.spec("BA-9.1", "BA-10.1")
 def test_merge_leading_dims_of_a_matrix_raises(lib: types.ModuleType) -> None:
     with pytest.raises(TypeError, match=re.escape("merge_leading_dims: `x` must not be a numpy.matrix")):
         lib.merge_leading_dims(np.matrix(np.ones((2, 3))), 2)
@@ -221,3 +222,15 @@ def test_deleted_input_raises_e28_with_chunks(chunk_size: int | None) -> None:
     batch.delete()
     with pytest.raises(ValueError, match=re.escape("BatchApply: input array has been deleted: kwargs['b']")):
         batchapply.BatchApply(lambda a, b: a, chunk_size=chunk_size)(x(), b=batch)
+
+
+@pytest.mark.spec("BA-5.8")
+@pytest.mark.parametrize("num_dims", [1, 2])
+def test_matrix_is_never_merged_even_when_the_merge_keeps_its_shape(
+    lib: types.ModuleType, num_dims: int
+) -> None:
+    """Audit C12: with num_dims=1 the merge is the identity; a matrix still raises E26."""
+    with pytest.raises(
+        TypeError, match=re.escape("BatchApply: cannot merge or split a numpy.matrix: args[0]")
+    ):
+        lib.BatchApply(lambda a: a, num_dims=num_dims)(np.matrix(np.zeros((2, 3))))

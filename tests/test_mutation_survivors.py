@@ -59,11 +59,12 @@ def test_traced_last_partial_chunk_that_disagrees_is_e17() -> None:
 def test_split_leading_dim_rejects_a_negative_entry_that_is_not_an_int_minus_one(
     lib: types.ModuleType,
 ) -> None:
-    # Kills `d < 0` -> `d < -1` in _split_shape: a -1.0 is no hole to infer (not an int), so it is
-    # a negative size, named as such (not "its product is -6.0").
+    # A -1.0 is no hole to infer (not an int). Since SPEC draft 3 (BA-9.2, audit G5) it is not an
+    # integer entry at all, rejected before _split_shape; there `d < 0` -> `d < -1` is now an
+    # equivalent mutant (integer entries only, and every -1 is a hole).
     with pytest.raises(ValueError, match="^" + re.escape("split_leading_dim: cannot split")) as info:
         lib.split_leading_dim(np.zeros((6, 2)), (-1.0, 6))
-    assert "its entries must be sizes >= 0" in str(info.value)
+    assert "to_dim must be a tuple or list of integers" in str(info.value)
 
 
 @pytest.mark.spec("BA-13.7", "BA-14.9")

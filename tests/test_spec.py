@@ -61,3 +61,70 @@ def test_every_must_clause_is_cited_by_a_test() -> None:
 def test_tests_cite_only_existing_clauses() -> None:
     unknown = sorted(cited() - set(clauses()))
     assert not unknown, f"tests cite clauses that SPEC.md does not define: {unknown}"
+
+
+# ---- Structure of the error table and its cross-references (SPEC draft 3, audit findings C2, E2) ----
+
+SPEC_TEXT = (ROOT / "SPEC.md").read_text()
+ROW = re.compile(r"^\| (E\d+) \| (.*?) \| ", re.M)
+ORDER_CLAUSES = ("BA-10.3", "BA-10.4", "BA-10.5", "BA-10.6", "BA-10.8")
+
+
+def rows() -> dict[str, str]:
+    """Error row ID -> its condition cell."""
+    found: dict[str, str] = {row: condition for row, condition in ROW.findall(SPEC_TEXT)}
+    return found
+
+
+def withdrawn_rows() -> set[str]:
+    return {row for row, condition in rows().items() if "*withdrawn*" in condition}
+
+
+def live_rows() -> list[str]:
+    """The rows that are not withdrawn, in number order."""
+    live = set(rows()) - withdrawn_rows()
+    return sorted(live, key=lambda row: int(row[1:]))
+
+
+def mentions(text: str, row: str) -> bool:
+    return re.search(rf"\b{row}\b", text) is not None
+
+
+@pytest.mark.spec("BA-10.1")
+@pytest.mark.parametrize("row", live_rows())
+def test_every_error_row_names_a_clause_that_raises_it(row: str) -> None:
+    """The row's condition cites a clause, and that clause's text names the row."""
+    named = re.findall(r"BA-\d+\.\d+", rows()[row])
+    assert named, f"{row} cites no clause"
+    assert any(mentions(clauses().get(clause, ""), row) for clause in named), (
+        f"{row} cites {named}, and none of them names {row}"
+    )
+
+
+@pytest.mark.spec("BA-10.3", "BA-10.4", "BA-10.5", "BA-10.6", "BA-10.8")
+@pytest.mark.parametrize("row", live_rows())
+def test_every_error_row_has_its_place_in_the_order(row: str) -> None:
+    assert any(mentions(clauses()[clause], row) for clause in ORDER_CLAUSES), f"{row} is in no order clause"
+
+
+def test_no_clause_cites_a_withdrawn_row() -> None:
+    citing = sorted(
+        (clause, row)
+        for clause, text in clauses().items()
+        if "*withdrawn*" not in text
+        for row in withdrawn_rows()
+        if mentions(text, row)
+    )
+    assert not citing, f"clauses that cite withdrawn rows: {citing}"
+
+
+def test_every_cross_reference_exists() -> None:
+    """Every BA-x.y and Enn anywhere in SPEC.md (changelog included) is a clause or a row."""
+    refs = set(re.findall(r"\bBA-\d+\.\d+\b", SPEC_TEXT))
+    assert not sorted(refs - set(clauses())), (
+        f"references to clauses that do not exist: {sorted(refs - set(clauses()))}"
+    )
+    row_refs = set(re.findall(r"\bE\d+\b", SPEC_TEXT))
+    assert not sorted(row_refs - set(rows())), (
+        f"references to rows that do not exist: {sorted(row_refs - set(rows()))}"
+    )

@@ -142,6 +142,7 @@ def _versions(target: str) -> dict[str, str]:
 
 def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]:
     """Golden, transform, sharding, jax-input and property checks, in that order."""
+    from batchapply_conformance._audit_checks import audit_checks
     from batchapply_conformance._jax_inputs import jax_input_checks
     from batchapply_conformance._properties import property_checks
     from batchapply_conformance._sharding import sharding_checks
@@ -151,6 +152,7 @@ def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]
         *transform_checks(),
         *sharding_checks(),
         *jax_input_checks(),
+        *audit_checks(),
         *property_checks(max_examples=max_examples, seed=seed),
     ]
 

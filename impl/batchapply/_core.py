@@ -27,6 +27,8 @@ trace, the full chunks go through one ``jax.lax.map``.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import functools
 import itertools
 import math
@@ -88,6 +90,7 @@ MATRIX_PREFIX = "BatchApply: cannot merge or split a numpy.matrix"
 DICT_KEYS_PREFIX = "BatchApply: dict keys cannot be sorted"
 DELETED_PREFIX = "BatchApply: input array has been deleted"
 SPLIT_MATRIX_PREFIX = "split_leading_dim: `x` must not be a numpy.matrix"
+OPTIONS = frozenset({"f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order"})
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -167,7 +170,6 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
         TypeError: ``x`` is not an array, or is a ``numpy.matrix``.
         ValueError: ``x`` has rank 0, or ``to_dim`` does not multiply to ``x.shape[0]``.
     """
-    to_dim = tuple(to_dim)
     if not isinstance(x, _ARRAY_TYPES):
         raise TypeError(
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
@@ -179,8 +181,24 @@ def split_leading_dim(x: Any, to_dim: Sequence[Any]) -> Any:
         raise ValueError(
             f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
-    to_dim = _split_shape(tuple(x.shape), to_dim)
+    to_dim = _split_shape(tuple(x.shape), _to_dim(tuple(x.shape), to_dim))
     return x.reshape(to_dim + tuple(x.shape[1:]))
+
+
+def _to_dim(shape: tuple[Any, ...], to_dim: Any) -> tuple[int, ...]:
+    """``to_dim`` as a tuple of ints: a tuple or list of integers, bool excluded (BA-9.2, E13)."""
+    entries = []
+    for entry in to_dim if isinstance(to_dim, (tuple, list)) else [None]:
+        try:
+            if isinstance(entry, bool):
+                raise TypeError
+            entries.append(operator.index(entry))  # type: ignore[arg-type]  # TypeError for None
+        except TypeError:
+            raise ValueError(
+                f"{SPLIT_SHAPE_PREFIX} shape {shape} into to_dim {to_dim!r}: to_dim must be a tuple "
+                "or list of integers (bool excluded). Pass e.g. (2, 3), or (-1, 3) to infer one size."
+            ) from None
+    return tuple(entries)
 
 
 def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -225,7 +243,8 @@ def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[st
         The first leaf, in pytree order, for which ``ndim_at_least(leaf, num_dims)``;
         ``None`` if there is none.
     """
-    for leaf in tree_util.tree_leaves((tuple(args), kwargs)):
+    args, kwargs = tuple(args), dict(kwargs)
+    for leaf in _flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))[0]:  # E27 (BA-1.7)
         if ndim_at_least(leaf, num_dims):
             return leaf
     return None
@@ -236,8 +255,13 @@ def _is_axis_leaf(x: Any) -> bool:
 
 
 def _check_axes(axes: Any, name: str) -> None:
-    """Every leaf of an axes tree is the int 0 or None (SPEC BA-2.4)."""
-    for axis in tree_util.tree_leaves(axes, is_leaf=_is_axis_leaf):
+    """Every leaf of an axes tree is the int 0 or None (SPEC BA-2.4); E27 first (BA-10.3)."""
+    try:
+        leaves = tree_util.tree_leaves(axes, is_leaf=_is_axis_leaf)
+    except (TypeError, ValueError) as e:
+        _raise_if_unsortable(axes, name, e, 0)
+        raise
+    for axis in leaves:
         if axis is None or (type(axis) is int and axis == 0):
             continue
         raise ValueError(
@@ -280,38 +304,95 @@ def _flatten(tree: Any, roots: tuple[Any, ...], names: tuple[str, ...]) -> tuple
     """
     try:
         return tree_util.tree_flatten(tree)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as e:
+        above = 0 if len(roots) == 1 and roots[0] is tree else 1  # containers above each root
         for root, name in zip(roots, names, strict=True):
-            found = _unsortable_dict(root, name)
-            if found is not None:
-                path, keys = found
-                kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
-                raise TypeError(
-                    f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
-                    "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
-                    "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
-                ) from None
+            _raise_if_unsortable(root, name, e, above)
         raise
 
 
-def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any]] | None:
-    """The path and keys of the first dict in ``tree`` whose keys cannot be sorted, or None."""
-    if type(tree) in (dict, collections.defaultdict):
-        try:
-            sorted(tree)
-        except TypeError:
-            return path, list(tree)
-    try:  # one level: the children of this node
-        children = tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is not tree)[0]
-    except (TypeError, ValueError):
-        return None
-    if len(children) == 1 and children[0][0] == ():  # a leaf
-        return None
-    for key, child in children:
-        found = _unsortable_dict(child, path + tree_util.keystr(key))
-        if found is not None:
-            return found
+def _raise_if_unsortable(tree: Any, root: str, error: Exception | None = None, above: int = 0) -> None:
+    """E27 (BA-1.7) for the first dict in ``tree`` (leaf order) whose keys cannot be sorted.
+
+    ``error``: what jax's flatten raised on a tree holding ``tree`` under ``above`` containers;
+    its failed sort cost the recursion budget one level per container above the dict, which
+    is given back here (``_give_back_recursion``), so that the process stays usable (BA-1.5).
+    """
+    found = _unsortable_dict(tree, root)
+    if found is not None:
+        path, keys, depth = found
+        if error is not None and "Comparator raised exception" in str(error):
+            _give_back_recursion(above + depth)
+        kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
+        raise TypeError(
+            f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
+            "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
+            "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
+        ) from None
+
+
+def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any], int] | None:
+    """The path, keys and depth (containers above it) of the first dict in ``tree`` (leaf order)
+    whose keys cannot be sorted, or None.
+
+    A walk with its own stack, one level of jax's flatten at a time: no Python recursion, so
+    a dict 500 levels deep raises E27, not ``RecursionError`` (BA-1.5).
+    """
+    stack = [(path, tree, 0)]
+    while stack:
+        where, node, depth = stack.pop()
+        if type(node) in (dict, collections.defaultdict):
+            try:
+                sorted(node)
+            except TypeError:
+                return where, list(node), depth
+        try:  # one level: the children of this node
+            children = tree_util.tree_flatten_with_path(node, is_leaf=lambda x, node=node: x is not node)[0]
+        except (TypeError, ValueError):
+            continue
+        if len(children) == 1 and children[0][0] == ():  # a leaf
+            continue
+        stack.extend((where + tree_util.keystr(key), child, depth + 1) for key, child in reversed(children))
     return None
+
+
+def _recursion_headroom() -> int:
+    """How many more Python frames this one could nest before ``RecursionError``."""
+    depth = [0]
+
+    def deeper() -> None:
+        depth[0] += 1
+        deeper()
+
+    with contextlib.suppress(RecursionError):
+        deeper()
+    return depth[0]
+
+
+@functools.cache
+def _flatten_leaks_recursion() -> bool:
+    """Whether jax's flatten, failing to sort a dict's keys, leaks one level of the recursion
+    budget per container above the dict (jaxlib 0.10.2 does: after a few such errors every
+    deep flatten, then every deep Python call, fails). Measured once, on a dict one level down."""
+    before = _recursion_headroom()
+    with contextlib.suppress(TypeError, ValueError):
+        tree_util.tree_flatten([{1: 0, "a": 0}])
+    leaked = before - _recursion_headroom()
+    _leave_recursive_calls(leaked)
+    return leaked == 1
+
+
+def _leave_recursive_calls(count: int) -> None:
+    leave: Callable[[], None] | None = getattr(ctypes.pythonapi, "Py_LeaveRecursiveCall", None)
+    if leave is not None:
+        for _ in range(count):
+            leave()
+
+
+def _give_back_recursion(levels: int) -> None:
+    """Give back what a failed sort in jax's flatten took from the recursion budget (N1)."""
+    if _flatten_leaks_recursion():
+        _leave_recursive_calls(levels)
 
 
 def _raise_matrix(
@@ -661,6 +742,25 @@ def _jax_holds(y: Any) -> bool:
     return bool(jax.dtypes.canonicalize_dtype(dtype) == dtype)
 
 
+def _committed_devices(x: Any) -> list[int] | None:
+    """The device ids of a committed concrete ``jax.Array``; None for anything else (BA-13.7)."""
+    if _kind(x) != _CONCRETE or not x.committed:
+        return None
+    return sorted(device.id for device in x.sharding.device_set)
+
+
+def _exact_pieces(column: Sequence[Any]) -> list[Any]:
+    """A column of chunk outputs to join as a ``jax.Array``, with every NumPy piece that JAX would
+    narrow (64-bit outside ``jax_enable_x64``) made a 64-bit ``jax.Array`` first (BA-13.8)."""
+    if all(_kind(x) == _NUMPY for x in column):  # joined by NumPy: nothing to narrow
+        return list(column)
+    narrowed = [_kind(x) == _NUMPY and jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype for x in column]
+    if not any(narrowed):
+        return list(column)
+    with jax.enable_x64(True):
+        return [jnp.asarray(x) if wide else x for x, wide in zip(column, narrowed, strict=True)]
+
+
 class _Chunk:
     """One chunk's output: the tree, its leaves and treedef (SPEC section 13)."""
 
@@ -702,6 +802,13 @@ class _Chunk:
                     f"{where} returned {path} with dtype {leaf.dtype} and shape {tuple(leaf.shape)}, "
                     f"chunk 0 returned it with dtype {want.dtype} and shape {tuple(want.shape)}; {advice}"
                 )
+            got, wanted = _committed_devices(leaf), _committed_devices(want)
+            if got != wanted and got is not None and wanted is not None:  # BA-13.7
+                path = _paths(self.output, "output")[j]
+                raise ValueError(
+                    f"{where} returned {path} on devices {got}, chunk 0 returned it on devices "
+                    f"{wanted}; f must return every chunk's output on the same devices (or uncommitted)."
+                )
 
     @staticmethod
     def join(chunks: list[_Chunk], shards: int) -> Any:
@@ -714,7 +821,7 @@ class _Chunk:
                 np.ma.concatenate if any(isinstance(x, np.ma.MaskedArray) for x in column) else np.concatenate
             )
 
-        columns = zip(*(chunk.leaves for chunk in chunks), strict=True)
+        columns = [tuple(_exact_pieces(c)) for c in zip(*(chunk.leaves for chunk in chunks), strict=True)]
         return chunks[0].with_leaves([_sharding.join_chunks(c, shards, concatenate(c)) for c in columns])
 
     @staticmethod
@@ -729,6 +836,8 @@ class _Chunk:
         columns = list(zip(*(chunk.leaves for chunk in chunks), strict=True))
         out: list[Any] = [None] * len(columns)
         on_jax = {j for j, column in enumerate(columns) if any(_kind(x) != _NUMPY for x in column)}
+        for j in on_jax:  # BA-13.8: 64-bit NumPy pieces stay 64-bit
+            columns[j] = tuple(_exact_pieces(columns[j]))
         # CPU outputs: their rows concatenated on the host, one copy and no compile (_on_host).
         on_host = {
             j
@@ -866,6 +975,19 @@ class BatchApply:
         self.out_axes = out_axes
         self.chunk_size = chunk_size
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The options are read-only once set (BA-2.6): their checks run at construction only.
+
+        Subclasses may set them: the Flax wrappers' private ``_Chunked`` (linen.py) sets
+        ``out_axes`` from the output it has just seen.
+        """
+        if name in OPTIONS and name in self.__dict__ and type(self) is BatchApply:
+            raise AttributeError(
+                f"BatchApply: `{name}` is read-only (SPEC BA-2.6): the options are checked at "
+                "construction. Build a new BatchApply with the option you want."
+            )
+        object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         """``BatchApply(<function dense>, num_dims=3, in_axes=(0, None))``: ``f`` and the options set."""
         import inspect
@@ -956,6 +1078,7 @@ class BatchApply:
             mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
             if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):
                 self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+            _raise_if_deleted(leaves, mergeable, paths)  # E28 before the counts (BA-10.4)
             if self.row_order == "C":  # BA-14.11: E25 where the shardings are visible
                 _sharding.check_c_order_chunks(
                     [leaves[i] for i in mergeable], n, lambda: [paths()[i] for i in mergeable]
@@ -1000,7 +1123,10 @@ class BatchApply:
         except _Mismatch:
             self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
         except RuntimeError:  # E28: jax's "Array has been deleted" names no leaf
-            _raise_if_deleted(leaves, [i for i in order if ndim_at_least(leaves[i], n)], paths)
+            mergeable = [i for i in order if ndim_at_least(leaves[i], n)]
+            if any(tuple(leaves[i].shape[:n]) != leading for i in mergeable):  # E9 first (BA-10.4)
+                self._raise_leading_shape_error(args, kwargs, leaves, order, leading)
+            _raise_if_deleted(leaves, mergeable, paths)
             raise
         if self.chunk_size is not None:  # section 13
             return self._call_in_chunks(
@@ -1240,7 +1366,7 @@ class BatchApply:
             raise ValueError(
                 f"{OUTPUT_PREFIX} leaves of a chunk of {rows} rows: {listed}; "
                 f"expected rank >= 1 and a leading size of {rows}. Each chunk's output must have "
-                "one row per row of the chunk."
+                "one row per row of the chunk; compute unbatched values (a loss, say) outside f."
             )
         return out_leaves, out_def
 

@@ -65,7 +65,11 @@ def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
             return None
         spec = tuple(sharding.spec) + (None,) * num_dims
         names = [() if e is None else (e if isinstance(e, tuple) else (e,)) for e in spec[:num_dims]]
-        return tuple(math.prod(mesh.shape[name] for name in axes) for axes in names)
+        sizes = x.shape[:num_dims]  # a dim of size 0 has count 1 (BA-14.12)
+        return tuple(
+            1 if d == 0 else math.prod(mesh.shape[name] for name in axes)
+            for d, axes in zip(sizes, names, strict=True)
+        )
     shard = x.sharding.shard_shape(tuple(x.shape))
     return tuple(d // s if s else 1 for d, s in zip(x.shape[:num_dims], shard[:num_dims], strict=True))
 

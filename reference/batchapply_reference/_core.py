@@ -46,6 +46,9 @@ CHUNK_OUTPUT_PREFIX = "BatchApply: cannot chunk output"
 CHUNK_DISAGREE_PREFIX = "BatchApply: chunk outputs disagree"
 MATRIX_PREFIX = "BatchApply: cannot merge or split a numpy.matrix"
 DICT_KEYS_PREFIX = "BatchApply: dict keys cannot be sorted"
+DELETED_PREFIX = "BatchApply: input array has been deleted"
+C_ORDER_CHUNKS_PREFIX = "BatchApply: chunk_size on a sharded batch needs row_order"
+OPTIONS = frozenset({"f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order"})
 SPLIT_MATRIX_PREFIX = "split_leading_dim: `x` must not be a numpy.matrix"
 
 
@@ -63,6 +66,12 @@ def is_array(x: object) -> bool:
 def _c_order_indices(shape: Sequence[int]) -> itertools.product[tuple[int, ...]]:
     """Every index of ``shape``, last axis fastest (C order)."""
     return itertools.product(*(range(d) for d in shape))
+
+
+def _is_tracer(x: Any) -> bool:
+    """A JAX tracer: an array leaf under a transformation, with no devices or buffer to ask about."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
 
 
 def _is_numpy(x: Any) -> bool:
@@ -159,20 +168,26 @@ def _helper_matrix_message(helper: str, x: np.matrix) -> str:
 
 
 def _leaves_with_paths(tree: Any, axes: Any, root: str) -> list[tuple[str, Any, Any]]:
-    """``_tree.leaves_with_paths``, with E27 for a dict whose keys cannot be sorted (BA-1.3)."""
+    """``_tree.leaves_with_paths``, with E27 for a dict whose keys cannot be sorted (BA-1.7)."""
     try:
         return _tree.leaves_with_paths(tree, axes, root)
     except TypeError:
-        found = _unsortable_dict(tree, root)
-        if found is None:
-            raise
-        path, keys = found
-        kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
-        raise TypeError(
-            f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
-            "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
-            "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
-        ) from None
+        _raise_if_unsortable(tree, root)
+        raise
+
+
+def _raise_if_unsortable(tree: Any, root: str) -> None:
+    """E27 (BA-1.7) for the first dict in ``tree`` (leaf order) whose keys cannot be sorted."""
+    found = _unsortable_dict(tree, root)
+    if found is None:
+        return
+    path, keys = found
+    kinds = ", ".join(sorted({type(key).__name__ for key in keys}))
+    raise TypeError(
+        f"{DICT_KEYS_PREFIX}: the dict at {path} has keys of types {kinds} that cannot be "
+        "compared, and a dict's children are in sorted key order (SPEC BA-1.3). Use keys of "
+        "one type (all str, say), or a collections.OrderedDict, which keeps insertion order."
+    ) from None
 
 
 def _unsortable_dict(tree: Any, path: str) -> tuple[str, list[Any]] | None:
@@ -238,7 +253,6 @@ def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
     array([[0, 1, 2],
            [3, 4, 5]])
     """
-    to_dim = tuple(to_dim)
     if not is_array(x):
         raise TypeError(
             f"{SPLIT_TYPE_PREFIX} (numpy or jax); got {type(x).__name__}. "
@@ -250,7 +264,23 @@ def split_leading_dim(x: Any, to_dim: Sequence[int]) -> Any:
         raise ValueError(
             f"{SPLIT_SHAPE_PREFIX} shape () into to_dim {to_dim}: x has rank 0; expected rank >= 1."
         )
-    return _split(x, _split_shape(tuple(x.shape), to_dim))
+    return _split(x, _split_shape(tuple(x.shape), _to_dim(tuple(x.shape), to_dim)))
+
+
+def _to_dim(shape: tuple[Any, ...], to_dim: Any) -> tuple[int, ...]:
+    """``to_dim`` as a tuple of ints: a tuple or list of integers, bool excluded (BA-9.2, E13)."""
+    entries = []
+    for entry in to_dim if isinstance(to_dim, (tuple, list)) else [None]:
+        try:
+            if isinstance(entry, bool):
+                raise TypeError
+            entries.append(operator.index(entry))  # type: ignore[arg-type]  # TypeError for None
+        except TypeError:
+            raise ValueError(
+                f"{SPLIT_SHAPE_PREFIX} shape {shape} into to_dim {to_dim!r}: to_dim must be a tuple "
+                "or list of integers (bool excluded). Pass e.g. (2, 3), or (-1, 3) to infer one size."
+            ) from None
+    return tuple(entries)
 
 
 def _split_shape(shape: tuple[Any, ...], to_dim: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -285,14 +315,16 @@ def arbitrary_mergeable_leaf(num_dims: int, args: Sequence[Any], kwargs: dict[st
     >>> arbitrary_mergeable_leaf(2, ("text", np.zeros((2, 3))), {}).shape
     (2, 3)
     """
-    for _, leaf, _ in _tree.leaves_with_paths((tuple(args), dict(kwargs)), 0, ""):
+    entries = _leaves_with_paths(tuple(args), 0, "args") + _leaves_with_paths(dict(kwargs), 0, "kwargs")
+    for _, leaf, _ in entries:  # E27 for an unsortable dict (BA-1.7)
         if ndim_at_least(leaf, num_dims):
             return leaf
     return None
 
 
 def _check_axes(axes: Any, name: str) -> None:
-    """Every leaf of an axes tree is the int 0 or None (SPEC BA-2.4)."""
+    """Every leaf of an axes tree is the int 0 or None (SPEC BA-2.4); E27 first (BA-10.3)."""
+    _raise_if_unsortable(axes, name)
     for axis in _tree.axis_leaves(axes):
         if axis is None or (type(axis) is int and axis == 0):
             continue
@@ -362,6 +394,15 @@ class BatchApply:
         self.out_axes = out_axes
         self.chunk_size = chunk_size
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The options are read-only once set (BA-2.6): their checks run at construction only."""
+        if name in OPTIONS and name in self.__dict__:
+            raise AttributeError(
+                f"BatchApply: `{name}` is read-only (SPEC BA-2.6): the options are checked at "
+                "construction. Build a new BatchApply with the option you want."
+            )
+        object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         """``BatchApply(<function dense>, num_dims=3, in_axes=(0, None))``: ``f`` and the options set."""
         import inspect
@@ -392,6 +433,8 @@ class BatchApply:
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2: any keyword name reaches f
         n = self.num_dims
+        _raise_if_unsortable(args, "args")  # E27 comes first (BA-10.4)
+        _raise_if_unsortable(kwargs, "kwargs")
         arg_axes = self._input_axes(args)
         try:
             entries = _leaves_with_paths(args, arg_axes, "args")
@@ -423,7 +466,10 @@ class BatchApply:
                 "for it, e.g. BatchApply(f, in_axes=(0, None))."
             )
 
+        _check_not_deleted(mergeable)  # E28, after E9 and before the counts (BA-5.9, BA-10.4)
         counts = _order.call_counts(self.row_order, leading, [leaf for _, leaf in mergeable])
+        if self.row_order == "C" and self.chunk_size is not None and math.prod(leading) > self.chunk_size:
+            _check_c_order_chunks(mergeable, n)  # E25 (BA-14.11)
         if self.chunk_size is not None:
             _order.check_chunk_size(self.chunk_size, counts)  # BA-14.9: E24
         order = None if all(s == 1 for s in counts) else counts  # None: the C order
@@ -483,7 +529,7 @@ class BatchApply:
         for j in range(len(chunk_outputs[0])):
             pieces = [entries[j][1] for entries in chunk_outputs]
             if not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
-                joined = sys.modules["jax.numpy"].concatenate(pieces)
+                joined = sys.modules["jax.numpy"].concatenate(_exact_jax_pieces(pieces))
             elif any(isinstance(piece, np.ma.MaskedArray) for piece in pieces):  # BA-5.7, BA-13.8
                 joined = np.ma.concatenate(pieces)
             else:
@@ -493,7 +539,8 @@ class BatchApply:
         return _tree.map_leaves(lambda path, leaf, axis: next(replacements), first_output, None, "output")
 
     def _output_entries(self, output: Any) -> list[tuple[str, Any, Any]]:
-        """The (path, leaf, axis) triples of an output of f; E11 when `out_axes` is no prefix (BA-7.5)."""
+        """The (path, leaf, axis) triples of an output of f; E27, then E11 (BA-10.5, BA-10.6)."""
+        _raise_if_unsortable(output, "output")
         try:
             return _leaves_with_paths(output, self.out_axes, "output")
         except _tree.PrefixError as e:
@@ -526,7 +573,7 @@ class BatchApply:
             raise ValueError(
                 f"{OUTPUT_PREFIX} leaves of a chunk of {rows} rows: {', '.join(unsplittable)}; "
                 f"expected rank >= 1 and a leading size of {rows}. Each chunk's output must have "
-                "one row per row of the chunk."
+                "one row per row of the chunk; compute unbatched values (a loss, say) outside f."
             )
         return entries
 
@@ -590,4 +637,60 @@ def _check_chunk_agrees(
             raise ValueError(
                 f"{where} returned {path} with dtype {got[0]} and shape {tuple(leaf.shape)}, chunk 0 "
                 f"returned it with dtype {want[0]} and shape {tuple(first.shape)}; {advice}"
+            )
+        if _committed_devices(leaf) != _committed_devices(first) and None not in (
+            _committed_devices(leaf),
+            _committed_devices(first),
+        ):  # BA-13.7: no device to join them on without a transfer
+            raise ValueError(
+                f"{where} returned {path} on devices {_committed_devices(leaf)}, chunk 0 returned it "
+                f"on devices {_committed_devices(first)}; f must return every chunk's output on the "
+                "same devices (or uncommitted)."
+            )
+
+
+def _committed_devices(x: Any) -> list[int] | None:
+    """The device ids of a committed ``jax.Array``; None for anything else (BA-13.7)."""
+    if _is_numpy(x) or _is_tracer(x) or not x.committed:
+        return None
+    return sorted(device.id for device in x.sharding.device_set)
+
+
+def _exact_jax_pieces(pieces: list[Any]) -> list[Any]:
+    """NumPy chunk outputs that JAX would narrow (64-bit, x64 off) as 64-bit jax.Arrays (BA-13.8)."""
+    jax = sys.modules["jax"]
+    if all(not _is_numpy(p) or jax.dtypes.canonicalize_dtype(p.dtype) == p.dtype for p in pieces):
+        return pieces
+    with jax.enable_x64(True):
+        return [jax.numpy.asarray(p) if _is_numpy(p) else p for p in pieces]
+
+
+def _check_not_deleted(mergeable: list[tuple[str, Any]]) -> None:
+    """E28 (BA-5.9): a mergeable ``jax.Array`` deleted before the call."""
+    for path, x in mergeable:
+        if not _is_numpy(x) and not _is_tracer(x) and x.is_deleted():
+            raise ValueError(
+                f"{DELETED_PREFIX}: {path} (shape {tuple(x.shape)}, dtype {x.dtype}) was deleted "
+                "before this call (by x.delete(), or donated to a jitted function with donate_argnums). "
+                "Pass a live array: keep a copy, or stop donating it."
+            )
+
+
+def _check_c_order_chunks(mergeable: list[tuple[str, Any]], num_dims: int) -> None:
+    """E25 (BA-14.11): C-order chunks of a concrete batch whose leading dims are sharded."""
+    jax = sys.modules.get("jax")
+    for path, x in mergeable:
+        if _is_numpy(x) or jax is None or _is_tracer(x):
+            continue  # a tracer's counts: `batchapply` only (BA-10.7)
+        counts = _order.leaf_counts(x, num_dims)
+        if any(s > 1 for s in counts):
+            shards = math.prod(counts)
+            raise ValueError(
+                f"{C_ORDER_CHUNKS_PREFIX}: {path} is {jax.typeof(x)}, cut into shard counts "
+                f"{counts} over its leading dims, and row_order='C' would cut chunks of consecutive "
+                "rows, which sit on one device at a time (or move rows between devices). For local "
+                "chunks, pass row_order='shard_major' (or the counts, "
+                f"row_order={counts}) with a chunk_size that is a multiple of {shards}: each chunk "
+                f"then takes chunk_size / {shards} rows from every shard (SPEC BA-14.9). Or reshard "
+                "the batch to one device (jax.sharding.reshard) to chunk in C order."
             )

@@ -4,7 +4,11 @@ Written from scratch (no jax) so that the reference is an independent
 derivation of SPEC.md, not a copy of the implementation. It models the
 built-in containers of BA-1.3 (dict, ``collections.OrderedDict``,
 ``collections.defaultdict``, list, tuple, namedtuple, None) and the custom
-nodes registered with :func:`register_node`; any other object is a leaf.
+nodes registered with :func:`register_node`. Any other type that JAX's pytree
+registry holds (``register_dataclass``, ``jax.tree_util.Partial``,
+``flax.core.FrozenDict``) is opened one level at a time by the flatten of the
+``jax`` module already loaded: such a type exists only once jax is (BA-1.3).
+Any other object is a leaf.
 
 Paths are spelled as `jax.tree_util.keystr` spells them: ``[0]`` for a list or
 tuple position, ``['key']`` for a dict key, ``.field`` for a namedtuple field;
@@ -17,8 +21,11 @@ nested thousands deep raises no ``RecursionError`` (SPEC BA-1.5).
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 LeafFn = Callable[[str, Any, Any], Any]
 """Called as ``fn(path, leaf, axis)``; its result replaces the leaf."""
@@ -69,7 +76,29 @@ def is_namedtuple(tree: object) -> bool:
 
 
 def _sorted_keys(tree: dict[Any, Any]) -> list[Any]:
+    """Python's stable sort: keys that do not compare keep insertion order, as in JAX (BA-1.3)."""
     return sorted(tree)
+
+
+def _jax_node(tree: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """JAX's one-level flatten of ``tree``: its treedef and ``(keystr, child)`` pairs; None for
+    a leaf of JAX's registry, or when jax is not loaded (BA-1.3)."""
+    jax = sys.modules.get("jax")
+    if jax is None or _is_plain_leaf(tree):
+        return None
+    tree_util = jax.tree_util
+    pairs, treedef = tree_util.tree_flatten_with_path(tree, is_leaf=lambda child: child is not tree)
+    if tree_util.treedef_is_leaf(treedef):
+        return None
+    return treedef, [(tree_util.keystr(path), child) for path, child in pairs]
+
+
+def _is_plain_leaf(x: object) -> bool:
+    """Leaves that no registry opens: arrays, scalars, strings (a shortcut, no jax call)."""
+    if isinstance(x, (int, float, complex, str, bytes, np.ndarray, np.generic)):
+        return True
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.Array)
 
 
 def _open(tree: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
@@ -98,6 +127,9 @@ def _open(tree: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
         pairs, aux = _NODES[kind][0](tree)
         pairs = list(pairs)
         return (kind, aux, len(pairs)), pairs
+    opened = _jax_node(tree)  # registered with JAX only: JAX's children, keys and aux (BA-1.3)
+    if opened is not None:
+        return (kind, opened[0]), opened[1]
     return None
 
 
@@ -113,8 +145,7 @@ def _rebuild(tree: Any, data: Any, new_children: list[Any]) -> Any:
     if tree is None:
         return None
     if kind in (dict, collections.defaultdict):
-        by_key = dict(zip(data[-1], new_children, strict=True))
-        rebuilt = {key: by_key[key] for key in tree}  # keep the caller's key order (section 11)
+        rebuilt = dict(zip(data[-1], new_children, strict=True))  # sorted key order (BA-7.6)
         return rebuilt if kind is dict else collections.defaultdict(tree.default_factory, rebuilt)
     if kind is collections.OrderedDict:
         return collections.OrderedDict(zip(tree, new_children, strict=True))
@@ -122,7 +153,9 @@ def _rebuild(tree: Any, data: Any, new_children: list[Any]) -> Any:
         return kind(*new_children)
     if kind in (list, tuple):
         return kind(new_children)
-    return _NODES[kind][1](data[1], new_children)
+    if kind in _NODES:
+        return _NODES[kind][1](data[1], new_children)
+    return data[1].unflatten(new_children)  # JAX's treedef of one level (BA-1.3)
 
 
 def _axis_children(axes: Any, tree: Any, path: str) -> list[Any]:
@@ -133,9 +166,11 @@ def _axis_children(axes: Any, tree: Any, path: str) -> list[Any]:
         )
     axes_data, axes_pairs = _open(axes) or ((), [])
     tree_data, _ = _open(tree) or ((), [])
-    if type(tree) is dict:
-        if set(axes) != set(tree):
-            raise PrefixError(path, f"the axes have keys {sorted(axes)}, the value has keys {sorted(tree)}")
+    if type(tree) is dict:  # the same keys in the same sorted order, as JAX's treedefs (BA-1.3)
+        if _sorted_keys(axes) != _sorted_keys(tree):
+            raise PrefixError(
+                path, f"the axes have keys {_sorted_keys(axes)}, the value has keys {_sorted_keys(tree)}"
+            )
     elif type(tree) in (list, tuple) and len(axes) != len(tree):
         raise PrefixError(path, f"the axes have {len(axes)} entries, the value has {len(tree)}")
     elif axes_data != tree_data:
