@@ -166,8 +166,14 @@ def _json_path_error(path: pathlib.Path) -> str | None:
     folder = path.resolve().parent
     if not folder.is_dir():
         return f"directory {str(folder)!r} does not exist"
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return f"{str(path)!r} is not writable"
+    existed = path.exists()
+    try:  # os.access answers yes to root; opening is the test that holds
+        with path.open("a"):
+            pass
+    except OSError as e:
+        return f"{str(path)!r} is not writable: {e.strerror}"
+    if not existed:
+        path.unlink()
     return None
 
 

@@ -484,6 +484,8 @@ def render(report: Report, *, failures_only: bool = False, max_cases: int = 3) -
         verdict = f"not checked: MUST clauses NOT RUN: {', '.join(report.not_run_musts)}"
     else:
         verdict = "conforms"
+        if report.counts()["XFAIL"]:
+            verdict += f" except {report.counts()['XFAIL']} expected failures"
         narrowed = [f"--skip {f}" for f in report.skipped_families]
         narrowed += [f"--exclude {e}" for e in report.excluded]
         if report.not_run_musts:
