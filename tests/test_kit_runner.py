@@ -152,7 +152,7 @@ def test_exclude_a_clause_and_a_case(tmp_path: pathlib.Path) -> None:
 
 
 def test_failures_only_and_titles(tmp_path: pathlib.Path) -> None:
-    code, out, report = run_json(
+    _, out, report = run_json(
         tmp_path,
         "hostile_targets:aborts_without_rows",
         "--clause",
@@ -272,7 +272,7 @@ def test_diff_a_regression_exits_1_naming_it(two_reports: tuple[pathlib.Path, pa
 
 
 def test_baseline_gates_only_on_regressions(two_reports: tuple[pathlib.Path, pathlib.Path]) -> None:
-    old, new = two_reports
+    old, _ = two_reports
     improved = console("gating_targets:flax_checked_num_dims", *GATE, "--baseline", str(old))
     assert improved.returncode == 0, improved.stdout  # BA-3.2 still fails, as in the baseline
     assert "improvements: " in improved.stdout and "BA-2.2: FAIL -> PASS" in improved.stdout

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import pickle
 import signal
 import socket
 import subprocess
@@ -82,6 +83,8 @@ class Worker:
 
     def start(self) -> None:
         parent, child = socket.socketpair()
+        if self.stderr is not None:
+            self.stderr.close()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         env = {**os.environ, **(self.env or {})}
         self.process = subprocess.Popen(
@@ -200,7 +203,26 @@ def serve(fd: int) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        conn.send(_answer(message, state))
+        answer = _answer(message, state)
+        try:
+            conn.send(answer)
+        except (RecursionError, TypeError, AttributeError, pickle.PicklingError):
+            conn.send(_plain(answer))  # (pickling failed before anything was written)
+
+
+def _plain(answer: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``answer`` without the counterexamples that cannot be pickled (nested too deep, say)."""
+    if answer[0] != "outcome":
+        return ("error", "construct", str(answer))
+    outcomes = answer[1] if isinstance(answer[1], list) else [answer[1]]
+    note = {"repr": "the counterexample could not be sent from the worker (nested too deep?)"}
+    return (
+        "outcome",
+        [
+            dataclasses.replace(o, counterexample=note if o.counterexample is not None else None)
+            for o in outcomes
+        ],
+    )
 
 
 def _answer(message: tuple[Any, ...], state: dict[str, Any]) -> tuple[Any, ...]:
