@@ -373,31 +373,20 @@ def _run_isolated(
     # so that a target importable here is importable there.
     env = {"PYTHONPATH": os.pathsep.join(p for p in [*sys.path, os.getcwd()] if p)}
     env.setdefault("XLA_FLAGS", os.environ.get("XLA_FLAGS", DEVICES_FLAG))
-    init = ("init", [*sys.path, os.getcwd()], name, helpers, profile, examples, seed)
+    # ... and the modules the caller blocked (None in sys.modules: "not installed").
+    blocked = [module for module, value in sys.modules.items() if value is None]
+    init = ("init", [*sys.path, os.getcwd()], blocked, name, helpers, profile, examples, seed)
     worker = Worker(limits, env)
     found: dict[int, tuple[Outcomes, float]] = {}
     try:
-        info = _start(worker, init, name)
-        try:
-            answer = worker.ask(("preflight",), limits.timeout)
-        except WorkerLost as e:
-            how = (
-                f"did not return within {limits.timeout:g} s (--timeout)"
-                if e.kind == "TIMEOUT"
-                else f"crashed the process ({e.detail})"
-            )
-            raise TargetError(
-                f"`{name}` {how} at construction: make(identity, 2)(np.zeros((2, 3, 4)))"
-            ) from None
-        if answer[0] == "error":
-            raise TargetError(answer[2])
+        info = _start(worker, init, name, limits)
         fresh = False
         for done, i in enumerate(todo, 1):
             check = checks[i]
             began = time.perf_counter()
             try:
                 if fresh:
-                    _start(worker, init, name)
+                    _start(worker, init, name, limits)
                     fresh = False
                 outcome = worker.ask(("run", i), limits.seconds(check.family))[1]
             except WorkerLost as e:
@@ -417,11 +406,24 @@ def _run_isolated(
     return found, info
 
 
-def _start(worker: Worker, init: tuple[Any, ...], name: str) -> dict[str, Any]:
+def _start(worker: Worker, init: tuple[Any, ...], name: str, limits: Limits) -> dict[str, Any]:
+    """Start the worker: import the target (bounded by IMPORT_TIMEOUT), then make it and call
+    it on a tiny case (bounded by the per-check time limit); TargetError when either fails."""
     try:
         answer = worker.ask(init, IMPORT_TIMEOUT)
     except WorkerLost as e:
         raise TargetError(f"cannot import target {name!r}: {e.kind}: {e.detail}") from None
+    if answer[0] == "error":
+        raise TargetError(answer[2])
+    try:
+        answer = worker.ask(("preflight",), limits.timeout)
+    except WorkerLost as e:
+        how = (
+            f"did not return within {limits.timeout:g} s (--timeout)"
+            if e.kind == "TIMEOUT"
+            else f"crashed the process ({e.detail})"
+        )
+        raise TargetError(f"`{name}` {how} at construction: make(identity, 2)(np.zeros((2, 3, 4)))") from None
     if answer[0] == "error":
         raise TargetError(answer[2])
     return dict(answer[1])

@@ -52,12 +52,13 @@ def _import(module_name: str) -> types.ModuleType:
 
 
 def load(name: str, helpers: str | None = None) -> tuple[Target, dict[str, Any]]:
-    """Import the target and find its helpers; the Target and notes for the report.
+    """:func:`import_factory`, then :func:`build`."""
+    module, factory = import_factory(name)
+    return build(name, module, factory, helpers)
 
-    Helpers are looked up in ``helpers`` (a module name) when given, else in the module
-    named on the command line and then in the module that defines the factory (so
-    ``haiku:BatchApply`` finds those of ``haiku._src.basic``). A helper of another
-    signature than SPEC's is kept (its checks will say how it differs) and noted.
+
+def import_factory(name: str) -> tuple[types.ModuleType, Any]:
+    """Import the target's module (run its code) and get the factory.
 
     Raises:
         LoadError: The name is malformed, importing raised or exited, or no such attribute.
@@ -80,8 +81,26 @@ def load(name: str, helpers: str | None = None) -> tuple[Target, dict[str, Any]]
         raise LoadError(
             "import", f"cannot load target {name!r}: module {module_name!r} has no attribute {attr!r}"
         ) from None
+    return module, factory
+
+
+def build(
+    name: str, module: types.ModuleType, factory: Any, helpers: str | None = None
+) -> tuple[Target, dict[str, Any]]:
+    """The Target (which may call the factory to see which options it takes) and its helpers;
+    notes for the report.
+
+    Helpers are looked up in ``helpers`` (a module name) when given, else in the module
+    named on the command line and then in the module that defines the factory (so
+    ``haiku:BatchApply`` finds those of ``haiku._src.basic``). A helper of another
+    signature than SPEC's is kept (its checks will say how it differs) and noted.
+    """
+    module_name, _, attr = name.rpartition(":")
     stem = module.__name__
-    target = Target.load(f"{stem}:{attr}") if module_name.endswith(".py") else Target.load(name)
+    try:
+        target = Target.load(f"{stem}:{attr}") if module_name.endswith(".py") else Target.load(name)
+    except BaseException as e:
+        raise LoadError("construct", f"`{name}` raised at construction: {_one_line(e)}") from None
     places = [helpers] if helpers else [module.__name__, getattr(factory, "__module__", None)]
     found: dict[str, Any] = {}
     origin: dict[str, str] = {}

@@ -9,9 +9,10 @@ One long-lived worker runs every check (importing jax costs 1 to 2 s, so a worke
 per check would double a run); it is replaced only after it died or was killed.
 The runner talks to it over a socket pair with pickled messages:
 
-- ``("init", sys_path, target, helpers, profile, examples, seed)`` loads the target
-  and builds the checks; the answer is ``("ready", info)`` or ``("error", kind, line)``;
-- ``("preflight",)`` calls the factory on a tiny case: ``("ok",)`` or ``("error", ...)``;
+- ``("init", sys_path, blocked, target, helpers, profile, examples, seed)`` imports the target
+  and builds the checks; the answer is ``("ready",)`` or ``("error", kind, line)``;
+- ``("preflight",)`` makes the Target (which may call the factory to probe its options),
+  finds its helpers and calls it on a tiny case: ``("ok", info)`` or ``("error", ...)``;
 - ``("run", index)`` runs one check: ``("outcome", outcomes)``.
 
 Memory is bounded by watching the worker's resident set (``/proc/PID/status``), not
@@ -231,23 +232,24 @@ def _answer(message: tuple[Any, ...], state: dict[str, Any]) -> tuple[Any, ...]:
 
     kind = message[0]
     if kind == "init":
-        _, sys_path, name, helpers, profile, examples, seed = message
+        _, sys_path, blocked, name, helpers, profile, examples, seed = message
         sys.path[:0] = [p for p in sys_path if p not in sys.path]
+        sys.modules.update(dict.fromkeys(blocked))
         try:
-            target, info = _target.load(name, helpers)
+            state["loaded"] = (name, *_target.import_factory(name), helpers)
         except _target.LoadError as e:
             return ("error", e.kind, str(e))
         from batchapply_conformance._run import all_checks
 
-        state["target"] = target
         state["checks"] = all_checks(profile, examples, seed)
-        return ("ready", info)
+        return ("ready",)
     if kind == "preflight":
         try:
+            state["target"], info = _target.build(*state["loaded"])
             _target.preflight(state["target"])
         except _target.LoadError as e:
             return ("error", e.kind, str(e))
-        return ("ok",)
+        return ("ok", info)
     if kind == "run":
         check = state["checks"][message[1]]
         try:
