@@ -342,6 +342,12 @@ def run(
     )
 
 
+def run_check(check: Check, target: Target) -> Outcomes:
+    from batchapply_conformance._diagnose import run_check as diagnosed
+
+    return diagnosed(check, target)
+
+
 def _run_in_process(
     target: Target,
     checks: list[Check],
@@ -351,7 +357,7 @@ def _run_in_process(
     found = {}
     for done, i in enumerate(todo, 1):
         began = time.perf_counter()
-        found[i] = (checks[i].run(target), time.perf_counter() - began)
+        found[i] = (run_check(checks[i], target), time.perf_counter() - began)
         if progress is not None:
             progress(done, len(todo), checks[i].name)
     return found

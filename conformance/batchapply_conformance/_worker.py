@@ -229,6 +229,7 @@ def _plain(answer: tuple[Any, ...]) -> tuple[Any, ...]:
 def _answer(message: tuple[Any, ...], state: dict[str, Any]) -> tuple[Any, ...]:
     from batchapply_conformance import _target
     from batchapply_conformance._checks import Outcome, describe_error
+    from batchapply_conformance._diagnose import run_check
 
     kind = message[0]
     if kind == "init":
@@ -253,7 +254,7 @@ def _answer(message: tuple[Any, ...], state: dict[str, Any]) -> tuple[Any, ...]:
     if kind == "run":
         check = state["checks"][message[1]]
         try:
-            return ("outcome", check.run(state["target"]))
+            return ("outcome", run_check(check, state["target"]))
         except BaseException as e:  # a SystemExit or KeyboardInterrupt raised by the target is a verdict
             return ("outcome", Outcome("fail", f"raised {describe_error(e)}", {"got": describe_error(e)}))
     raise ValueError(f"unknown message {kind!r}")

@@ -1,0 +1,142 @@
+"""Attribution by diagnosis: is a failing call with an option the option's fault?
+
+A golden case that uses an option (``in_axes``, ``out_axes``, ``chunk_size``,
+``row_order``) charges a structure, values or leaf fault to the clauses of that
+option's section. A target that reverses every tuple output would then fail "f is
+called once per chunk" (BA-13.4) as well as BA-7.1. So when such a case fails, the
+runner re-runs its call with the option taken away (the control): ``chunk_size`` and
+``row_order`` dropped, ``in_axes=None`` arguments bound into ``f`` instead of passed,
+the expected output from the reference. If the control fails too, the fault is not
+the option's: it is charged as the control's failure is (to the clause of the
+violated property: BA-7.1 for structure, ...). If the control passes, the option's
+clauses keep it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from batchapply_conformance import golden
+from batchapply_conformance._checks import (
+    OPTION_SECTIONS,
+    PASS_THROUGH,
+    PROPERTY_CLAUSES,
+    Check,
+    Outcome,
+    Outcomes,
+    Target,
+    describe_error,
+)
+
+OPTION_PREFIXES = tuple(prefix for _, prefix in OPTION_SECTIONS)
+
+
+def run_check(check: Check, target: Target) -> Outcomes:
+    """``check.run(target)``, its option-charged failures diagnosed (:func:`diagnose`)."""
+    return diagnose(check, check.run(target), target)
+
+
+@functools.cache
+def _cases() -> dict[str, golden.GoldenCase]:
+    return {f"golden {group}:{case.name}": case for group, case in golden.load_corpus()}
+
+
+def _on_option(outcome: Outcome, case: golden.GoldenCase) -> bool:
+    charged = case.clauses if outcome.charged is None else outcome.charged
+    return outcome.status == "fail" and bool(charged) and all(c.startswith(OPTION_PREFIXES) for c in charged)
+
+
+def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
+    """Re-charge the failures of an option case that its control call shows without the option."""
+    case = _cases().get(check.name)
+    outcomes = found if isinstance(found, list) else [found]
+    if (
+        case is None
+        or case.target != "BatchApply"
+        or case.expected_error is not None
+        or case.function is None
+    ):
+        return found
+    if not any(_on_option(o, case) for o in outcomes):
+        return found
+    control = _control(case)
+    if control is None:
+        return found
+    fn, args, kwargs, dropped = control
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    try:
+        expected = batchapply_reference.BatchApply(fn, case.num_dims)(
+            *copy.deepcopy(args), **copy.deepcopy(kwargs)
+        )
+    except Exception:
+        return found  # without the option the call is not valid: nothing to compare
+    try:
+        got = target.factory(fn, case.num_dims)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except Exception as e:
+        plain = [c for c in case.clauses if not c.startswith(OPTION_PREFIXES)]
+        if not plain:
+            return found
+        problems = [(tuple(plain), f"raised {describe_error(e)}")]
+    else:
+        found_kinds = golden.mismatches(expected, got, exact=functions.FUNCTIONS[case.function].exact)
+        problems = [(_property_clauses(case, kind), problem) for kind, problem in found_kinds]
+    if not problems:
+        return found  # the control passes: the option is at fault
+    kept = [o for o in outcomes if not _on_option(o, case)]
+    example = next((o.counterexample for o in outcomes if _on_option(o, case)), None)
+    seen: set[tuple[str, ...]] = set()
+    for charged, problem in problems:
+        if charged in seen:
+            continue
+        seen.add(charged)
+        detail = f"{problem} (also without {dropped}: not the option's fault)"
+        kept.append(Outcome("fail", detail, example, charged))
+    return kept
+
+
+def _property_clauses(case: golden.GoldenCase, kind: str) -> tuple[str, ...]:
+    if kind == "leaf":
+        return tuple(c for c in case.clauses if c in PASS_THROUGH) or PROPERTY_CLAUSES[kind]
+    return PROPERTY_CLAUSES[kind]
+
+
+def _control(case: golden.GoldenCase) -> tuple[Callable[..., Any], list[Any], dict[str, Any], str] | None:
+    """The case's call without its options: ``(f, args, kwargs, what was dropped)``, or None
+    where an option cannot be taken away without changing the call (an ``out_axes``, or an
+    ``in_axes`` entry that is a tree)."""
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[case.function].fn
+    dropped = []
+    if case.chunk_size is not None:
+        dropped.append("chunk_size")
+    if case.row_order != "C":
+        dropped.append("row_order")
+    if not (type(case.out_axes) is int and case.out_axes == 0):
+        return None
+    args = list(case.args)
+    in_axes = case.in_axes
+    if type(in_axes) is int and in_axes == 0:
+        return fn, args, dict(case.kwargs), ", ".join(dropped)
+    if in_axes is None:
+        axes: list[Any] = [None] * len(args)
+    elif isinstance(in_axes, (tuple, list)) and len(in_axes) == len(args):
+        axes = list(in_axes)
+    else:
+        return None
+    if any(not (a is None or (type(a) is int and a == 0)) for a in axes):
+        return None
+    fixed = {i: arg for i, (arg, axis) in enumerate(zip(args, axes, strict=True)) if axis is None}
+
+    def bound(*selected: Any, **kwargs: Any) -> Any:
+        rest = iter(selected)
+        return fn(*[fixed[i] if i in fixed else next(rest) for i in range(len(args))], **kwargs)
+
+    dropped.append("in_axes")
+    selected = [arg for i, arg in enumerate(args) if i not in fixed]
+    return bound, selected, dict(case.kwargs), ", ".join(dropped)
