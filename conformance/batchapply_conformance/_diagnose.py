@@ -10,11 +10,18 @@ the expected output from the reference. If the control fails too, the fault is n
 the option's: it is charged as the control's failure is (to the clause of the
 violated property: BA-7.1 for structure, ...). If the control passes, the option's
 clauses keep it.
+
+Likewise an exception on a case whose ``f`` is the identity (it returns every input,
+so a raise may come from merging the inputs or from splitting the outputs): the
+control keeps the inputs and the options but returns only the first row leaf. If the
+control passes, the inputs were fine: the failure is charged to the output clauses
+(section 7) the case cites; if it raises too, to the clauses it cites about inputs.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +57,8 @@ def _on_option(outcome: Outcome, case: golden.GoldenCase) -> bool:
 
 
 def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
-    """Re-charge the failures of an option case that its control call shows without the option."""
+    """Re-charge the failures of an option case that its control call shows without the option,
+    and the exceptions of an identity case to its inputs' or its outputs' clauses."""
     case = _cases().get(check.name)
     outcomes = found if isinstance(found, list) else [found]
     if (
@@ -60,7 +68,18 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         or case.function is None
     ):
         return found
-    if not any(_on_option(o, case) for o in outcomes):
+    if case.function == "identity":
+        outcomes = [_which_side(o, case, target) for o in outcomes]
+        found = outcomes
+    uses_option = not (
+        type(case.in_axes) is int
+        and case.in_axes == 0
+        and type(case.out_axes) is int
+        and case.out_axes == 0
+        and case.chunk_size is None
+        and case.row_order == "C"
+    )
+    if not uses_option or not any(_on_option(o, case) for o in outcomes):
         return found
     control = _control(case)
     if control is None:
@@ -83,7 +102,8 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
             return found
         problems = [(tuple(plain), f"raised {describe_error(e)}")]
     else:
-        found_kinds = golden.mismatches(expected, got, exact=functions.FUNCTIONS[case.function].exact)
+        exact = functions.FUNCTIONS[str(case.function)].exact
+        found_kinds = golden.mismatches(expected, got, exact=exact)
         problems = [(_property_clauses(case, kind), problem) for kind, problem in found_kinds]
     if not problems:
         return found  # the control passes: the option is at fault
@@ -99,6 +119,36 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     return kept
 
 
+OUTPUT_SECTION = "BA-7."
+RAISED = "expected an output, got "
+
+
+def _which_side(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """An exception of an identity case, charged to its inputs' or its outputs' clauses."""
+    if outcome.status != "fail" or outcome.charged is not None or not outcome.detail.startswith(RAISED):
+        return outcome
+    outputs = tuple(c for c in case.clauses if c.startswith(OUTPUT_SECTION))
+    inputs = tuple(c for c in case.clauses if not c.startswith(OUTPUT_SECTION))
+    if not outputs or not inputs:
+        return outcome
+    import batchapply_reference
+
+    control = dataclasses.replace(case, function="first_row_leaf")
+    try:
+        expected = golden.replay(copy.deepcopy(control), batchapply_reference)
+    except Exception:
+        return outcome
+    try:
+        got = golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        why = "the same call returning only its first array raises too"
+        return dataclasses.replace(outcome, charged=inputs, detail=f"{outcome.detail} (on the inputs: {why})")
+    if golden.mismatches(expected, got, exact=True):
+        return outcome
+    why = "the same call returning only its first array passes"
+    return dataclasses.replace(outcome, charged=outputs, detail=f"{outcome.detail} (on the outputs: {why})")
+
+
 def _property_clauses(case: golden.GoldenCase, kind: str) -> tuple[str, ...]:
     if kind == "leaf":
         return tuple(c for c in case.clauses if c in PASS_THROUGH) or PROPERTY_CLAUSES[kind]
@@ -111,7 +161,7 @@ def _control(case: golden.GoldenCase) -> tuple[Callable[..., Any], list[Any], di
     ``in_axes`` entry that is a tree)."""
     from batchapply_conformance import functions
 
-    fn = functions.FUNCTIONS[case.function].fn
+    fn = functions.FUNCTIONS[str(case.function)].fn
     dropped = []
     if case.chunk_size is not None:
         dropped.append("chunk_size")
