@@ -11,11 +11,12 @@ the option's: it is charged as the control's failure is (to the clause of the
 violated property: BA-7.1 for structure, ...). If the control passes, the option's
 clauses keep it.
 
-Likewise an exception on a case whose ``f`` is the identity (it returns every input,
-so a raise may come from merging the inputs or from splitting the outputs): the
-control keeps the inputs and the options but returns only the first row leaf. If the
-control passes, the inputs were fine: the failure is charged to the output clauses
-(section 7) the case cites; if it raises too, to the clauses it cites about inputs.
+Likewise an exception where an output was expected, in a golden case or in a property
+check's minimal counterexample (a raise may come from merging the inputs or from
+splitting the outputs): the control keeps the inputs and ``in_axes`` but ``f`` returns
+only the first row leaf (``out_axes=0``). If the control passes, the inputs were fine:
+the failure is charged to the output clauses (section 7) the case cites; if it raises
+too, to the clauses it cites about inputs.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     and the exceptions of an identity case to its inputs' or its outputs' clauses."""
     case = _cases().get(check.name)
     outcomes = found if isinstance(found, list) else [found]
+    if case is None and check.family == "properties":
+        return [_which_side(o, _decoded(o, check), target) for o in outcomes]
     if (
         case is None
         or case.target != "BatchApply"
@@ -68,9 +71,8 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         or case.function is None
     ):
         return found
-    if case.function == "identity":
-        outcomes = [_which_side(o, case, target) for o in outcomes]
-        found = outcomes
+    outcomes = [_which_side(o, case, target) for o in outcomes]
+    found = outcomes
     uses_option = not (
         type(case.in_axes) is int
         and case.in_axes == 0
@@ -123,9 +125,29 @@ OUTPUT_SECTION = "BA-7."
 RAISED = "expected an output, got "
 
 
-def _which_side(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
-    """An exception of an identity case, charged to its inputs' or its outputs' clauses."""
-    if outcome.status != "fail" or outcome.charged is not None or not outcome.detail.startswith(RAISED):
+def _decoded(outcome: Outcome, check: Check) -> golden.GoldenCase | None:
+    """The call of a property check's counterexample, as a golden case (None if it cannot be decoded)."""
+    example = outcome.counterexample or {}
+    try:
+        return golden.GoldenCase(
+            name=check.name,
+            clauses=check.clauses,
+            function=example["function"],
+            num_dims=golden.decode(example["num_dims"]),
+            in_axes=golden.decode(example["in_axes"]),
+            out_axes=golden.decode(example["out_axes"]),
+            args=tuple(golden.decode(example["args"])),
+            kwargs=dict(golden.decode(example["kwargs"])),
+        )
+    except Exception:
+        return None
+
+
+def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:
+    """An exception where an output was expected, charged to the inputs' or the outputs' clauses."""
+    if case is None or outcome.status != "fail" or outcome.charged is not None:
+        return outcome
+    if RAISED not in outcome.detail:
         return outcome
     outputs = tuple(c for c in case.clauses if c.startswith(OUTPUT_SECTION))
     inputs = tuple(c for c in case.clauses if not c.startswith(OUTPUT_SECTION))
@@ -133,7 +155,7 @@ def _which_side(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Ou
         return outcome
     import batchapply_reference
 
-    control = dataclasses.replace(case, function="first_row_leaf")
+    control = dataclasses.replace(case, function="first_row_leaf", out_axes=0)
     try:
         expected = golden.replay(copy.deepcopy(control), batchapply_reference)
     except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ def is_array(x: Any) -> bool:
 
 def nest_map(fn: Callable[[Any], Any], tree: Any) -> Any:
     """Map over a tf.nest-like structure: dicts, lists, tuples, namedtuples (not JAX nodes)."""
+    if isinstance(tree, collections.defaultdict):
+        return collections.defaultdict(tree.default_factory, {k: nest_map(fn, v) for k, v in tree.items()})
     if isinstance(tree, dict):
         return type(tree)((k, nest_map(fn, v)) for k, v in tree.items())
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):

@@ -30,7 +30,7 @@ def arbitrary_mergeable_leaf(min_num_dims: int, args: Any, kwargs: Any) -> Any:
 def merge_leading_dims(x: Any, num_dims: int) -> Any:
     if not ndim_at_least(x, num_dims):
         return x
-    return x.reshape((int(np.prod(x.shape[:num_dims])), *x.shape[num_dims:]))
+    return x.reshape((np.prod(x.shape[:num_dims]), *x.shape[num_dims:]))
 
 
 def split_leading_dim(x: Any, to_dim: tuple[int, ...]) -> Any:

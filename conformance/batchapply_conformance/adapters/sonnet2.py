@@ -1,9 +1,10 @@
 """Sonnet 2's ``snt.BatchApply`` (TensorFlow), as it treats structures and leaves.
 
 Behaviour: ``tf.nest`` structures only (dicts, lists, tuples; a registered JAX pytree node
-is one opaque leaf, passed through unmerged); the *first* leaf of any rank that is an array
-is the leading-shape example; arrays of rank >= num_dims are merged, everything else passes
-through; output arrays of rank >= 1 are split by the example's leading shape.
+is one opaque leaf, passed through unmerged); the *first* leaf, of any rank, is the
+leading-shape example; arrays of rank >= num_dims are reshaped to ``[-1] + trailing``,
+everything else passes through; every output array is split by the example's
+``shape[:num_dims]``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from batchapply_conformance.adapters._tree import is_array, nest_leaves, nest_ma
 
 def BatchApply(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        example = next(leaf for leaf in nest_leaves((args, kwargs)) if is_array(leaf))
+        example = nest_leaves((args, kwargs))[0]
         leading = tuple(example.shape[:num_dims])
 
         def merge(x: Any) -> Any:
             return x.reshape((-1, *x.shape[num_dims:])) if is_array(x) and x.ndim >= num_dims else x
 
         def split(y: Any) -> Any:
-            return y.reshape(leading + y.shape[1:]) if is_array(y) and y.ndim >= 1 else y
+            return y.reshape(leading + y.shape[1:]) if is_array(y) else y
 
         merged_args, merged_kwargs = nest_map(merge, (args, kwargs))
         return nest_map(split, f(*merged_args, **merged_kwargs))
