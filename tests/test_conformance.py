@@ -106,20 +106,36 @@ def test_a_broken_implementation_fails_its_clause_with_a_counterexample(tmp_path
     assert example["expected"] != example["got"]
 
 
-# One fault each (tests/broken_targets.py), and every clause the kit charges it to: a
-# failing property counts against the clause that states it, not every clause a case cites.
+# One fault each, and every clause the kit charges it to (the attribution rule of
+# docs/conformance.md): a failing property counts against the clause that states it, not
+# every clause a case cites. To add a target: put it in tests/attribution_targets.py's
+# FAULTS, or in tests/broken_targets.py's CORPUS (name -> clause), which this test reads too.
 SINGLE_FAULTS = {
-    "fortran_order": {"BA-5.1", "BA-7.2"},  # row order: values of row-mixing f
-    "numpy_to_jax": {"BA-5.3", "BA-7.2"},  # f gets jax.Array for NumPy inputs
-    "vmap_split": {"BA-5.3", "BA-7.2"},  # outputs come back as jax.Array (the kit sees outputs only)
+    "broken_targets:fortran_order": {"BA-5.1", "BA-7.2"},  # row order: values of row-mixing f
+    "broken_targets:numpy_to_jax": {"BA-5.3", "BA-7.2"},  # f gets jax.Array for NumPy inputs
+    "broken_targets:vmap_split": {"BA-5.3", "BA-7.2"},  # outputs come back as jax.Array (outputs only)
 }
 
 
-@pytest.mark.parametrize("name", sorted(SINGLE_FAULTS))
-def test_a_single_fault_fails_exactly_its_clauses(name: str) -> None:
-    report = conformance.run(f"broken_targets:{name}", profile="dev")
+def _one_fault_targets() -> dict[str, set[str]]:
+    import attribution_targets  # type: ignore[import-not-found]
+    import broken_targets  # type: ignore[import-not-found]
+
+    found = {**SINGLE_FAULTS, **attribution_targets.FAULTS}
+    for name, clauses in getattr(broken_targets, "CORPUS", {}).items():
+        target = name if ":" in name else f"broken_targets:{name}"
+        found[target] = {clauses} if isinstance(clauses, str) else set(clauses)
+    return found
+
+
+ONE_FAULT = _one_fault_targets()
+
+
+@pytest.mark.parametrize("target", sorted(ONE_FAULT))
+def test_a_single_fault_fails_exactly_its_clauses(target: str) -> None:
+    report = conformance.run(target, profile="dev")
     failing = {c.clause for c in report.clauses if c.status == "FAIL"}
-    assert failing == SINGLE_FAULTS[name], conformance.render(report)
+    assert failing == ONE_FAULT[target], conformance.render(report)
 
 
 def test_golden_comparison_charges_each_property_to_its_clause() -> None:

@@ -43,8 +43,53 @@ OPTION_PREFIXES = tuple(prefix for _, prefix in OPTION_SECTIONS)
 
 
 def run_check(check: Check, target: Target) -> Outcomes:
-    """``check.run(target)``, its option-charged failures diagnosed (:func:`diagnose`)."""
-    return diagnose(check, check.run(target), target)
+    """``check.run(target)``, its option-charged failures diagnosed (:func:`diagnose`).
+
+    A golden case (all of whose inputs are NumPy) runs under
+    ``jax.transfer_guard_host_to_device("disallow")``: SPEC BA-5.3 keeps NumPy inputs on
+    the host, so an implicit transfer of one is that clause's FAIL.
+    """
+    if check.name not in _cases():
+        return diagnose(check, check.run(target), target)
+    with _host_only():
+        guarded = check.run(target)
+    moved = [o for o in _listed(guarded) if o.status == "fail" and TRANSFER in o.detail]
+    if not moved:
+        return diagnose(check, guarded, target)
+    # Judge the case's own clauses without the guard, so that the transfer hides no other fault.
+    found = diagnose(check, check.run(target), target)
+    if not _moved_an_array(moved[0].detail):
+        return found  # a scalar probed on the device (jnp.asarray(2.5)): no NumPy array moved
+    plain = [o for o in _listed(found) if o.status == "fail"]
+    case = _cases()[check.name]
+    charged = ("BA-5.3",) if case.target == "BatchApply" else case.clauses
+    why = f"a NumPy array input was moved to the device, which {', '.join(charged)} rules out"
+    return [*plain, Outcome("fail", f"{moved[0].detail} ({why})", moved[0].counterexample, charged)]
+
+
+def _moved_an_array(detail: str) -> bool:
+    """Whether the transfer the guard stopped was of an array of rank >= 1 (its aval's shape)."""
+    import re
+
+    match = re.search(r"aval=ShapedArray\(\w+\[([^\]]*)\]", detail)
+    return match is None or bool(match[1].strip())
+
+
+def _listed(found: Outcomes) -> list[Outcome]:
+    return found if isinstance(found, list) else [found]
+
+
+TRANSFER = "Disallowed host-to-device transfer"
+
+
+def _host_only() -> Any:
+    import contextlib
+
+    try:
+        import jax
+    except ImportError:
+        return contextlib.nullcontext()
+    return jax.transfer_guard_host_to_device("disallow")
 
 
 @functools.cache
@@ -61,9 +106,12 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     """Re-charge the failures of an option case that its control call shows without the option,
     and the exceptions of an identity case to its inputs' or its outputs' clauses."""
     case = _cases().get(check.name)
-    outcomes = found if isinstance(found, list) else [found]
+    outcomes = _listed(found)
     if case is None and check.family == "properties":
-        return [_which_side(o, _decoded(o, check), target) for o in outcomes]
+        return [
+            _which_side(_without_elements(o, _decoded(o, check), target), _decoded(o, check), target)
+            for o in outcomes
+        ]
     if (
         case is None
         or case.target != "BatchApply"
@@ -141,6 +189,55 @@ def _decoded(outcome: Outcome, check: Check) -> golden.GoldenCase | None:
         )
     except Exception:
         return None
+
+
+def _without_elements(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:
+    """An exception on a call with arrays without elements, charged to BA-5.4 (a 0 in the
+    leading shape) or BA-1.6 (in the trailing shape) when the same call with every 0 made
+    a 1 passes: the fault is the zero size, not the clauses of the check."""
+    if (
+        case is None
+        or outcome.status != "fail"
+        or outcome.charged is not None
+        or RAISED not in outcome.detail
+    ):
+        return outcome
+    import numpy as np
+
+    import batchapply_reference
+
+    try:
+        from jax import tree_util
+    except ImportError:
+        return outcome
+    try:
+        leaves = tree_util.tree_leaves((case.args, case.kwargs))
+    except Exception:
+        return outcome
+    empty = [x for x in leaves if type(x) is np.ndarray and x.size == 0]
+    if not empty or type(case.num_dims) is not int:
+        return outcome
+
+    def filled(x: Any) -> Any:
+        if type(x) is np.ndarray and x.size == 0:
+            return np.ones(tuple(d or 1 for d in x.shape), x.dtype)
+        return x
+
+    try:
+        args, kwargs = tree_util.tree_map(filled, (list(case.args), dict(case.kwargs)))
+        control = dataclasses.replace(case, args=tuple(args), kwargs=kwargs)
+        expected = golden.replay(copy.deepcopy(control), batchapply_reference)
+        got = golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        return outcome
+    if golden.mismatches(expected, got, exact=False):
+        return outcome
+    leading = any(0 in x.shape[: case.num_dims] for x in empty)
+    charged = ("BA-5.4",) if leading else ("BA-1.6",)
+    why = "the same call with every 0 in a shape made 1 passes"
+    return dataclasses.replace(
+        outcome, charged=charged, detail=f"{outcome.detail} (arrays without elements: {why})"
+    )
 
 
 def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:

@@ -200,6 +200,14 @@ def pytrees() -> Iterator[Spec]:
         "num_dims": np.int64(2),
         "args": [array((2, 3, 2))],
     }
+    # The leading shape is the first *mergeable* leaf's (BA-3.1), whatever comes before or
+    # after it: an implementation that takes the first leaf of any rank (Sonnet 2) or the
+    # last leaf it reshaped (TF-Agents' BatchSquash) splits x into (6, 4).
+    for name, args in [
+        ("leading-shape-not-from-a-low-rank-first-leaf", [array((6,), start=1), array((2, 3, 4))]),
+        ("leading-shape-not-from-a-low-rank-last-leaf", [array((2, 3, 4)), array((6,), start=1)]),
+    ]:
+        yield {"name": name, "clauses": ["BA-3.1", "BA-7.2"], "function": "int_arith", "args": args}
     yield {
         "name": "keyword-named-self-and-f",
         "clauses": ["BA-6.2"],
