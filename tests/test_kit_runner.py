@@ -289,3 +289,71 @@ def test_diff_refuses_what_is_not_a_report(tmp_path: pathlib.Path) -> None:
 
 def test_the_shipped_expectation_files_name_known_ids(flax_expected: dict[str, str]) -> None:
     assert flax_expected and all(reason for reason in flax_expected.values())
+
+
+# ---- docs: the samples and the ecosystem matrix come from runs -----------------------------------
+
+ROOT = TESTS.parent
+
+
+def _load(path: pathlib.Path) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_samples_come_from_a_run() -> None:
+    samples = _load(ROOT / "docs" / "_samples.py")
+    stale = [s for page in samples.PAGES for s in samples.regenerate(ROOT / "docs" / page, check=True)]
+    assert not stale, f"stale samples {stale}: run `python docs/_samples.py`"
+
+
+def _ecosystem() -> dict[str, tuple[int, set[str]]]:
+    """target -> (exit status, FAIL clauses), as docs/ecosystem.md shows them."""
+    import re
+
+    text = (ROOT / "docs" / "ecosystem.md").read_text()
+    rows = re.findall(r"^\| (.+?) \| `(.+?)` \| (\d) \|", text, re.M)
+    found = {}
+    for label, target, code in rows:
+        section = text.split(f"\n## {label}\n", 1)[1].split("\n## ", 1)[0]
+        found[target] = (int(code), set(re.findall(r"^- \*\*(BA-[\d.]+)\*\*", section, re.M)))
+    return found
+
+
+FAST_ROWS = ["batchapply_conformance.adapters.stoix:BatchApply"]
+
+
+@pytest.mark.parametrize("target", FAST_ROWS)
+def test_the_ecosystem_matrix_holds_for_the_fast_rows(tmp_path: pathlib.Path, target: str) -> None:
+    code, out, report = run_json(tmp_path, target)
+    assert (code, {c["clause"] for c in report["clauses"] if c["status"] == "FAIL"}) == _ecosystem()[
+        target
+    ], out
+
+
+def test_the_gating_example_runs(tmp_path: pathlib.Path) -> None:
+    import shutil
+
+    project = tmp_path / "gating"
+    shutil.copytree(ROOT / "examples" / "gating", project)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ["PATH"]]),
+        "JAX_PLATFORMS": "cpu",
+    }
+    narrow = ["--clause", "BA-2.2", "--clause", "BA-3.2", "--clause", "BA-6.2"]
+    first = subprocess.run(
+        ["sh", "ci.sh", *narrow], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    (project / "report.json").rename(project / "baseline.json")
+    second = subprocess.run(
+        ["sh", "ci.sh", *narrow], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "diff: 0 regressions" in second.stdout

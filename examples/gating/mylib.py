@@ -10,7 +10,7 @@ from typing import Any
 import flax.linen as nn
 
 
-def BatchApply(f: Callable[..., Any], num_dims: int = 2) -> Any:  # noqa: N802
+def BatchApply(f: Callable[..., Any], num_dims: int = 2) -> Any:
     if isinstance(num_dims, bool):
         raise TypeError(f"BatchApply: `num_dims` must be an int, got {num_dims!r}.")
     try:

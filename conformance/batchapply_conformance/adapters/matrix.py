@@ -48,6 +48,23 @@ def run_row(target: str, expect: str | None, extra: list[str]) -> tuple[int, flo
 
 def markdown(results: list[tuple[str, str, str | None, int, float, dict[str, Any]]]) -> str:
     lines = [
+        "# How existing implementations conform",
+        "",
+        "The conformance kit's verdicts on BatchApply implementations in the wild, from the full",
+        "default run (`batchapply-conformance TARGET`: profile `ci`, every clause, nothing",
+        "excluded; wall time on the project's 2-core machine, shared with other jobs). Written by",
+        "`python -m batchapply_conformance.adapters.matrix --out docs/ecosystem.md`; a test reruns",
+        "the fast rows.",
+        "",
+        "Haiku, Sonnet, TF-Agents, Stoix/Mava and the nested `jax.vmap` are *ports*: thin",
+        "factories in `batchapply_conformance.adapters`, the kit's own code written from each",
+        "implementation's behaviour (read from its source), so that they run without their",
+        "frameworks. Run one with",
+        "`batchapply-conformance batchapply_conformance.adapters.sonnet2:BatchApply`.",
+        "flax.linen and batchapply are the installed packages. A FAIL line gives the reason",
+        "from the kit's expectation file where there is one (`--expect flax.linen`, `--expect",
+        "haiku`), else the first failing case as the report shows it.",
+        "",
         "| Implementation | Target | Exit | PASS | FAIL | N/A | Time |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -59,7 +76,7 @@ def markdown(results: list[tuple[str, str, str | None, int, float, dict[str, Any
     for label, _, expect, _, _, report in results:
         reasons = _gate.read_expectations(_gate.SHIPPED / f"{expect}.txt", set()) if expect else {}
         failing = [c for c in report["clauses"] if c["status"] == "FAIL"]
-        lines += ["", f"### {label}", ""]
+        lines += ["", f"## {label}", ""]
         if not failing:
             lines.append("Every applicable clause passes.")
         for c in failing:
