@@ -16,7 +16,7 @@ import sys
 
 DOCS = pathlib.Path(__file__).resolve().parent
 PAGES = ["conformance.md", "gating.md"]
-SAMPLE = re.compile(r"(<!-- sample: (?P<args>.+?) -->\n```text\n)(?P<body>.*?)(\n```)", re.S)
+SAMPLE = re.compile(r"(<!-- sample: (?P<args>.+?) -->\n```text\n)(?P<body>.*?)(^```$)", re.S | re.M)
 TIMING = re.compile(r"in \d+\.\d s")
 
 
@@ -42,7 +42,7 @@ def regenerate(page: pathlib.Path, *, check: bool) -> list[str]:
     stale = []
 
     def fresh(match: re.Match[str]) -> str:
-        body = run(match["args"])
+        body = run(match["args"]) + "\n"
         if normalized(body) != normalized(match["body"]):
             stale.append(f"{page.name}: {match['args']}")
         return match[1] + body + match[4]

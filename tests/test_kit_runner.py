@@ -189,6 +189,22 @@ def test_a_local_adapter_file_loads_without_pythonpath(tmp_path: pathlib.Path) -
     assert by_module.returncode == 0, by_module.stderr
 
 
+def test_helpers_are_found_next_to_the_factory_or_where_named() -> None:
+    found = console("flax.linen:BatchApply", "--clause", "BA-9.3", "--failures-only")
+    assert found.returncode == 1 and "BA-9.3" in found.stdout  # flax.linen.batch_apply's helper
+    named = console("flax.linen:BatchApply", "--clause", "BA-9.3", "--helpers", "batchapply")
+    assert named.returncode == 0, named.stdout
+
+
+def test_a_helper_of_another_signature_gets_a_hint() -> None:
+    done = console("hostile_targets.odd_helpers:BatchApply", "--clause", "BA-9.1")
+    assert done.returncode == 1
+    assert (
+        "note: `hostile_targets.odd_helpers.merge_leading_dims` does not take SPEC's (x, num_dims)"
+        in done.stdout
+    )
+
+
 # ---- gating: --expect, --baseline, diff ---------------------------------------------------------
 
 GATE = ["--clause", "BA-2.2", "--clause", "BA-7.1", "--clause", "BA-3.2"]
