@@ -126,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         metavar="FILE",
         help="clauses or cases known to FAIL, one `ID: reason` per line; exit 0 when exactly "
-        "those fail (kit/expectations/ has files for haiku and flax.linen)",
+        "those fail; a name such as flax.linen, haiku or sonnet2 reads the file shipped with the kit",
     )
     p.add_argument(
         "--expect-nonstrict",
