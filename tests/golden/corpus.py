@@ -140,6 +140,16 @@ def pytrees() -> Iterator[Spec]:
             "args": [x, leaf],
             "out_axes": unsplit,
         }
+    # NumPy string arrays are array leaves (BA-1.1): merged and split like any other when
+    # their rank allows, passed through when it does not. jnp.asarray refuses them.
+    strings = np.array([["a", "bc", "d"], ["e", "f", "gh"]])
+    yield {"name": "numpy-str-array-merged", "clauses": ["BA-1.1", "BA-5.1", "BA-7.2"], "args": [x, strings]}
+    yield {
+        "name": "numpy-str-array-passed-through",
+        "clauses": ["BA-1.1", "BA-1.2", "BA-7.4"],
+        "args": [x, np.array(["u", "vw"])],
+        "out_axes": ((0, None), 0),
+    }
     yield {
         "name": "pass-through-none-in-containers",  # (the structure-* cases hold arrays only)
         "clauses": ["BA-1.2", "BA-7.4"],
