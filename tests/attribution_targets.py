@@ -75,8 +75,26 @@ str_inputs_crash = _forwarding(lambda out: out, _no_str_inputs)
 """Raises on a str input leaf: the pass-through clauses BA-1.1, 1.2 (the keyword-named-self
 case, which also passed a str keyword, used to charge it to BA-6.2 too)."""
 
+
+def opaque_nodes(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
+    """Registered pytree nodes pass through unmerged (as ``tf.nest`` sees them: one opaque leaf):
+    BA-1.3 only, which the kit's node check sees since its ``f`` reverses rows."""
+    import batchapply
+    from batchapply_conformance import nodes
+
+    apply = batchapply.BatchApply(f, num_dims)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(arg, tuple(nodes.NODE_TYPES)) for arg in args):
+            return f(*args, **kwargs)
+        return apply(*args, **kwargs)
+
+    return call
+
+
 FAULTS: dict[str, set[str]] = {
     "attribution_targets:reversed_tuples": {"BA-7.1"},
     "attribution_targets:str_outputs_crash": {"BA-7.4"},
     "attribution_targets:str_inputs_crash": {"BA-1.1", "BA-1.2", "BA-1.4"},
+    "attribution_targets:opaque_nodes": {"BA-1.3"},
 }
