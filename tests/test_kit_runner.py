@@ -86,6 +86,45 @@ def test_a_crash_hang_or_oom_is_the_cases_fail_and_the_run_goes_on(
     assert f"{ZERO_ROWS}: {says}" in out
 
 
+def test_the_worker_ends_with_the_runner() -> None:
+    """A worker stuck in a hanging target does not outlive a runner that was killed."""
+    import signal
+    import time
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "batchapply_conformance", "hostile_targets:hangs_without_rows"]
+        + ["--clause", "BA-1.6", "--timeout", "300"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+        },
+    )
+    children = pathlib.Path(f"/proc/{runner.pid}/task/{runner.pid}/children")
+    if not children.exists():
+        runner.kill()
+        pytest.skip("no /proc children file on this system")
+    deadline = time.monotonic() + 120
+    while not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (worker,) = map(int, children.read_text().split())
+    time.sleep(3)  # well inside the hanging case by now
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while pathlib.Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pathlib.Path(f"/proc/{worker}").exists() or "Z" in _state(worker)
+
+
+def _state(pid: int) -> str:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"
+
+
 # ---- exit statuses ------------------------------------------------------------------------------
 
 

@@ -196,6 +196,7 @@ def _resident_mib(pid: int) -> int | None:
 def serve(fd: int) -> None:
     """Answer the runner's messages until it closes the socket."""
     conn = Connection(fd)
+    _exit_with_parent()
     os.dup2(2, 1)  # what the target prints goes to stderr, never into the protocol or the report
     sys.stdout = sys.stderr
     state: dict[str, Any] = {}
@@ -209,6 +210,20 @@ def serve(fd: int) -> None:
             conn.send(answer)
         except (RecursionError, TypeError, AttributeError, pickle.PicklingError):
             conn.send(_plain(answer))  # (pickling failed before anything was written)
+
+
+def _exit_with_parent() -> None:
+    """End this process when the runner is gone (killed while a check hangs here, say)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="batchapply-conformance-parent-watch", daemon=True).start()
 
 
 def _plain(answer: tuple[Any, ...]) -> tuple[Any, ...]:
