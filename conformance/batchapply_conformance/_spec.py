@@ -19,6 +19,7 @@ class Clause:
     must: bool
     withdrawn: bool
     text: str
+    title: str = ""
 
 
 def spec_text() -> str:
@@ -36,15 +37,45 @@ def clauses() -> tuple[Clause, ...]:
     >>> next(c for c in clauses() if c.id == "BA-3.2").must
     True
     """
-    return tuple(
-        Clause(
-            id=match[1],
-            must="**MUST" in match[2],
-            withdrawn="*withdrawn*" in match[2],
-            text=" ".join(match[2].split()),
+    text = spec_text()
+    sections = [(m.start(), m[1]) for m in _SECTION.finditer(text)]
+    found = []
+    for match in _CLAUSE.finditer(text):
+        section = next((name for start, name in reversed(sections) if start < match.start()), "")
+        section = re.sub(r"\s*\(`\w+` only\)$", "", section)
+        body = " ".join(match[2].split())
+        found.append(
+            Clause(
+                id=match[1],
+                must="**MUST" in match[2],
+                withdrawn="*withdrawn*" in match[2],
+                text=body,
+                title=_title(body, section),
+            )
         )
-        for match in _CLAUSE.finditer(spec_text())
-    )
+    return tuple(found)
+
+
+_SECTION = re.compile(r"^## \d+\. (.+)$", re.M)
+_ITALIC = re.compile(r"^(?:\([^)]*\) )?\*([^*]+?)\.?\*")
+
+
+def _title(body: str, section: str) -> str:
+    """The clause's italic title, else its section and the start of its first sentence.
+
+    >>> _title("*Array leaf.* An object is ...", "Terms")
+    'Array leaf'
+    >>> _title("`f` **MUST** be callable; otherwise the constructor raises `TypeError`.", "Construction")
+    'Construction: `f` MUST be callable'
+    """
+    italic = _ITALIC.match(body)
+    if italic:
+        return italic[1]
+    plain = body.replace("**", "")
+    sentence = re.split(r"[.;:](?:\s|$)", plain, maxsplit=1)[0]
+    words = sentence.split()
+    short = " ".join(words[:8]) + (" ..." if len(words) > 8 else "")
+    return f"{section}: {short}" if section else short
 
 
 def clause_key(clause_id: str) -> tuple[int, ...]:

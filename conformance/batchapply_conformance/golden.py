@@ -15,7 +15,9 @@ Encoding, one JSON object per value:
 - arrays: ``{"array": dtype, "shape": [...], "data": [...]}`` with the data
   flat in C order: ints and bools as JSON numbers, floats as JSON numbers when
   integral and otherwise as ``float.hex`` strings (lossless for float16,
-  bfloat16, float32 and float64), complex as ``[real, imag]`` pairs;
+  bfloat16, float32 and float64), complex as ``[real, imag]`` pairs; NumPy
+  string arrays with their dtype as ``numpy.dtype.str`` spells it (``"<U3"``)
+  and JSON strings;
 - masked arrays: an array's fields with ``"masked_array"`` for ``"array"`` and
   ``"mask": [...]`` (flat, or ``null`` for no mask);
 - a dict with keys that are not all ``str``: ``{"items": [[key, value], ...]}``, keys and
@@ -140,7 +142,13 @@ def encode(tree: Any) -> Any:
         }
     if isinstance(tree, np.ndarray) or hasattr(tree, "__array_namespace__"):
         array = np.asarray(tree)
-        if array.dtype.kind in "OSUV" and array.dtype.name != "bfloat16":
+        if array.dtype.kind == "U":  # NumPy strings: the dtype as NumPy spells it ('<U3'), str data
+            return {
+                "array": array.dtype.str,
+                "shape": list(array.shape),
+                "data": [str(v) for v in array.ravel()],
+            }
+        if array.dtype.kind in "OSV" and array.dtype.name != "bfloat16":
             raise TypeError(
                 f"golden.encode: arrays of dtype {array.dtype} are not supported; use numeric dtypes."
             )
@@ -188,6 +196,8 @@ def decode(encoded: Any) -> Any:
     if kind in ("list", "tuple"):
         children = [decode(child) for child in value]
         return children if kind == "list" else tuple(children)
+    if kind == "array" and value[1:2] == "U":
+        return np.array(encoded["data"], dtype=value).reshape(encoded["shape"])
     if kind in ("array", "scalar"):
         flat = np.array([_decode_number(v) for v in encoded["data"]], dtype=_dtype(value))
         return flat.reshape(encoded["shape"]) if kind == "array" else flat[0]

@@ -140,11 +140,31 @@ def pytrees() -> Iterator[Spec]:
             "args": [x, leaf],
             "out_axes": unsplit,
         }
+    # NumPy string arrays are array leaves (BA-1.1): merged and split like any other when
+    # their rank allows, passed through when it does not. jnp.asarray refuses them.
+    strings = np.array([["a", "bc", "d"], ["e", "f", "gh"]])
+    yield {"name": "numpy-str-array-merged", "clauses": ["BA-1.1", "BA-5.1", "BA-7.2"], "args": [x, strings]}
+    yield {
+        "name": "numpy-str-array-passed-through",
+        "clauses": ["BA-1.1", "BA-1.2", "BA-7.4"],
+        "args": [x, np.array(["u", "vw"])],
+        "out_axes": ((0, None), 0),
+    }
+    yield {
+        "name": "pass-through-none-in-containers",  # (the structure-* cases hold arrays only)
+        "clauses": ["BA-1.2", "BA-7.4"],
+        "args": [[x, (array((2, 3, 1), start=2), [None, array((2, 3, 4), start=3)])], Pair(x, None)],
+    }
     containers: dict[str, Any] = {
         "dict-unsorted-keys": {"zeta": x, "alpha": array((2, 3), start=1), "mid": array((2, 3, 3), start=2)},
-        "nested-list-tuple": [x, (array((2, 3, 1), start=2), [None, array((2, 3, 4), start=3)])],
-        "namedtuple": Pair(x, [array((2, 3), start=4), None]),
-        "dict-in-namedtuple": Pair({"b": x, "a": array((2, 3))}, None),
+        # Arrays only: a None or a string in a structure case would charge a pass-through
+        # defect (BA-1.2, the pass-through-* cases) to the structure clauses too.
+        "nested-list-tuple": [
+            x,
+            (array((2, 3, 1), start=2), [array((2, 3), start=6), array((2, 3, 4), start=3)]),
+        ],
+        "namedtuple": Pair(x, [array((2, 3), start=4), array((2, 3, 1), start=7)]),
+        "dict-in-namedtuple": Pair({"b": x, "a": array((2, 3))}, array((2, 3, 2), start=8)),
         "empty-containers": {"list": [], "tuple": (), "dict": {}, "x": x},
     }
     for name, tree in containers.items():
@@ -190,11 +210,25 @@ def pytrees() -> Iterator[Spec]:
         "num_dims": np.int64(2),
         "args": [array((2, 3, 2))],
     }
+    # The leading shape is the first *mergeable* leaf's (BA-3.1), whatever comes before or
+    # after it: an implementation that takes the first leaf of any rank (Sonnet 2) or the
+    # last leaf it reshaped (TF-Agents' BatchSquash) splits x into (6, 4).
+    for name, args in [
+        ("leading-shape-not-from-a-low-rank-first-leaf", [array((6,), start=1), array((2, 3, 4))]),
+        ("leading-shape-not-from-a-low-rank-last-leaf", [array((2, 3, 4)), array((6,), start=1)]),
+    ]:
+        yield {"name": name, "clauses": ["BA-3.1", "BA-7.2"], "function": "int_arith", "args": args}
     yield {
         "name": "keyword-named-self-and-f",
         "clauses": ["BA-6.2"],
         "args": [array((2, 3, 2))],
-        "kwargs": {"self": array((2, 3)), "f": 1, "args": "label", "num_dims": array((2, 3, 1), start=3)},
+        # Arrays only: a str or int keyword would charge a pass-through defect to BA-6.2.
+        "kwargs": {
+            "self": array((2, 3)),
+            "f": array((2, 3, 2), start=5),
+            "args": array((2, 3), start=9),
+            "num_dims": array((2, 3, 1), start=3),
+        },
     }
 
 
@@ -457,7 +491,8 @@ def haiku_defects() -> Iterator[Spec]:
         "in_axes": (0, None),
         "args": [x, array((4, 5))],
     }
-    yield {"name": "defect-string-leaf", "clauses": ["BA-1.1", "BA-1.2"], "args": [x, "abc"]}
+    # identity returns the string too (BA-7.4): the kit tells which side raised (_diagnose).
+    yield {"name": "defect-string-leaf", "clauses": ["BA-1.1", "BA-1.2", "BA-7.4"], "args": [x, "abc"]}
     yield {"name": "defect-num-dims-zero", "clauses": ["BA-2.2"], "num_dims": 0, "args": [x]}
     yield {"name": "defect-rank0-output", "clauses": ["BA-7.3"], "function": "row_counts", "args": [x]}
     yield {"name": "defect-zero-size-leading", "clauses": ["BA-5.4"], "args": [array((0, 3, 4))]}
@@ -737,7 +772,7 @@ def input_classes() -> Iterator[Spec]:
     defaultdict: Any = collections.defaultdict  # typed loosely: factories of several types
     x, y = array((2, 3, 2)), array((2, 3), start=3)
     trees: dict[str, Any] = {
-        "ordereddict": collections.OrderedDict([("zeta", x), ("alpha", y), ("mid", None)]),
+        "ordereddict": collections.OrderedDict([("zeta", x), ("alpha", y), ("mid", array((2, 3), start=4))]),
         "defaultdict": defaultdict(list, {"zeta": x, "alpha": y}),
         "defaultdict-in-ordereddict": collections.OrderedDict(
             [("z", defaultdict(None, {"b": y, "a": x})), ("a", [x])]

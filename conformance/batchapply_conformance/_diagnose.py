@@ -1,0 +1,311 @@
+"""Attribution by diagnosis: is a failing call with an option the option's fault?
+
+A golden case that uses an option (``in_axes``, ``out_axes``, ``chunk_size``,
+``row_order``) charges a structure, values or leaf fault to the clauses of that
+option's section. A target that reverses every tuple output would then fail "f is
+called once per chunk" (BA-13.4) as well as BA-7.1. So when such a case fails, the
+runner re-runs its call with the option taken away (the control): ``chunk_size`` and
+``row_order`` dropped, ``in_axes=None`` arguments bound into ``f`` instead of passed,
+the expected output from the reference. If the control fails too, the fault is not
+the option's: it is charged as the control's failure is (to the clause of the
+violated property: BA-7.1 for structure, ...). If the control passes, the option's
+clauses keep it.
+
+Likewise an exception where an output was expected, in a golden case or in a property
+check's minimal counterexample (a raise may come from merging the inputs or from
+splitting the outputs): the control keeps the inputs and ``in_axes`` but ``f`` returns
+only the first row leaf (``out_axes=0``). If the control passes, the inputs were fine:
+the failure is charged to the output clauses (section 7) the case cites; if it raises
+too, to the clauses it cites about inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from batchapply_conformance import golden
+from batchapply_conformance._checks import (
+    OPTION_SECTIONS,
+    PASS_THROUGH,
+    PROPERTY_CLAUSES,
+    Check,
+    Outcome,
+    Outcomes,
+    Target,
+    describe_error,
+)
+
+OPTION_PREFIXES = tuple(prefix for _, prefix in OPTION_SECTIONS)
+
+
+def run_check(check: Check, target: Target) -> Outcomes:
+    """``check.run(target)``, its option-charged failures diagnosed (:func:`diagnose`).
+
+    A golden case (all of whose inputs are NumPy) runs under
+    ``jax.transfer_guard_host_to_device("disallow")``: SPEC BA-5.3 keeps NumPy inputs on
+    the host, so an implicit transfer of one is that clause's FAIL.
+    """
+    if check.name not in _cases():
+        return diagnose(check, check.run(target), target)
+    with _host_only():
+        guarded = check.run(target)
+    moved = [o for o in _listed(guarded) if o.status == "fail" and TRANSFER in o.detail]
+    if not moved:
+        return diagnose(check, guarded, target)
+    # Judge the case's own clauses without the guard, so that the transfer hides no other fault.
+    found = diagnose(check, check.run(target), target)
+    if not _moved_an_array(moved[0].detail):
+        return found  # a scalar probed on the device (jnp.asarray(2.5)): no NumPy array moved
+    plain = [o for o in _listed(found) if o.status == "fail"]
+    case = _cases()[check.name]
+    charged = ("BA-5.3",) if case.target == "BatchApply" else case.clauses
+    why = f"a NumPy array input was moved to the device, which {', '.join(charged)} rules out"
+    return [*plain, Outcome("fail", f"{moved[0].detail} ({why})", moved[0].counterexample, charged)]
+
+
+def _moved_an_array(detail: str) -> bool:
+    """Whether the transfer the guard stopped was of an array of rank >= 1 (its aval's shape)."""
+    import re
+
+    match = re.search(r"aval=ShapedArray\(\w+\[([^\]]*)\]", detail)
+    return match is None or bool(match[1].strip())
+
+
+def _listed(found: Outcomes) -> list[Outcome]:
+    return found if isinstance(found, list) else [found]
+
+
+TRANSFER = "Disallowed host-to-device transfer"
+
+
+def _host_only() -> Any:
+    import contextlib
+
+    try:
+        import jax
+    except ImportError:
+        return contextlib.nullcontext()
+    return jax.transfer_guard_host_to_device("disallow")
+
+
+@functools.cache
+def _cases() -> dict[str, golden.GoldenCase]:
+    return {f"golden {group}:{case.name}": case for group, case in golden.load_corpus()}
+
+
+def _on_option(outcome: Outcome, case: golden.GoldenCase) -> bool:
+    charged = case.clauses if outcome.charged is None else outcome.charged
+    return outcome.status == "fail" and bool(charged) and all(c.startswith(OPTION_PREFIXES) for c in charged)
+
+
+def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
+    """Re-charge the failures of an option case that its control call shows without the option,
+    and the exceptions of an identity case to its inputs' or its outputs' clauses."""
+    case = _cases().get(check.name)
+    outcomes = _listed(found)
+    if case is None and check.family == "properties":
+        return [
+            _which_side(_without_elements(o, _decoded(o, check), target), _decoded(o, check), target)
+            for o in outcomes
+        ]
+    if (
+        case is None
+        or case.target != "BatchApply"
+        or case.expected_error is not None
+        or case.function is None
+    ):
+        return found
+    outcomes = [_which_side(o, case, target) for o in outcomes]
+    found = outcomes
+    uses_option = not (
+        type(case.in_axes) is int
+        and case.in_axes == 0
+        and type(case.out_axes) is int
+        and case.out_axes == 0
+        and case.chunk_size is None
+        and case.row_order == "C"
+    )
+    if not uses_option or not any(_on_option(o, case) for o in outcomes):
+        return found
+    control = _control(case)
+    if control is None:
+        return found
+    fn, args, kwargs, dropped = control
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    try:
+        expected = batchapply_reference.BatchApply(fn, case.num_dims)(
+            *copy.deepcopy(args), **copy.deepcopy(kwargs)
+        )
+    except Exception:
+        return found  # without the option the call is not valid: nothing to compare
+    try:
+        got = target.factory(fn, case.num_dims)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except Exception as e:
+        plain = [c for c in case.clauses if not c.startswith(OPTION_PREFIXES)]
+        if not plain:
+            return found
+        problems = [(tuple(plain), f"raised {describe_error(e)}")]
+    else:
+        exact = functions.FUNCTIONS[str(case.function)].exact
+        found_kinds = golden.mismatches(expected, got, exact=exact)
+        problems = [(_property_clauses(case, kind), problem) for kind, problem in found_kinds]
+    if not problems:
+        return found  # the control passes: the option is at fault
+    kept = [o for o in outcomes if not _on_option(o, case)]
+    example = next((o.counterexample for o in outcomes if _on_option(o, case)), None)
+    seen: set[tuple[str, ...]] = set()
+    for charged, problem in problems:
+        if charged in seen:
+            continue
+        seen.add(charged)
+        detail = f"{problem} (also without {dropped}: not the option's fault)"
+        kept.append(Outcome("fail", detail, example, charged))
+    return kept
+
+
+OUTPUT_SECTION = "BA-7."
+RAISED = "expected an output, got "
+
+
+def _decoded(outcome: Outcome, check: Check) -> golden.GoldenCase | None:
+    """The call of a property check's counterexample, as a golden case (None if it cannot be decoded)."""
+    example = outcome.counterexample or {}
+    try:
+        return golden.GoldenCase(
+            name=check.name,
+            clauses=check.clauses,
+            function=example["function"],
+            num_dims=golden.decode(example["num_dims"]),
+            in_axes=golden.decode(example["in_axes"]),
+            out_axes=golden.decode(example["out_axes"]),
+            args=tuple(golden.decode(example["args"])),
+            kwargs=dict(golden.decode(example["kwargs"])),
+        )
+    except Exception:
+        return None
+
+
+def _without_elements(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:
+    """An exception on a call with arrays without elements, charged to BA-5.4 (a 0 in the
+    leading shape) or BA-1.6 (in the trailing shape) when the same call with every 0 made
+    a 1 passes: the fault is the zero size, not the clauses of the check."""
+    if (
+        case is None
+        or outcome.status != "fail"
+        or outcome.charged is not None
+        or RAISED not in outcome.detail
+    ):
+        return outcome
+    import numpy as np
+
+    import batchapply_reference
+
+    try:
+        from jax import tree_util
+    except ImportError:
+        return outcome
+    try:
+        leaves = tree_util.tree_leaves((case.args, case.kwargs))
+    except Exception:
+        return outcome
+    empty = [x for x in leaves if type(x) is np.ndarray and x.size == 0]
+    if not empty or type(case.num_dims) is not int:
+        return outcome
+
+    def filled(x: Any) -> Any:
+        if type(x) is np.ndarray and x.size == 0:
+            return np.ones(tuple(d or 1 for d in x.shape), x.dtype)
+        return x
+
+    try:
+        args, kwargs = tree_util.tree_map(filled, (list(case.args), dict(case.kwargs)))
+        control = dataclasses.replace(case, args=tuple(args), kwargs=kwargs)
+        expected = golden.replay(copy.deepcopy(control), batchapply_reference)
+        got = golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        return outcome
+    if golden.mismatches(expected, got, exact=False):
+        return outcome
+    leading = any(0 in x.shape[: case.num_dims] for x in empty)
+    charged = ("BA-5.4",) if leading else ("BA-1.6",)
+    why = "the same call with every 0 in a shape made 1 passes"
+    return dataclasses.replace(
+        outcome, charged=charged, detail=f"{outcome.detail} (arrays without elements: {why})"
+    )
+
+
+def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:
+    """An exception where an output was expected, charged to the inputs' or the outputs' clauses."""
+    if case is None or outcome.status != "fail" or outcome.charged is not None:
+        return outcome
+    if RAISED not in outcome.detail:
+        return outcome
+    outputs = tuple(c for c in case.clauses if c.startswith(OUTPUT_SECTION))
+    inputs = tuple(c for c in case.clauses if not c.startswith(OUTPUT_SECTION))
+    if not outputs or not inputs:
+        return outcome
+    import batchapply_reference
+
+    control = dataclasses.replace(case, function="first_row_leaf", out_axes=0)
+    try:
+        expected = golden.replay(copy.deepcopy(control), batchapply_reference)
+    except Exception:
+        return outcome
+    try:
+        got = golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        why = "the same call returning only its first array raises too"
+        return dataclasses.replace(outcome, charged=inputs, detail=f"{outcome.detail} (on the inputs: {why})")
+    if golden.mismatches(expected, got, exact=True):
+        return outcome
+    why = "the same call returning only its first array passes"
+    return dataclasses.replace(outcome, charged=outputs, detail=f"{outcome.detail} (on the outputs: {why})")
+
+
+def _property_clauses(case: golden.GoldenCase, kind: str) -> tuple[str, ...]:
+    if kind == "leaf":
+        return tuple(c for c in case.clauses if c in PASS_THROUGH) or PROPERTY_CLAUSES[kind]
+    return PROPERTY_CLAUSES[kind]
+
+
+def _control(case: golden.GoldenCase) -> tuple[Callable[..., Any], list[Any], dict[str, Any], str] | None:
+    """The case's call without its options: ``(f, args, kwargs, what was dropped)``, or None
+    where an option cannot be taken away without changing the call (an ``out_axes``, or an
+    ``in_axes`` entry that is a tree)."""
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+    dropped = []
+    if case.chunk_size is not None:
+        dropped.append("chunk_size")
+    if case.row_order != "C":
+        dropped.append("row_order")
+    if not (type(case.out_axes) is int and case.out_axes == 0):
+        return None
+    args = list(case.args)
+    in_axes = case.in_axes
+    if type(in_axes) is int and in_axes == 0:
+        return fn, args, dict(case.kwargs), ", ".join(dropped)
+    if in_axes is None:
+        axes: list[Any] = [None] * len(args)
+    elif isinstance(in_axes, (tuple, list)) and len(in_axes) == len(args):
+        axes = list(in_axes)
+    else:
+        return None
+    if any(not (a is None or (type(a) is int and a == 0)) for a in axes):
+        return None
+    fixed = {i: arg for i, (arg, axis) in enumerate(zip(args, axes, strict=True)) if axis is None}
+
+    def bound(*selected: Any, **kwargs: Any) -> Any:
+        rest = iter(selected)
+        return fn(*[fixed[i] if i in fixed else next(rest) for i in range(len(args))], **kwargs)
+
+    dropped.append("in_axes")
+    selected = [arg for i, arg in enumerate(args) if i not in fixed]
+    return bound, selected, dict(case.kwargs), ", ".join(dropped)
