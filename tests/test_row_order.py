@@ -157,8 +157,9 @@ def test_shard_major_on_a_single_device_array_is_the_c_order(lib: types.ModuleTy
 
 
 @pytest.mark.spec("BA-14.4", "BA-8.1")
-def test_shard_major_under_jit_without_explicit_axes_refuses_to_guess() -> None:
+def test_shard_major_under_jit_with_an_auto_axis_refuses_to_guess() -> None:
     import batchapply
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
     calls: list[Any] = []
 
@@ -167,9 +168,15 @@ def test_shard_major_under_jit_without_explicit_axes_refuses_to_guess() -> None:
         return x
 
     apply = batchapply.BatchApply(f, row_order="shard_major")
+    # An Auto axis of size 8 could shard the tracer without its type showing it (traced
+    # abstractly: no 8 devices needed). With no mesh there is nothing to hide (below).
+    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Auto,))
+    hidden = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     with pytest.raises(ValueError, match=r"^BatchApply: row_order='shard_major' cannot see .* args\[0\]"):
-        jax.jit(apply)(jnp.zeros((2, 4, 3)))
+        jax.jit(apply).trace(hidden)
     assert calls == []
+    x = jnp.asarray(index_grid((2, 4)))
+    np.testing.assert_array_equal(jax.jit(apply)(x), x)  # no mesh: the counts are all 1
     # With the counts given, jit works and matches the eager call.
     counted = batchapply.BatchApply(lambda x: jnp.cumsum(x, axis=0), row_order=(1, 2))
     x = jnp.asarray(index_grid((2, 4)))
