@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import errors
-from flax.core import FrozenDict
 
 from batchapply.linen import BatchApply
 

@@ -158,8 +158,9 @@ def test_shard_major_on_a_single_device_array_is_the_c_order(lib: types.ModuleTy
 
 @pytest.mark.spec("BA-14.4", "BA-8.1")
 def test_shard_major_under_jit_with_an_auto_axis_refuses_to_guess() -> None:
-    import batchapply
     from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
 
     calls: list[Any] = []
 

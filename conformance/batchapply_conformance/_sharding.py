@@ -147,7 +147,6 @@ def _shard_map(target: Target) -> Outcome:
 def _shard_major_under_jit(target: Target) -> Outcome:
     import jax
     import jax.numpy as jnp
-
     from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
     # An Auto axis of size 8 could shard the traced input unseen (traced abstractly: any device
@@ -160,7 +159,9 @@ def _shard_major_under_jit(target: Target) -> Outcome:
         if str(e).startswith("BatchApply: row_order='shard_major' cannot see the sharding of"):
             return Outcome("pass")
         return Outcome("fail", f"expected E22, got {describe_error(e)}")
-    return Outcome("fail", "row_order='shard_major' under jax.jit with an Auto axis of size 8 guessed an order")
+    return Outcome(
+        "fail", "row_order='shard_major' under jax.jit with an Auto axis of size 8 guessed an order"
+    )
 
 
 def _chunks_stay_local(target: Target) -> Outcome:

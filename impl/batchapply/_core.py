@@ -623,7 +623,11 @@ def _jax_holds(y: Any) -> bool:
     if type(y) is not np.ndarray:
         return False
     dtype = y.dtype
-    if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)) or dtype.kind == "m" or dtype in _WIDE_DTYPES:
+    if (
+        not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number))
+        or dtype.kind == "m"
+        or dtype in _WIDE_DTYPES
+    ):
         return False
     return bool(jax.dtypes.canonicalize_dtype(dtype) == dtype)
 

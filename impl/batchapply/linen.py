@@ -207,7 +207,7 @@ class BatchApply(nn.Module):
         if self.scope is not None and isinstance(self.module, nn.Module) and self.module.scope is not None:
             nn.share_scope(self, self.module)
 
-    def clone(self, **kwargs: Any) -> BatchApply:  # type: ignore[override]
+    def clone(self, **kwargs: Any) -> BatchApply:
         """flax's clone, with the axes as given rather than frozen (see ``__post_init__``)."""
         clone = super().clone(**kwargs)
         in_axes, out_axes = self._given_axes

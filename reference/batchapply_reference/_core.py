@@ -95,7 +95,9 @@ def _replicated(x: Any) -> Any:
     """
     jax = sys.modules["jax"]
     mesh = getattr(getattr(x, "sharding", None), "mesh", None)
-    if isinstance(x, jax.core.Tracer) or jax.sharding.AxisType.Explicit not in getattr(mesh, "axis_types", ()):
+    if isinstance(x, jax.core.Tracer) or jax.sharding.AxisType.Explicit not in getattr(
+        mesh, "axis_types", ()
+    ):
         return x
     return jax.sharding.reshard(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
@@ -500,7 +502,9 @@ class BatchApply:
         concatenated = []
         for j in range(len(chunk_outputs[0])):
             pieces = [entries[j][1] for entries in chunk_outputs]
-            if not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
+            if len(pieces) == 1:  # BA-13.2: one call, as without chunk_size (a subclass stays)
+                joined = pieces[0]
+            elif not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
                 joined = sys.modules["jax.numpy"].concatenate(pieces)
             elif any(isinstance(piece, np.ma.MaskedArray) for piece in pieces):  # BA-5.7, BA-13.8
                 joined = np.ma.concatenate(pieces)
