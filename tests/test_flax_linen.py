@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from flax import errors
 
-from batchapply.linen import BatchApply
+from batchapply.linen import CHUNK_MODULES_PREFIX, BatchApply
 
 KEY = jax.random.key(0)
 RNGS = {"params": jax.random.key(1), "dropout": jax.random.key(2)}
@@ -897,3 +897,28 @@ def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_lay
     got, want = grads(5), grads(None)  # the same sums, added in another order
     assert paths(got) == paths(want)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+
+
+@pytest.mark.spec("BA-12.12")
+def test_a_partial_of_a_submodule_runs_its_full_chunks_in_one_scan() -> None:
+    # Kills `_liftable`'s partial branch returning None (tests/mutation/results, 2026-12-07): the
+    # partial would then be called once per chunk, correct but unrolled (4 products, no scan).
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            dense = nn.Dense(3)
+            return BatchApply(functools.partial(dense), chunk_size=2)(x)
+
+    x = data((2, 4, 5))  # 8 rows: 4 full chunks of 2
+    variables = init(Net(), KEY, x)
+    jaxpr = str(jax.make_jaxpr(lambda v, z: apply(Net(), v, z))(variables, x))
+    assert "scan[" in jaxpr and jaxpr.count("dot_general[") == 1, jaxpr
+
+
+@pytest.mark.spec("BA-12.12")
+def test_at_the_top_level_a_callable_that_creates_submodules_per_chunk_raises() -> None:
+    # Kills the negated `self.scope is not None` in `_apply`'s caller (tests/mutation/results,
+    # 2026-12-07): at the top level the wrapper itself is the caller whose children are watched.
+    model = BatchApply(lambda z: nn.Dense(4)(z), chunk_size=2)
+    with pytest.raises(ValueError, match=re.escape(CHUNK_MODULES_PREFIX)):
+        model.init(KEY, data((2, 3, 5)))

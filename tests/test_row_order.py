@@ -195,3 +195,34 @@ def test_grad_through_the_shard_major_order_matches_the_c_order() -> None:
         return jnp.sum(batchapply.BatchApply(lambda r: jnp.tanh(r @ w), row_order=row_order)(x) ** 2)
 
     np.testing.assert_allclose(jax.grad(loss)(x, (1, 2)), jax.grad(loss)(x, "C"), rtol=1e-6)
+
+
+@pytest.mark.spec("BA-14.4")
+@pytest.mark.parametrize(
+    ("sizes", "types", "hidden"),
+    [
+        ((8,), ("Auto",), "'x' (Auto, size 8)"),
+        ((1,), ("Auto",), None),  # an axis of size 1 shards nothing
+        ((8,), ("Explicit",), None),  # Explicit axes show in the type: unsharded here
+        ((2, 4), ("Explicit", "Auto"), "'y' (Auto, size 4)"),
+        ((4, 1), ("Auto", "Auto"), "'x' (Auto, size 4)"),
+    ],
+)
+def test_a_tracer_hides_its_counts_only_behind_an_auto_axis_above_size_one(
+    sizes: tuple[int, ...], types: tuple[str, ...], hidden: str | None
+) -> None:
+    # Traced abstractly (no devices needed): which mesh axes could shard the tracer unseen (E22).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    names = ("x", "y")[: len(sizes)]
+    mesh = AbstractMesh(sizes, names, axis_types=tuple(getattr(AxisType, t) for t in types))
+    x = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r, row_order="shard_major"))
+    if hidden is None:
+        assert apply.trace(x).out_info.shape == (2, 4, 3)
+        return
+    with pytest.raises(ValueError, match=r"^BatchApply: row_order='shard_major' cannot see") as info:
+        apply.trace(x)
+    assert f"the mesh axes {hidden} can shard" in str(info.value)
