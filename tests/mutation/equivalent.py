@@ -11,6 +11,7 @@ IMPL_CORE = "impl/batchapply/_core.py"
 REFERENCE_CORE = "reference/batchapply_reference/_core.py"
 IMPL_SHARDING = "impl/batchapply/_sharding.py"
 IMPL_LINEN = "impl/batchapply/linen.py"
+IMPL_NNX = "impl/batchapply/nnx.py"
 
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (
@@ -26,6 +27,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
         "(lifted[-0] if lifted else module)(*merged_args, **merged_kwargs)",
     ): "lifted holds at most one module: the scan step appends it and pops it before the next",
+    (
+        IMPL_NNX,
+        "BatchApply.__call__.call",
+        "const-1",
+        "lifted[-1] if lifted else carried -> lifted[-0] if lifted else carried",
+    ): "lifted holds at most one entry: the scan step appends the carry and pops it before the next",
     (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
         "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
     ),
