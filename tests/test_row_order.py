@@ -229,15 +229,22 @@ def test_a_tracer_hides_its_counts_only_behind_an_auto_axis_above_size_one(
 
 
 @pytest.mark.spec("BA-14.4", "BA-14.9")
-def test_a_tracer_on_explicit_axes_shows_its_counts() -> None:
-    # Traced abstractly: B is cut over an Explicit axis of size 8, which the tracer's type shows,
-    # so the call's counts are (1, 8) and a chunk_size of 4 is not a multiple of them (E24).
+@pytest.mark.parametrize(
+    ("sizes", "names", "entry"),
+    [((8,), ("x",), "x"), ((8,), ("batch",), "batch"), ((2, 4), ("x", "y"), ("x", "y"))],
+    ids=["one-letter-axis", "named-axis", "two-axes"],
+)
+def test_a_tracer_on_explicit_axes_shows_its_counts(
+    sizes: tuple[int, ...], names: tuple[str, ...], entry: Any
+) -> None:
+    # Traced abstractly: B is cut over Explicit axes of 8 devices in all, which the tracer's type
+    # shows, so the call's counts are (1, 8) and a chunk_size of 4 is not a multiple of them (E24).
     from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
     import batchapply
 
-    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Explicit,))
-    x = jax.ShapeDtypeStruct((2, 8, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "x")))
+    mesh = AbstractMesh(sizes, names, axis_types=(AxisType.Explicit,) * len(sizes))
+    x = jax.ShapeDtypeStruct((2, 8, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, entry)))
     apply = jax.jit(batchapply.BatchApply(lambda r: r, row_order="shard_major", chunk_size=4))
     e24 = r"^BatchApply: `chunk_size` must be a multiple of the shard count 8 "
     with pytest.raises(ValueError, match=e24):

@@ -27,6 +27,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
         "(lifted[-0] if lifted else module)(*merged_args, **merged_kwargs)",
     ): "lifted holds at most one module: the scan step appends it and pops it before the next",
+    (IMPL_SHARDING, "hidden_axes", "return_none", "return [] -> return None"): (
+        "None is as falsy as [], and the list is joined only when a non-empty mesh made it non-empty"
+    ),
     (
         IMPL_NNX,
         "BatchApply.__call__.call",
