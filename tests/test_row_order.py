@@ -249,3 +249,12 @@ def test_a_tracer_on_explicit_axes_shows_its_counts(
     e24 = r"^BatchApply: `chunk_size` must be a multiple of the shard count 8 "
     with pytest.raises(ValueError, match=e24):
         apply.trace(x)
+
+
+@pytest.mark.spec("BA-14.4", "BA-14.9")
+def test_a_zero_size_leading_dim_is_one_shard(lib: types.ModuleType) -> None:
+    # A jax.Array with no rows has shard shape 0 there: one piece, not 0 // 0 (audit finding A7),
+    # so shard_major reads counts of 1 and any chunk_size is a multiple of them (no E24). Kills
+    # `d // s if s else 1 -> else 2` in impl/batchapply/_sharding.py's leaf_counts.
+    out = lib.BatchApply(lambda r: r * 2, row_order="shard_major", chunk_size=1)(jnp.zeros((0, 3, 2)))
+    assert out.shape == (0, 3, 2)
