@@ -33,6 +33,7 @@ import functools
 import itertools
 import math
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NoReturn, TypeAlias
 
@@ -727,6 +728,14 @@ def _concatenate_fused(columns: list[list[jax.Array]], leading: tuple[int, ...] 
     return out
 
 
+# NumPy numbers that jnp.issubdtype calls numbers but no jax.Array can hold: the extended
+# precisions, where they are wider than 64 bits (timedelta64, a signed integer to NumPy, by kind).
+_WIDE_DTYPES = frozenset({np.dtype(np.longdouble), np.dtype(np.clongdouble)}) - {
+    np.dtype(np.float64),
+    np.dtype(np.complex128),
+}
+
+
 def _jax_holds(y: Any) -> bool:
     """Whether a merged NumPy leaf becomes a tracer with the same values, dtype and meaning.
 
@@ -737,7 +746,11 @@ def _jax_holds(y: Any) -> bool:
     if type(y) is not np.ndarray:
         return False
     dtype = y.dtype
-    if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)):
+    if (
+        not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number))
+        or dtype.kind == "m"
+        or dtype in _WIDE_DTYPES
+    ):
         return False
     return bool(jax.dtypes.canonicalize_dtype(dtype) == dtype)
 
@@ -761,6 +774,24 @@ def _exact_pieces(column: Sequence[Any]) -> list[Any]:
         return [jnp.asarray(x) if wide else x for x, wide in zip(column, narrowed, strict=True)]
 
 
+def _as_jax(ys: list[Any]) -> list[Any]:
+    """The merged NumPy leaves as jax values, for every chunk of the mapped path (BA-13.4).
+
+    ``jax.lax.map`` turns the full chunks' rows into tracers: the last chunk gets the same
+    type, so that ``f`` sees one array type per argument whatever ``chunk_size`` is.
+    """
+    return [jnp.asarray(y) if _kind(y) == _NUMPY else y for y in ys]
+
+
+def _inside_haiku_transform(haiku: Any) -> bool:
+    """Whether this call runs inside ``haiku.transform`` (Haiku is imported, never by us)."""
+    try:
+        haiku.running_init()
+    except ValueError:
+        return False
+    return True
+
+
 class _Chunk:
     """One chunk's output: the tree, its leaves and treedef (SPEC section 13)."""
 
@@ -770,9 +801,11 @@ class _Chunk:
         self.treedef = treedef
 
     @classmethod
-    def from_stacked(cls, treedef: Any, stacked: list[jax.Array]) -> _Chunk:
-        """The chunk that ``jax.lax.map`` traced once for all full chunks, from its stacked output."""
-        leaves = [jax.ShapeDtypeStruct(tuple(m.shape[1:]), m.dtype) for m in stacked]
+    def traced(cls, output_leaves: list[Any], treedef: Any) -> _Chunk:
+        """The chunk that ``jax.lax.map`` traced once for all full chunks: the shapes and dtypes
+        of the leaves as ``f`` returned them, before the map turned them into jax values (a NumPy
+        int64 leaf would read as int32 without ``jax_enable_x64``: a spurious E17, issue 24)."""
+        leaves = [jax.ShapeDtypeStruct(tuple(y.shape), y.dtype) for y in output_leaves]
         return cls(tree_util.tree_unflatten(treedef, leaves), leaves, treedef)
 
     def with_leaves(self, leaves: list[Any]) -> Any:
@@ -859,7 +892,8 @@ class _Chunk:
         split = leading is not None
         if on_jax:
             jax_columns = [list(columns[j]) for j in sorted(on_jax)]
-            pieces = [x for column in jax_columns for x in column if isinstance(x, jax.Array)]
+            # Only concrete arrays have a placement: under a trace, tracers carry none (issue 24).
+            pieces = [x for column in jax_columns for x in column if _kind(x) == _CONCRETE]
             # One dispatch, unless it would move leaves between devices (then one per leaf).
             groups = [jax_columns] if _one_placement(pieces) else [[column] for column in jax_columns]
             try:
@@ -1241,17 +1275,18 @@ class BatchApply:
         c = self.chunk_size
         assert c is not None
         n_full, rest = divmod(size, c)
-        traced: list[Any] = []
+        traced: list[_Chunk] = []
+        ys = _as_jax(ys)
 
         def body(chunk_ys: list[jax.Array]) -> list[Any]:
             out_leaves, out_def = self._chunk_leaves(call(chunk_ys), c)
-            traced.append(out_def)
+            traced.append(_Chunk.traced(out_leaves, out_def))
             return out_leaves
 
         full = ys if not rest else [jax.lax.slice_in_dim(y, 0, n_full * c) for y in ys]
         stacked = [y.reshape((n_full, c) + tuple(y.shape[1:])) for y in full]
         mapped = self._map_chunks(body, stacked)
-        first = _Chunk.from_stacked(traced[-1], mapped)
+        first = traced[-1]
         if not rest:
             return first.with_leaves([m.reshape((size,) + tuple(m.shape[2:])) for m in mapped])
         start = n_full * c
@@ -1271,7 +1306,12 @@ class BatchApply:
         """``body`` over the full chunks, stacked on a new leading axis: one ``jax.lax.map`` (BA-13.4).
 
         The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12).
+        Inside a Haiku transform, ``haiku.scan`` carries Haiku's state instead: in ``init`` it
+        runs the first chunk outside the loop, so that parameters are created outside it.
         """
+        haiku = sys.modules.get("haiku")
+        if haiku is not None and _inside_haiku_transform(haiku):
+            return list(haiku.scan(lambda carry, chunk: (carry, body(chunk)), (), stacked)[1])
         return jax.lax.map(body, stacked)
 
     def _call_local_chunks(
@@ -1297,15 +1337,16 @@ class BatchApply:
     ) -> Any:
         """BA-13.4 for the chunks of BA-14.9: ``c`` local rows of each of ``shards`` blocks per chunk."""
         n_full, rest = divmod(block, c)
-        traced: list[Any] = []
+        traced: list[_Chunk] = []
+        ys = _as_jax(ys)
 
         def body(chunk_ys: list[jax.Array]) -> list[Any]:
             out_leaves, out_def = self._chunk_leaves(call(chunk_ys), shards * c)
-            traced.append(out_def)
+            traced.append(_Chunk.traced(out_leaves, out_def))
             return out_leaves
 
         mapped = self._map_chunks(body, [_sharding.stack_chunks(y, shards, n_full, c) for y in ys])
-        first = _Chunk.from_stacked(traced[-1], mapped)
+        first = traced[-1]
         if not rest:
             return first.with_leaves([_sharding.unstack_chunks(m, shards) for m in mapped])
         output = call([_sharding.chunk_of(y, shards, n_full * c, block) for y in ys])
