@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -161,7 +162,7 @@ def _cat(parts: list[Any]) -> Any:
 
 def _forwarding(
     transform_in: Callable[[Any], Any] | None = None, transform_out: Callable[[Any], Any] | None = None
-):  # type: ignore[no-untyped-def]
+):
     """A factory: ``batchapply.BatchApply`` with ``transform_in`` on every input leaf and
     ``transform_out`` on every output leaf (both where jax can flatten the tree)."""
 
@@ -266,10 +267,8 @@ def num_dims_coerced(f: Callable[..., Any], num_dims: Any = 2, **options: Any) -
     """``num_dims`` goes through ``int()``: 2.0, True and "2" are accepted (BA-2.2)."""
     import batchapply
 
-    try:
+    with contextlib.suppress(TypeError, ValueError):
         num_dims = int(num_dims)
-    except (TypeError, ValueError):
-        pass
     return batchapply.BatchApply(f, num_dims, **options)
 
 
@@ -314,9 +313,13 @@ def leading_from_first_leaf(f: Callable[..., Any], num_dims: int = 2, **options:
             return args, kwargs
 
         def to_lead(x: Any) -> Any:
-            if isinstance(x, np.ndarray) and x.ndim >= num_dims and x.shape[:num_dims] != lead:
-                if int(np.prod(x.shape[:num_dims])) == int(np.prod(lead)):
-                    return x.reshape(lead + x.shape[num_dims:])
+            if (
+                isinstance(x, np.ndarray)
+                and x.ndim >= num_dims
+                and x.shape[:num_dims] != lead
+                and int(np.prod(x.shape[:num_dims])) == int(np.prod(lead))
+            ):
+                return x.reshape(lead + x.shape[num_dims:])
             return x
 
         return _tree_map(to_lead, (args, kwargs))
@@ -563,9 +566,11 @@ def nan_check_first(f: Callable[..., Any], num_dims: int = 2, **options: Any) ->
 
     def call(*args: Any, **kwargs: Any) -> Any:
         for x in _flat((args, kwargs)):
-            if _is_jax(x) and not _is_tracer(x) and not _is_key(x) and jnp.issubdtype(x.dtype, jnp.floating):
-                if bool(jnp.isnan(x).any()):
-                    raise FloatingPointError("NaN in the inputs")
+            floating = (
+                _is_jax(x) and not _is_tracer(x) and not _is_key(x) and jnp.issubdtype(x.dtype, jnp.floating)
+            )
+            if floating and bool(jnp.isnan(x).any()):
+                raise FloatingPointError("NaN in the inputs")
         return apply(*args, **kwargs)
 
     return call
@@ -609,7 +614,7 @@ def _chunk_sizes(n: int, c: int) -> list[int]:
     return [c] * (n // c) + ([n % c] if n % c else [])
 
 
-def _chunk_rewriter(rewrite: str):  # type: ignore[no-untyped-def]
+def _chunk_rewriter(rewrite: str):
     """A factory: chunked ``batchapply.BatchApply`` whose ``f`` sees each chunk rewritten:
     ``"pad"`` pads the short last chunk to ``chunk_size`` rows with copies of its first row;
     ``"overlap"`` takes the last ``chunk_size`` rows instead (overlapping the chunk before), then

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Outcomes, Target, describe_error, on_jax
+from batchapply_conformance._checks import Check, Outcome, Outcomes, Target, describe_error
 
 Problem = tuple[tuple[str, ...], str, dict[str, Any]]
 """The clauses it is charged to, what differs, the example (JSON-able)."""
@@ -135,7 +135,8 @@ def _make(factory: Callable[..., Any], call: Any) -> tuple[Any, Any]:
 
 
 def _stack_depth() -> int:
-    frame, depth = sys._getframe(), 0
+    frame: Any = sys._getframe()
+    depth = 0
     while frame is not None:
         frame, depth = frame.f_back, depth + 1
     return depth
@@ -198,7 +199,8 @@ def _leaf_difference(a: Any, e: Any) -> tuple[str, str] | None:
         return None
     if isinstance(e, (np.ndarray, np.generic)):
         if type(a) is not type(e):
-            kind = "mask" if isinstance(e, np.ma.MaskedArray) or isinstance(a, np.ma.MaskedArray) else "array_type"
+            masked = isinstance(e, np.ma.MaskedArray) or isinstance(a, np.ma.MaskedArray)
+            kind = "mask" if masked else "array_type"
             return kind, f"a {type(a).__name__}, expected a {type(e).__name__}"
         if a.dtype != e.dtype:
             return "dtype", f"dtype {a.dtype}, expected {e.dtype}"
@@ -223,6 +225,10 @@ def differences(expected: Any, got: Any) -> list[tuple[str, str, str]]:
     the pytree structures differ)."""
     import jax
 
+    want: list[Any]
+    have: list[Any]
+    want_def: Any
+    have_def: Any
     want, want_def = jax.tree_util.tree_flatten_with_path(expected)
     have, have_def = jax.tree_util.tree_flatten_with_path(got)
     if want_def != have_def:
@@ -310,6 +316,12 @@ def _option_clauses(call: Any, option: str, kind: str) -> tuple[str, ...]:
     return OPTION_CLAUSES["out_axes"]
 
 
+def _children(node: Any) -> list[Any]:
+    import jax
+
+    return jax.tree_util.tree_leaves(node, is_leaf=lambda y: y is not node)
+
+
 def _classes_of(tree: Any, leading: tuple[int, ...]) -> set[str]:
     """The :data:`CLASS_CLAUSES` classes that ``tree`` (one argument of a call) holds."""
     import collections
@@ -350,8 +362,10 @@ def _classes_of(tree: Any, leading: tuple[int, ...]) -> set[str]:
             stack.extend((v, depth + 1) for v in x.values())
         elif isinstance(x, (list, tuple)):
             stack.extend((v, depth + 1) for v in x)
-        elif x is None or not jax.tree_util.all_leaves([x]):
-            children = jax.tree_util.tree_leaves(x, is_leaf=lambda y: y is not x)
+        elif x is None:
+            continue
+        elif not jax.tree_util.all_leaves([x]):
+            children = _children(x)
             found.add("container: custom node")
             stack.extend((v, depth + 1) for v in children)
         else:
@@ -385,15 +399,21 @@ def _raise_culprits(target: Target, call: Any) -> set[str] | None:
         if outcome(target.factory, replace(flat))[0] == "ok":
             found.update(c for c in _classes_of(value, leading) if c.startswith("container"))
             return
-        blamed = [
-            leaf
-            for i, leaf in enumerate(flat[:32])
-            if outcome(target.factory, replace(flat[:i] + flat[i + 1 :]))[0] == "ok"
-        ] or flat
+        blamed = list(flat)  # drop every leaf the target still raises without: a minimal failing set
+        for leaf in flat[:32]:
+            rest = [x for x in blamed if x is not leaf]
+            if outcome(target.factory, replace(rest))[0] != "ok":
+                blamed = rest
         found.update(c for c in _classes_of(blamed, leading) if not c.startswith("container"))
 
+    def positional(i: int) -> Callable[[Any], Any]:
+        return lambda v: dataclasses.replace(call, args=call.args[:i] + (v,) + call.args[i + 1 :])
+
+    def keyword(name: str) -> Callable[[Any], Any]:
+        return lambda v: dataclasses.replace(call, kwargs={**call.kwargs, name: v})
+
     for i, arg in enumerate(call.args):
-        blame(arg, lambda v, i=i: dataclasses.replace(call, args=call.args[:i] + (v,) + call.args[i + 1 :]))
+        blame(arg, positional(i))
     for name, value in call.kwargs.items():
         if name == "batch":
             continue
@@ -402,7 +422,7 @@ def _raise_culprits(target: Target, call: Any) -> set[str] | None:
             if outcome(target.factory, dataclasses.replace(call, kwargs=renamed))[0] == "ok":
                 found.add(f"keyword: {name}")
                 continue
-        blame(value, lambda v, name=name: dataclasses.replace(call, kwargs={**call.kwargs, name: v}))
+        blame(value, keyword(name))
     return found or None
 
 
@@ -471,6 +491,10 @@ def _check(mode: str, max_examples: int, seed: int | None) -> Callable[[Target],
         if option is not None and option not in target.options:
             return Outcome("na", f"the target does not take {option}")
         try:
+            import jax  # noqa: F401
+        except ImportError:
+            return Outcome("na", "jax is not installed")
+        try:
             from batchapply_conformance import input_space
         except ImportError as e:
             return Outcome("not_run", f"{NEEDS_HYPOTHESIS} ({e})")
@@ -498,6 +522,6 @@ def differential_checks(*, max_examples: int, seed: int | None) -> Iterator[Chec
         yield Check(
             name=f"differential {mode}",
             clauses=clauses,
-            run=on_jax(_check(mode, examples, seed)),
+            run=_check(mode, examples, seed),
             family="properties",
         )

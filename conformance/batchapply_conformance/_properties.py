@@ -11,6 +11,7 @@ target must do.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import time
@@ -208,13 +209,12 @@ def hypothesis_search(
             outcomes.append(Outcome("fail", f"counterexample (not shrunk): {detail}", example, charged))
             continue
         shrunk: list[Problem] = []
-        try:
+        # AssertionError; or, past the deadline, hypothesis's Flaky on the replay
+        with contextlib.suppress(Exception):
             search(
                 _failing_on(body, target, charged, shrunk, deadline),
                 (hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink),
             )
-        except Exception:  # AssertionError; or, past the deadline, hypothesis's Flaky on the replay
-            pass
         if shrunk:
             _, detail, example = shrunk[-1]  # the last failure is the smallest hypothesis found
         outcomes.append(Outcome("fail", f"minimal counterexample: {detail}", example, charged))

@@ -38,7 +38,18 @@ try:  # the custom nodes registered in JAX and in the reference alike (SPEC BA-1
 except ImportError:  # pragma: no cover - a kit without the reference's node registry
     NODE_TYPES = ()
 
-NUMERIC = ("bool", "int8", "int32", "uint8", "float16", "bfloat16", "float32", "complex64")
+NUMERIC = (
+    "bool",
+    "int8",
+    "int32",
+    "uint8",
+    "float16",
+    "bfloat16",
+    "float32",
+    "complex64",
+    "float8_e4m3fn",
+    "int4",
+)
 """Dtypes of the plain NumPy and jax.Array leaves (held exactly by JAX without x64)."""
 
 NON_NUMERIC = ("str", "bytes", "object", "structured", "datetime64", "float0")
@@ -190,9 +201,11 @@ def _numpy_leaf(kind: str, shape: tuple[int, ...], rng: np.random.Generator, dty
     size = math.prod(shape)
     ints = rng.integers(0, 2**20, size=size)
     if kind == "numpy":
-        np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+        np_dtype = getattr(ml_dtypes, dtype) if hasattr(ml_dtypes, dtype) else np.dtype(dtype)
         if dtype == "complex64":
             return ((ints + 1j * ints[::-1]) / 4).astype(np.complex64).reshape(shape)
+        if dtype == "int4":
+            return (ints % 16 - 8).astype(np_dtype).reshape(shape)
         return (ints % 200 - 100).astype(np_dtype).reshape(shape)
     if kind == "numpy 64-bit":
         which = rng.integers(0, 4)
