@@ -23,6 +23,7 @@ SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.
 FLAX_DEVIATIONS = {
     "BA-1.1": "jnp.asarray on every leaf: a string or other object crashes",
     "BA-1.2": "so such leaves never reach f",
+    "BA-1.3": "a dict with unsortable keys lets jax's own error escape (no E27)",
     "BA-1.4": "the same crash decides mergeability",
     "BA-2.2": "num_dims is not checked: 0, True, 2.0 are accepted",
     "BA-2.3": "f is not checked at construction",

@@ -296,13 +296,26 @@ def _option_keys(call: Any) -> list[str]:
     return list(call.options())
 
 
+def _leading_of(call: Any) -> tuple[int, ...]:
+    """The leading shape: of the keyword leaf ``batch`` of a kit call, else of the first array leaf
+    with ``num_dims`` dims or more."""
+    import jax
+
+    from batchapply_conformance.input_space import is_array
+
+    if "batch" in call.kwargs:
+        return tuple(call.kwargs["batch"].shape[: call.num_dims])
+    for x in jax.tree_util.tree_leaves((call.args, call.kwargs)):
+        if is_array(x) and x.ndim >= call.num_dims:
+            return tuple(x.shape[: call.num_dims])
+    return ()
+
+
 def _option_clauses(call: Any, option: str, kind: str) -> tuple[str, ...]:
     import math
 
     if option == "chunk_size":
-        rows = 1
-        leading = call.kwargs["batch"].shape[: call.num_dims]
-        rows = math.prod(leading)
+        rows = math.prod(_leading_of(call))
         if rows <= call.chunk_size:
             return ("BA-13.2",)
         return CHUNKED.get(kind, ("BA-13.3",))
@@ -389,7 +402,7 @@ def _raise_culprits(target: Target, call: Any) -> set[str] | None:
 
     if call.in_axes not in (0, None):
         return None
-    leading = tuple(call.kwargs["batch"].shape[: call.num_dims])
+    leading = _leading_of(call)
     found: set[str] = set()
 
     def blame(value: Any, replace: Callable[[Any], Any]) -> None:
@@ -482,7 +495,8 @@ def problems(target: Target, call: Any) -> list[Problem]:
     return list(charged.values())
 
 
-def _check(mode: str, max_examples: int, seed: int | None) -> Callable[[Target], Outcomes]:
+def differential_check(mode: str, max_examples: int, seed: int | None) -> Callable[[Target], Outcomes]:
+    """The check of ``mode`` (a key of :data:`CHECKS`) over ``max_examples`` kit calls."""
     from batchapply_conformance._properties import NEEDS_HYPOTHESIS, hypothesis_search
 
     _, option = CHECKS[mode]
@@ -522,6 +536,6 @@ def differential_checks(*, max_examples: int, seed: int | None) -> Iterator[Chec
         yield Check(
             name=f"differential {mode}",
             clauses=clauses,
-            run=_check(mode, examples, seed),
+            run=differential_check(mode, examples, seed),
             family="properties",
         )
