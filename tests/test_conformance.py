@@ -31,6 +31,7 @@ FLAX_DEVIATIONS = {
     "BA-3.2": "leaves with different leading shapes are merged anyway",
     "BA-5.1": "a numpy.matrix is merged by its own reshape, which keeps it 2-D (no E26)",
     "BA-6.2": "__call__(self, *args, **kwargs): a keyword named self clashes with it",
+    "BA-7.2": "a numpy.matrix output is split by its own reshape, which keeps it 2-D (no E26)",
     "BA-7.3": "a rank-0 output fails with a bare reshape error",
     "BA-7.4": "non-array outputs (an int, a string) are reshaped and crash",
     "BA-10.1": "no SPEC error prefixes",
