@@ -206,24 +206,34 @@ def _leaf_difference(a: Any, e: Any) -> tuple[str, str] | None:
             return "dtype", f"dtype {a.dtype}, expected {e.dtype}"
         if a.shape != e.shape:
             return "values", f"shape {a.shape}, expected {e.shape}"
-        if isinstance(e, np.ma.MaskedArray):
-            if not np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(e)):
-                return "mask", "masks differ"
+        masks = (np.ma.getmaskarray(a), np.ma.getmaskarray(e)) if isinstance(e, np.ma.MaskedArray) else None
+        if masks is not None:
             a, e = a.data, e.data
         if e.dtype == object:
             same = np.asarray(a).tolist() == np.asarray(e).tolist()
         else:
             same = np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(e).tobytes()
-        return None if same else ("values", f"values differ: {_SHORT.repr(a)}, expected {_SHORT.repr(e)}")
+        if not same:
+            return "values", f"values differ: {_SHORT.repr(a)}, expected {_SHORT.repr(e)}"
+        if masks is not None and not np.array_equal(*masks):
+            return "mask", "masks differ (the data agree)"
+        return None
     if a is e or (type(a) is type(e) and a == e):
         return None
     return "leaf", f"{_SHORT.repr(a)}, expected {_SHORT.repr(e)}"
 
 
-def differences(expected: Any, got: Any) -> list[tuple[str, str, str]]:
+def differences(expected: Any, got: Any, closure: bool = False) -> list[tuple[str, str, str]]:
     """``(kind, path, what)`` for the first leaf that differs in each kind (``structure`` alone when
-    the pytree structures differ)."""
+    the pytree structures differ). ``closure``: both are the outputs of two calls, and a second call
+    that alone differs is a ``closure`` problem (a stale ``f``)."""
     import jax
+
+    if closure and isinstance(got, list) and len(got) == 2:
+        first = differences(expected[0], got[0])
+        if first:
+            return first
+        return [("closure", path, what) for _, path, what in differences(expected[1], got[1])][:1]
 
     want: list[Any]
     have: list[Any]
@@ -243,8 +253,6 @@ def differences(expected: Any, got: Any) -> list[tuple[str, str, str]]:
             kind = problem[0]
             if kind == "values" and "['tags']" in where:  # a chunk's rows, size or order show
                 kind = "tag " + where.split("['tags']['", 1)[1].split("'", 1)[0]
-            if where.startswith("output[1]") and kind in ("values", "tag call"):
-                kind = "closure"  # the second call of one object returned a stale value
             found.setdefault(kind, (kind, where, f"{where}: {problem[1]}"))
     return list(found.values())
 
@@ -279,7 +287,7 @@ def _compare(target: Target, call: Any, want: Any, want_calls: int) -> list[tupl
     if kind == "error":
         found = [("raised", "call", f"expected an output, got {describe_error(got)}")]
     else:
-        found = differences(want, got)
+        found = differences(want, got, closure=call.function == "closure")
         if calls != want_calls and not any(k.startswith("tag") or k == "closure" for k, _, _ in found):
             found.append(("calls", "f", f"f was called {calls} times, expected {want_calls}"))
     return found + ([changed] if changed else [])

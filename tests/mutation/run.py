@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(killed / (sampled - equivalent)).\n\n"
                 + (
                     f"Command: `python -m tests.mutation.run --judge cli --files {file} "
-                    f"--sample {args.sample} --seed {args.seed}`; killing command: `{' '.join(CLI[1:])}` (exit status not 0)"
+                    f"--sample {args.sample} --seed {args.seed}`; killing command: "
+                    f"`{' '.join(CLI[1:])}` (exit status not 0)"
                     if args.judge == "cli"
                     else f"Command: `python -m tests.mutation.run --files {file} --sample {args.sample} "
                     f"--seed {args.seed}`; tests: {' '.join(args.tests)}"
