@@ -115,6 +115,21 @@ def _e17(t: Target) -> Any:
     return t.factory(f, 2, chunk_size=2)(_x(1, 5, 3))
 
 
+def _e29_merge(t: Target) -> Any:
+    """``merge_leading_dims`` raises E29's type, naming itself (BA-9.1)."""
+    if not hasattr(t.module, "merge_leading_dims"):
+        raise _Skip
+    try:
+        t.api().merge_leading_dims(_matrix(), 2)
+    except TypeError as e:
+        if str(e).startswith("merge_leading_dims: `x` must not be a numpy.matrix"):
+            raise TypeError(
+                "split_leading_dim: `x` must not be a numpy.matrix (as merge_leading_dims)"
+            ) from e
+        raise
+    return None
+
+
 def _matrix() -> Any:
     return _np().matrix(_x(2, 3))
 
@@ -244,7 +259,7 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[Attempt, ...]]] = {
     "E28": (("jax", "trace"), (_e28, _e28_chunked)),
     "E29": (
         ("helper:split_leading_dim",),
-        (lambda t: t.api().split_leading_dim(_matrix(), (1, 2)),),
+        (lambda t: t.api().split_leading_dim(_matrix(), (1, 2)), _e29_merge),
     ),
 }
 """The attempts of each row (E19 is withdrawn) and what the target needs for them to apply."""
