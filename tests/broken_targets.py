@@ -816,6 +816,96 @@ def global_chunks(
     )
 
 
+def _transposed(
+    f: Callable[..., Any], num_dims: int, order: tuple[int, ...], when: Callable[[Any], bool]
+) -> Any:
+    """``batchapply.BatchApply`` whose leading dims are permuted by ``order`` around the call (so rows
+    are merged and split in that order) for calls where ``when(leaves)``."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims)
+
+    def permute(x: Any) -> Any:
+        if not hasattr(x, "transpose") or getattr(x, "ndim", 0) < num_dims or isinstance(x, np.generic):
+            return x
+        if getattr(x, "is_deleted", lambda: False)():
+            return x
+        return x.transpose(order + tuple(range(num_dims, x.ndim)))
+
+    inverse = tuple(int(i) for i in np.argsort(order))
+
+    def unpermute(x: Any) -> Any:
+        if not hasattr(x, "transpose") or getattr(x, "ndim", 0) < num_dims or isinstance(x, np.generic):
+            return x
+        return x.transpose(inverse + tuple(range(num_dims, x.ndim)))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not when(_flat((args, kwargs))):
+            return apply(*args, **kwargs)
+        return _tree_map(unpermute, apply(*_tree_map(permute, args), **_tree_map(permute, kwargs)))
+
+    return call
+
+
+def jax_inputs_transposed(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
+    """When every input is a ``jax.Array``, the rows are merged and split in (b, t) order, not
+    (t, b): a jax fast path that transposes to put the batch first (BA-5.1)."""
+    order = tuple(range(num_dims))[::-1]
+    return _transposed(f, num_dims, order, lambda leaves: bool(leaves) and all(_is_jax(x) for x in leaves))
+
+
+def swapped_dims(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
+    """With 3 or more leading dims, the last two are merged (and split) swapped (BA-5.1)."""
+    order = (
+        tuple(range(num_dims - 2)) + (num_dims - 1, num_dims - 2) if num_dims >= 3 else tuple(range(num_dims))
+    )
+    return _transposed(f, num_dims, order, lambda leaves: num_dims >= 3)
+
+
+def chunks_last_first(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None
+) -> Callable[..., Any]:
+    """Chunks by hand, running them last chunk first (outputs put back in order) (BA-13.4)."""
+    import batchapply
+
+    if chunk_size is None:
+        return batchapply.BatchApply(f, num_dims)
+    batchapply.BatchApply(f, num_dims, chunk_size=chunk_size)  # E14, E15 at construction
+    state: dict[str, int] = {}
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        n = state["rows"]
+        bounds = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)] or [(0, 0)]
+        if len(bounds) == 1:
+            return f(*args, **kwargs)
+
+        def rows(a: int, b: int) -> Any:
+            def cut(x: Any) -> Any:
+                return (
+                    x[a:b]
+                    if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n
+                    else x
+                )
+
+            return _tree_map(cut, (args, kwargs))
+
+        outs = {}
+        for a, b in reversed(bounds):
+            chunk_args, chunk_kwargs = rows(a, b)
+            outs[a] = f(*chunk_args, **chunk_kwargs)
+        ordered = [outs[a] for a, _ in bounds]
+        return tree_util.tree_map(lambda *parts: _cat(list(parts)), *ordered)
+
+    apply = batchapply.BatchApply(g, num_dims)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        state["rows"] = int(np.prod(lead)) if lead is not None else 0
+        return apply(*args, **kwargs)
+
+    return call
+
+
 CORPUS: dict[str, str] = {
     "scalars_as_arrays": "BA-1.2",
     "nodes_as_leaves": "BA-1.3",
@@ -829,6 +919,9 @@ CORPUS: dict[str, str] = {
     "in_axes_none_merges": "BA-4.2",
     "ignores_options": "BA-4.3",
     "fortran_order": "BA-5.1",
+    "jax_inputs_transposed": "BA-5.1",
+    "swapped_dims": "BA-5.1",
+    "chunks_last_first": "BA-13.4",
     "numpy_to_jax": "BA-5.3",
     "bfloat16_as_float32": "BA-5.2",
     "writes_output_in_place": "BA-5.5",

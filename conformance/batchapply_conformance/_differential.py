@@ -118,7 +118,7 @@ CHECKS: dict[str, tuple[tuple[str, ...], str | None]] = {
     ),
     "chunk": (("BA-13.2", "BA-13.3", "BA-13.4", "BA-13.5", "BA-13.8"), "chunk_size"),
     "order": (("BA-14.2", "BA-14.3", "BA-14.9"), "row_order"),
-    "axes": (("BA-4.1", "BA-4.2", "BA-4.3", "BA-4.4", "BA-4.5", "BA-7.2", "BA-7.4"), "in_axes"),
+    "axes": (("BA-4.1", "BA-4.2", "BA-4.3", "BA-4.4", "BA-4.5", "BA-7.2", "BA-7.4"), "in_axes+out_axes"),
     "closure": (("BA-6.1", "BA-13.4"), None),
 }
 """Per mode of :func:`input_space.kit_calls`: the clauses its check cites, and the option it needs."""
@@ -510,8 +510,9 @@ def differential_check(mode: str, max_examples: int, seed: int | None) -> Callab
     _, option = CHECKS[mode]
 
     def run(target: Target) -> Outcomes:
-        if option is not None and option not in target.options:
-            return Outcome("na", f"the target does not take {option}")
+        missing = [o for o in (option or "").split("+") if o and o not in target.options]
+        if missing:
+            return Outcome("na", f"the target does not take {' and '.join(missing)}")
         try:
             import jax  # noqa: F401
         except ImportError:
