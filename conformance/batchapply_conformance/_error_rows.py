@@ -204,7 +204,7 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[Attempt, ...]]] = {
             lambda t: t.api().split_leading_dim(_x(5, 2), (2, 3)),
             lambda t: t.api().split_leading_dim(_x(6, 2), (4, -1)),
             lambda t: t.api().split_leading_dim(_x(0, 2), (0, -1)),
-            lambda t: t.api().split_leading_dim(_x(6, 2), (-1, -1)),,
+            lambda t: t.api().split_leading_dim(_x(6, 2), (-1, -1)),
         ),
     ),
     "E14": (
