@@ -255,6 +255,7 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[Attempt, ...]]] = {
         (),
         (
             lambda t: _make(t, _identity, 2)({1: _x(2, 3), "a": _x(2, 3)}),
+            lambda t: _make(t, _identity, 2)(_x(2, 3), [_x(2, 3), {1: _x(2, 3), "a": _x(2, 3)}]),
             lambda t: _make(t, lambda r: {1: r, "a": r}, 2)(_x(2, 3, 4)),
         ),
     ),

@@ -604,7 +604,7 @@ def kit_calls(draw: st.DrawFn, mode: str = "plain", chunking: bool = True) -> Wi
                 math.prod(counts)
                 if counts != "shard_major"
                 else math.prod(
-                    d // s
+                    d // s if s else 1
                     for d, s in zip(leading, kwargs["batch"].sharding.shard_shape(leading), strict=False)
                 )
             )
