@@ -541,7 +541,7 @@ profile's whole run must stay within 60 s."""
 def differential_checks(*, max_examples: int, seed: int | None) -> Iterator[Check]:
     """One check per mode of :func:`input_space.kit_calls`."""
     for mode, (clauses, _) in CHECKS.items():
-        examples = max(5, round(max_examples * SHARE[mode]))
+        examples = max(10, round(max_examples * SHARE[mode]))
         yield Check(
             name=f"differential {mode}",
             clauses=clauses,
