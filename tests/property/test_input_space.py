@@ -31,7 +31,6 @@ from batchapply_conformance.input_space import (
     MULTI_DEVICE_CLASSES,
     WIDE_FUNCTIONS,
     WideCall,
-    mismatch,
     wide_calls,
 )
 
@@ -70,10 +69,9 @@ def test_wide_calls_agree_with_the_reference(call: WideCall) -> None:
         assert len({str(error) for error in errors}) == 1, [str(error) for error in errors]
         return
     # Through the conformance kit's own comparison (issue 22): what it finds here, the CLI finds.
+    # (It returns [] where the reference raises: a valid call must not make the reference raise.)
+    assert _differential.outcome(batchapply_reference.BatchApply, call)[0] == "ok"
     assert _differential.problems(BATCHAPPLY, call) == []
-    expected = run(call, batchapply_reference)
-    problem = mismatch(run(call, batchapply), expected)
-    assert problem is None, problem
 
 
 BATCHAPPLY = Target.load("batchapply:BatchApply")
