@@ -104,3 +104,29 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
 }
+
+
+KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (IMPL_CORE, "_one_placement", "return_none", "return True -> return None"): (
+        "the conformance CLI: unreachable, the CLI runs with 8 CPU devices and this is the one-device branch"
+    ),
+    (
+        IMPL_CORE,
+        "_on_host",
+        "compare_flip",
+        "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) < 8",
+    ): (
+        "the conformance CLI: which eager chunks go through host memory is performance only (no value, "
+        "dtype or placement changes); the project's compile-count test kills it"
+    ),
+    (
+        IMPL_CORE,
+        "_on_host",
+        "const+1",
+        "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 9",
+    ): (
+        "the conformance CLI: 8-bit dtypes leave the host path, performance only; the project's "
+        "compile-count test kills it"
+    ),
+}
+"""Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""

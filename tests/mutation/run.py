@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     suffix = ".cli" if args.judge == "cli" else ""
+    equivalents = {**equivalent.EQUIVALENT, **(equivalent.KIT_EQUIVALENT if args.judge == "cli" else {})}
 
     def judge(tree: pathlib.Path) -> tuple[bool, str, float]:
         if args.judge == "cli":
@@ -265,16 +266,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(previous[i])  # more tests cannot revive a killed mutant
                     counts["killed"] += 1
                     continue
-                if previous is not None and m.key in equivalent.EQUIVALENT:
+                if previous is not None and m.key in equivalents:
                     # It survived the last run and is listed: not rerun (run without --recheck for that).
-                    rows.append(
-                        {**previous[i], "status": "equivalent", "killed_by": equivalent.EQUIVALENT[m.key]}
-                    )
+                    rows.append({**previous[i], "status": "equivalent", "killed_by": equivalents[m.key]})
                     counts["equivalent"] += 1
                     continue
                 target.write_text(mutants.apply(source, m))
                 passed, failing, seconds = judge(tree)
-                reason = equivalent.EQUIVALENT.get(m.key)
+                reason = equivalents.get(m.key)
                 verdict = "killed" if not passed else ("equivalent" if reason else "survived")
                 counts[verdict] += 1
                 rows.append(
