@@ -128,5 +128,17 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the conformance CLI: 8-bit dtypes leave the host path, performance only; the project's "
         "compile-count test kills it"
     ),
+    **{
+        (IMPL_SHARDING, "call_counts", operator, mutation): (
+            "the conformance CLI: the counts E22's message suggests come after its prefix, which is all "
+            "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
+        )
+        for operator, mutation in [
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 1) + (9,)}"),
+            ("const-1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 1) + (7,)}"),
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(2,) * (n - 1) + (8,)}"),
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 2) + (8,)}"),
+        ]
+    },
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
