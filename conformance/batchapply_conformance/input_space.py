@@ -598,6 +598,8 @@ def kit_calls(draw: st.DrawFn, mode: str = "plain", chunking: bool = True) -> Wi
                 kwargs["batch"] = sharded
                 drawer.classes.add("row_order: shard_major on a sharded input")
                 options["row_order"] = "shard_major"
+                # An unsharded leaf first: the first leaf with a sharded leading dim decides (BA-14.4).
+                args.insert(0, _numpy_leaf("numpy", leading + (2,), rng, "int32"))
         if "row_order" not in options:
             options["row_order"] = tuple(draw(st.sampled_from(_divisors(d))) for d in leading)
             drawer.classes.add("row_order: shard counts")
