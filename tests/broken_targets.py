@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,914 @@ def vmap_split(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
             return _tree_map(through_vmap, out)
 
     return call
+
+
+# ---- the corpus: one fault each, as real implementations go wrong --------------------------------
+#
+# Each target is ``batchapply.BatchApply`` (or the reference's behaviour) with ONE fault, modelled on
+# a way real BatchApply-like helpers go wrong: Haiku 0.0.x and flax.linen (``jnp.asarray`` on every
+# leaf, leading shape from the first leaf, no checks), Sonnet 1/2 and TF-Agents' ``BatchSquash``
+# (``reshape((-1,) + trailing)``, the batch shape stored from one tensor), the ``merge_leading_dims``
+# helpers of RL libraries (leading shape from the positional arguments only), and jit-based fast
+# paths. ``CORPUS`` maps each to the clause the kit must FAIL; tests/test_conformance.py checks it.
+
+
+def _flat(tree: Any) -> list[Any]:
+    """The leaves of ``tree`` (jax's flattening), or [] where jax cannot flatten it."""
+    try:
+        return list(tree_util.tree_leaves(tree))
+    except (TypeError, ValueError):
+        return []
+
+
+def _is_jax(x: Any) -> bool:
+    import jax
+
+    return isinstance(x, jax.Array)
+
+
+def _is_key(x: Any) -> bool:
+    import jax
+
+    return _is_jax(x) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _is_tracer(x: Any) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def _leading(args: Any, kwargs: Any, num_dims: int) -> tuple[int, ...] | None:
+    for x in _flat((args, kwargs)):
+        if hasattr(x, "shape") and hasattr(x, "dtype") and len(x.shape) >= num_dims:
+            return tuple(x.shape[:num_dims])
+    return None
+
+
+def _cat(parts: list[Any]) -> Any:
+    import jax.numpy as jnp
+
+    if any(isinstance(p, np.ma.MaskedArray) for p in parts):
+        return np.ma.concatenate(parts)
+    if any(_is_jax(p) for p in parts):
+        return jnp.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def _forwarding(
+    transform_in: Callable[[Any], Any] | None = None, transform_out: Callable[[Any], Any] | None = None
+):
+    """A factory: ``batchapply.BatchApply`` with ``transform_in`` on every input leaf and
+    ``transform_out`` on every output leaf (both where jax can flatten the tree)."""
+
+    def make(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+        import batchapply
+
+        apply = batchapply.BatchApply(f, num_dims, **options)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if transform_in is not None:
+                args, kwargs = _tree_map(transform_in, (args, kwargs))
+            out = apply(*args, **kwargs)
+            return out if transform_out is None else _tree_map(transform_out, out)
+
+        return call
+
+    return make
+
+
+# Section 1 ------------------------------------------------------------------------------------
+
+
+def _scalar_as_array(x: Any) -> Any:
+    return np.asarray(x) if type(x) in (int, float, bool, complex) else x
+
+
+scalars_as_arrays = _forwarding(_scalar_as_array)
+"""Python scalars become 0-d arrays before the call, as ``jnp.asarray`` in Haiku's and flax's
+``ndim_at_least`` does: ``f`` no longer gets the very same object (BA-1.2)."""
+
+
+class _Opaque:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+
+def nodes_as_leaves(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Custom pytree nodes are not containers (``tf.nest`` knows only its own types): a node among
+    the arguments reaches ``f`` whole, its arrays not merged (BA-1.3)."""
+    import batchapply
+    from batchapply_conformance.nodes import NODE_TYPES
+
+    def unbox(x: Any) -> Any:
+        return x.node if isinstance(x, _Opaque) else x
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        return f(*map(unbox, args), **{k: unbox(v) for k, v in kwargs.items()})
+
+    apply = batchapply.BatchApply(g, num_dims, **options)
+
+    def box(x: Any) -> Any:
+        return _Opaque(x) if isinstance(x, NODE_TYPES) else x
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return apply(*map(box, args), **{k: box(v) for k, v in kwargs.items()})
+
+    return call
+
+
+def _count_leaves(tree: Any) -> int:
+    if isinstance(tree, (list, tuple)):
+        return sum(_count_leaves(t) for t in tree)
+    if isinstance(tree, dict):
+        return sum(_count_leaves(t) for t in tree.values())
+    return 1
+
+
+def recursive_walk(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Walks the inputs with Python recursion first (to count the leaves): a list nested 600 deep
+    raises RecursionError (BA-1.5)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        _count_leaves((args, kwargs))
+        return apply(*args, **kwargs)
+
+    return call
+
+
+def reshape_minus_one(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Merges with ``x.reshape((-1,) + x.shape[num_dims:])`` (Sonnet, TF-Agents' BatchSquash): ``-1``
+    cannot be inferred for rows without elements, e.g. shape (2, 3, 0) (BA-1.6)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for x in _flat((args, kwargs)):
+            if isinstance(x, np.ndarray) and x.ndim >= num_dims:
+                x.reshape((-1,) + x.shape[num_dims:])  # the merge this target does (the result is the same)
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 2 ------------------------------------------------------------------------------------
+
+
+def num_dims_coerced(f: Callable[..., Any], num_dims: Any = 2, **options: Any) -> Callable[..., Any]:
+    """``num_dims`` goes through ``int()``: 2.0, True and "2" are accepted (BA-2.2)."""
+    import batchapply
+
+    with contextlib.suppress(TypeError, ValueError):
+        num_dims = int(num_dims)
+    return batchapply.BatchApply(f, num_dims, **options)
+
+
+def f_checked_at_call(f: Any, num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``f`` is checked only when called (flax.linen): a non-callable passes construction (BA-2.3)."""
+    import batchapply
+
+    if callable(f):
+        return batchapply.BatchApply(f, num_dims, **options)
+    batchapply.BatchApply(_identity, num_dims, **options)  # every other argument is checked
+    return lambda *args, **kwargs: batchapply.BatchApply(f, num_dims, **options)(*args, **kwargs)
+
+
+def _identity(*args: Any, **kwargs: Any) -> Any:
+    return args, kwargs
+
+
+def in_axes_dict(
+    f: Callable[..., Any], num_dims: int = 2, *, in_axes: Any = 0, **options: Any
+) -> Callable[..., Any]:
+    """A dict ``in_axes`` is read as the tuple of its values instead of raising E5 (BA-2.5)."""
+    import batchapply
+
+    if isinstance(in_axes, dict):
+        in_axes = tuple(in_axes.values())
+    return batchapply.BatchApply(f, num_dims, in_axes=in_axes, **options)
+
+
+# Section 3 ------------------------------------------------------------------------------------
+
+
+def leading_from_first_leaf(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Haiku's merge: the leading shape comes from the first leaf and the others are reshaped to it
+    when their sizes allow, so (2, 3, 4) and (3, 2, 4) are merged together (BA-3.2, no E9)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def conform(args: Any, kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        if lead is None or options.get("in_axes", 0) != 0:
+            return args, kwargs
+
+        def to_lead(x: Any) -> Any:
+            if (
+                isinstance(x, np.ndarray)
+                and x.ndim >= num_dims
+                and x.shape[:num_dims] != lead
+                and int(np.prod(x.shape[:num_dims])) == int(np.prod(lead))
+            ):
+                return x.reshape(lead + x.shape[num_dims:])
+            return x
+
+        return _tree_map(to_lead, (args, kwargs))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        args, kwargs = conform(args, kwargs)
+        return apply(*args, **kwargs)
+
+    return call
+
+
+def positional_leading_only(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """An RL helper's ``merge_leading_dims``: the leading shape is looked up in the positional
+    arguments only, so a call whose batch is all keywords raises E8 (BA-3.3, BA-4.5)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if _leading(args, {}, num_dims) is None:
+            raise ValueError(f"BatchApply requires at least one input with ndim >= {num_dims}")
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 4 ------------------------------------------------------------------------------------
+
+
+def in_axes_none_merges(
+    f: Callable[..., Any], num_dims: int = 2, *, in_axes: Any = 0, **options: Any
+) -> Callable[..., Any]:
+    """``in_axes=None`` is read as 0 (``None`` taken for "default"): positional leaves are merged (BA-4.2)."""
+    import batchapply
+
+    return batchapply.BatchApply(f, num_dims, in_axes=0 if in_axes is None else in_axes, **options)
+
+
+def ignores_options(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Takes ``**options`` and drops them all (a thin wrapper that forgot to forward them)."""
+    import batchapply
+
+    return batchapply.BatchApply(f, num_dims)
+
+
+# Section 5 ------------------------------------------------------------------------------------
+
+
+def _bfloat16_up(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return x.astype(jnp.float32) if _is_jax(x) and x.dtype == jnp.bfloat16 else x
+
+
+bfloat16_as_float32 = _forwarding(_bfloat16_up)
+"""bfloat16 ``jax.Array`` inputs reach ``f`` as float32 (a "compute in float32" fast path) (BA-5.2)."""
+
+
+def writes_output_in_place(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Saves memory by writing an output into the input buffer of the same shape and dtype (BA-5.5)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = apply(*args, **kwargs)
+        inputs = [x for x in _flat((args, kwargs)) if type(x) is np.ndarray and x.flags.writeable]
+        for y in _flat(out):
+            for x in inputs:
+                if type(y) is np.ndarray and y is not x and (y.shape, y.dtype) == (x.shape, x.dtype):
+                    x[...] = y
+                    return out
+        return out
+
+    return call
+
+
+def _strong(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.array(x, dtype=x.dtype) if _is_jax(x) and getattr(x, "weak_type", False) else x
+
+
+weak_type_dropped = _forwarding(_strong)
+"""Weak-typed ``jax.Array`` inputs are copied with an explicit dtype, which makes them strong (BA-5.6)."""
+
+
+def _canonical(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    if _is_jax(x) and not _is_key(x) and not _is_tracer(x) and x.dtype.itemsize == 8:
+        return jnp.asarray(np.asarray(x))  # outside enable_x64: 32 bits
+    return x
+
+
+x64_truncated = _forwarding(_canonical)
+"""A ``jax.Array`` made under ``jax.enable_x64`` goes through NumPy and back: 32 bits (BA-5.6)."""
+
+
+def _to_default_device(x: Any) -> Any:
+    import jax
+
+    if _is_jax(x) and not _is_tracer(x) and not x.is_deleted() and len(x.devices()) == 1:
+        return jax.device_put(x, jax.devices()[0])
+    return x
+
+
+moved_to_default_device = _forwarding(_to_default_device)
+"""Every single-device ``jax.Array`` is put on the default device first (BA-5.6)."""
+
+
+def _unmask(x: Any) -> Any:
+    return np.asarray(x) if isinstance(x, np.ma.MaskedArray) else x
+
+
+mask_dropped = _forwarding(_unmask)
+"""Masked arrays go through ``np.asarray``: ``f`` gets the data without the mask (BA-5.7)."""
+
+
+# Section 6 ------------------------------------------------------------------------------------
+
+
+def jit_cached_f(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """A fast path: when every input leaf is a ``jax.Array`` on one device, the call goes through
+    one ``jax.jit`` of the BatchApply object, cached with it, so ``f`` is not run again and a
+    closure that changed since is not seen (BA-6.1)."""
+    import jax
+
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+    jitted = jax.jit(apply)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        leaves = _flat((args, kwargs))
+        if (
+            leaves
+            and all(_is_jax(x) and not _is_tracer(x) and not x.is_deleted() for x in leaves)
+            and len({frozenset(x.devices()) for x in leaves}) == 1
+        ):
+            return jitted(*args, **kwargs)
+        return apply(*args, **kwargs)
+
+    return call
+
+
+class _SelfClash:
+    def __init__(self, f: Callable[..., Any], num_dims: int = 2, **options: Any) -> None:
+        import batchapply
+
+        self._apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # self is not positional-only
+        return self._apply(*args, **kwargs)
+
+
+self_keyword_clash = _SelfClash
+"""``__call__(self, *args, **kwargs)``, as flax.linen's: a keyword named ``self`` clashes (BA-6.2)."""
+
+
+# Section 7 ------------------------------------------------------------------------------------
+
+
+def tuples_as_lists(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """A tuple output comes back as a list (the split rebuilds sequences as lists) (BA-7.1)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = apply(*args, **kwargs)
+        return list(out) if type(out) is tuple else out
+
+    return call
+
+
+def _python_as_array(x: Any) -> Any:
+    return np.asarray(x) if isinstance(x, (int, float, complex, str, bytes)) else x
+
+
+outputs_as_arrays = _forwarding(transform_out=_python_as_array)
+"""Non-array output leaves (ints, strings) come back as 0-d arrays (``jnp.asarray`` on outputs) (BA-7.4)."""
+
+
+def scalar_outputs_broadcast(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """A rank-0 output (a loss) is broadcast to every row instead of raising E10 (BA-7.3)."""
+    import batchapply
+
+    state: dict[str, int] = {}
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        def widen(y: Any) -> Any:
+            if hasattr(y, "shape") and hasattr(y, "dtype") and len(y.shape) == 0:
+                import jax.numpy as jnp
+
+                return (jnp if _is_jax(y) else np).broadcast_to(y, (state["rows"],))
+            return y
+
+        return _tree_map(widen, f(*args, **kwargs))
+
+    apply = batchapply.BatchApply(g, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims) or (0,)
+        state["rows"] = int(np.prod(lead))
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 8 ------------------------------------------------------------------------------------
+
+
+def host_shape_probe(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Reads the leading shape through ``np.asarray`` of the first jax leaf: fine eagerly, a
+    ``TracerArrayConversionError`` under ``jax.jit`` (BA-8.1)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for x in _flat((args, kwargs)):
+            if _is_jax(x) and not _is_key(x) and (_is_tracer(x) or not x.is_deleted()):
+                np.asarray(x)
+                break
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 9: tests/broken_helpers.py (a module's helpers are looked up next to its BatchApply).
+
+# Section 10 -----------------------------------------------------------------------------------
+
+
+def nan_check_first(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Checks eager float inputs for NaN first (a debug mode): on a deleted ``jax.Array`` jax's own
+    RuntimeError escapes instead of E28 (BA-10.1)."""
+    import jax.numpy as jnp
+
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for x in _flat((args, kwargs)):
+            floating = (
+                _is_jax(x) and not _is_tracer(x) and not _is_key(x) and jnp.issubdtype(x.dtype, jnp.floating)
+            )
+            if floating and bool(jnp.isnan(x).any()):
+                raise FloatingPointError("NaN in the inputs")
+        return apply(*args, **kwargs)
+
+    return call
+
+
+def reworded_errors(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Call errors are re-raised with the project's own wording, not SPEC's prefixes (BA-10.1)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return apply(*args, **kwargs)
+        except (ValueError, TypeError) as e:
+            if str(e).startswith("BatchApply"):
+                raise type(e)("batch_apply failed: " + str(e).split(": ", 1)[-1]) from None
+            raise
+
+    return call
+
+
+def jax_flattens_first(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Flattens the inputs with ``jax.tree_util`` first: a dict with unsortable keys raises jax's own
+    error, not E27 (BA-1.3)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        tree_util.tree_leaves((args, kwargs))
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 13 -----------------------------------------------------------------------------------
+
+
+def _chunk_sizes(n: int, c: int) -> list[int]:
+    return [c] * (n // c) + ([n % c] if n % c else [])
+
+
+def _chunk_rewriter(rewrite: str):
+    """A factory: chunked ``batchapply.BatchApply`` whose ``f`` sees each chunk rewritten:
+    ``"pad"`` pads the short last chunk to ``chunk_size`` rows with copies of its first row;
+    ``"overlap"`` takes the last ``chunk_size`` rows instead (overlapping the chunk before), then
+    drops the extra output rows."""
+
+    def make(
+        f: Callable[..., Any],
+        num_dims: int = 2,
+        *,
+        chunk_size: Any = None,
+        row_order: Any = "C",
+        **options: Any,
+    ) -> Callable[..., Any]:
+        import batchapply
+
+        state: dict[str, Any] = {}
+
+        def g(*args: Any, **kwargs: Any) -> Any:
+            sizes, k = state["sizes"], state["calls"]
+            state["calls"] += 1
+            m = sizes[k] if k < len(sizes) else -1
+            c = chunk_size
+            if m <= 0 or m == c or len(sizes) < 2 or row_order != "C":
+                state["previous"] = (args, kwargs)
+                return f(*args, **kwargs)
+            previous = state["previous"]
+
+            def widen(x: Any, before: Any) -> Any:
+                if not (
+                    hasattr(x, "shape") and hasattr(x, "dtype") and len(x.shape) >= 1 and x.shape[0] == m
+                ):
+                    return x
+                if rewrite == "pad":
+                    return _cat([x] + [x[:1]] * (c - m))
+                return _cat([before[m - c :], x])
+
+            try:
+                args, kwargs = tree_util.tree_map(widen, (args, kwargs), previous)
+            except (TypeError, ValueError):
+                return f(*args, **kwargs)
+            out = f(*args, **kwargs)
+            if rewrite == "pad":
+                return _tree_map(lambda y: y[:m] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
+            return _tree_map(lambda y: y[c - m :] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
+
+        apply = batchapply.BatchApply(g, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            lead = _leading(args, kwargs, num_dims)
+            n = int(np.prod(lead)) if lead is not None else 0
+            state.update(calls=0, sizes=_chunk_sizes(n, chunk_size) if chunk_size else [])
+            return apply(*args, **kwargs)
+
+        return call
+
+    return make
+
+
+padded_last_chunk = _chunk_rewriter("pad")
+"""The short last chunk is padded to ``chunk_size`` rows (one compiled shape), outputs cut (BA-13.3)."""
+
+overlapping_last_chunk = _chunk_rewriter("overlap")
+"""The last chunk is the last ``chunk_size`` rows, overlapping the one before (BA-13.3)."""
+
+
+def warm_up_call(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
+) -> Callable[..., Any]:
+    """With ``chunk_size``, runs the chunked call once to warm up (compile, find output shapes) and
+    returns the second run: ``f`` runs twice per chunk (BA-13.4)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if chunk_size is not None:
+            apply(*args, **kwargs)
+        return apply(*args, **kwargs)
+
+    return call
+
+
+def _numpy_to_jax_out(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.asarray(x) if type(x) is np.ndarray and x.dtype.kind in "biufc" and x.dtype.itemsize < 8 else x
+
+
+def chunk_outputs_as_jax(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
+) -> Callable[..., Any]:
+    """Concatenates the chunks' outputs with ``jnp.concatenate``: NumPy outputs come back as
+    ``jax.Array`` when the call is cut into chunks (BA-13.8)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = apply(*args, **kwargs)
+        lead = _leading(args, kwargs, num_dims)
+        if chunk_size is not None and lead is not None and int(np.prod(lead)) > chunk_size:
+            return _tree_map(_numpy_to_jax_out, out)
+        return out
+
+    return call
+
+
+def unchunked_when_divisible(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
+) -> Callable[..., Any]:
+    """Skips chunking when ``chunk_size`` divides the rows ("no remainder, no need"): ``f`` sees
+    every row at once (BA-13.3)."""
+    import batchapply
+
+    chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
+    whole = batchapply.BatchApply(f, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        if chunk_size is not None and lead is not None and int(np.prod(lead)) % chunk_size == 0:
+            return whole(*args, **kwargs)
+        return chunked(*args, **kwargs)
+
+    return call
+
+
+def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Casts every chunk's outputs to the dtypes of the first chunk's instead of raising E17 (BA-13.7)."""
+    import batchapply
+
+    first: list[list[Any]] = []
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        out = f(*args, **kwargs)
+        leaves, treedef = tree_util.tree_flatten(out)
+        if not first:
+            first.append([getattr(y, "dtype", None) for y in leaves])
+            return out
+        dtypes = first[0]
+        cast = [
+            y.astype(d) if d is not None and hasattr(y, "astype") else y
+            for y, d in zip(leaves, dtypes, strict=False)
+        ]
+        return tree_util.tree_unflatten(treedef, cast) if len(cast) == len(leaves) else out
+
+    apply = batchapply.BatchApply(g, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        first.clear()
+        return apply(*args, **kwargs)
+
+    return call
+
+
+# Section 14 -----------------------------------------------------------------------------------
+
+
+def row_order_only_for_jax(
+    f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", **options: Any
+) -> Callable[..., Any]:
+    """Shard counts are applied only when a ``jax.Array`` is among the inputs ("NumPy is never
+    sharded"): NumPy inputs are merged in the C order whatever ``row_order`` says (BA-14.2)."""
+    import batchapply
+
+    ordered = batchapply.BatchApply(f, num_dims, row_order=row_order, **options)
+    plain = batchapply.BatchApply(f, num_dims, **options) if isinstance(row_order, tuple) else ordered
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if any(_is_jax(x) for x in _flat((args, kwargs))):
+            return ordered(*args, **kwargs)
+        return plain(*args, **kwargs)
+
+    return call
+
+
+def shard_major_as_c(
+    f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", **options: Any
+) -> Callable[..., Any]:
+    """``"shard_major"`` is taken for the C order (the sharding is never read) (BA-14.2, BA-14.4)."""
+    import batchapply
+
+    return batchapply.BatchApply(
+        f, num_dims, row_order="C" if row_order == "shard_major" else row_order, **options
+    )
+
+
+def global_chunks(
+    f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", chunk_size: Any = None, **options: Any
+) -> Callable[..., Any]:
+    """With shard counts and ``chunk_size``, the merged rows are not chunked at all ("chunks would
+    cross shards"): ``f`` sees every row (BA-14.9)."""
+    import batchapply
+
+    sharded = row_order != "C" and chunk_size is not None
+    return batchapply.BatchApply(
+        f, num_dims, row_order=row_order, chunk_size=None if sharded else chunk_size, **options
+    )
+
+
+def _transposed(
+    f: Callable[..., Any], num_dims: int, order: tuple[int, ...], when: Callable[[Any], bool]
+) -> Any:
+    """``batchapply.BatchApply`` whose leading dims are permuted by ``order`` around the call (so rows
+    are merged and split in that order) for calls where ``when(leaves)``."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims)
+
+    def permute(x: Any) -> Any:
+        if not hasattr(x, "transpose") or getattr(x, "ndim", 0) < num_dims or isinstance(x, np.generic):
+            return x
+        if getattr(x, "is_deleted", lambda: False)():
+            return x
+        return x.transpose(order + tuple(range(num_dims, x.ndim)))
+
+    inverse = tuple(int(i) for i in np.argsort(order))
+
+    def unpermute(x: Any) -> Any:
+        if not hasattr(x, "transpose") or getattr(x, "ndim", 0) < num_dims or isinstance(x, np.generic):
+            return x
+        return x.transpose(inverse + tuple(range(num_dims, x.ndim)))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not when(_flat((args, kwargs))):
+            return apply(*args, **kwargs)
+        return _tree_map(unpermute, apply(*_tree_map(permute, args), **_tree_map(permute, kwargs)))
+
+    return call
+
+
+def jax_inputs_transposed(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
+    """When every input is a ``jax.Array``, the rows are merged and split in (b, t) order, not
+    (t, b): a jax fast path that transposes to put the batch first (BA-5.1)."""
+    order = tuple(range(num_dims))[::-1]
+    return _transposed(f, num_dims, order, lambda leaves: bool(leaves) and all(_is_jax(x) for x in leaves))
+
+
+def swapped_dims(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
+    """With 3 or more leading dims, the last two are merged (and split) swapped (BA-5.1)."""
+    order = (
+        tuple(range(num_dims - 2)) + (num_dims - 1, num_dims - 2) if num_dims >= 3 else tuple(range(num_dims))
+    )
+    return _transposed(f, num_dims, order, lambda leaves: num_dims >= 3)
+
+
+def chunks_last_first(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None
+) -> Callable[..., Any]:
+    """Chunks by hand, running them last chunk first (outputs put back in order) (BA-13.4)."""
+    import batchapply
+
+    if chunk_size is None:
+        return batchapply.BatchApply(f, num_dims)
+    batchapply.BatchApply(f, num_dims, chunk_size=chunk_size)  # E14, E15 at construction
+    state: dict[str, int] = {}
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        n = state["rows"]
+        bounds = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)] or [(0, 0)]
+        if len(bounds) == 1:
+            return f(*args, **kwargs)
+
+        def rows(a: int, b: int) -> Any:
+            def cut(x: Any) -> Any:
+                return (
+                    x[a:b]
+                    if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n
+                    else x
+                )
+
+            return _tree_map(cut, (args, kwargs))
+
+        outs = {}
+        for a, b in reversed(bounds):
+            chunk_args, chunk_kwargs = rows(a, b)
+            outs[a] = f(*chunk_args, **chunk_kwargs)
+        ordered = [outs[a] for a, _ in bounds]
+        return tree_util.tree_map(lambda *parts: _cat(list(parts)), *ordered)
+
+    apply = batchapply.BatchApply(g, num_dims)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        state["rows"] = int(np.prod(lead)) if lead is not None else 0
+        return apply(*args, **kwargs)
+
+    return call
+
+
+CORPUS: dict[str, str] = {
+    "scalars_as_arrays": "BA-1.2",
+    "nodes_as_leaves": "BA-1.3",
+    "recursive_walk": "BA-1.5",
+    "reshape_minus_one": "BA-1.6",
+    "num_dims_coerced": "BA-2.2",
+    "f_checked_at_call": "BA-2.3",
+    "in_axes_dict": "BA-2.5",
+    "leading_from_first_leaf": "BA-3.2",
+    "positional_leading_only": "BA-4.5",
+    "in_axes_none_merges": "BA-4.2",
+    "ignores_options": "BA-4.3",
+    "fortran_order": "BA-5.1",
+    "jax_inputs_transposed": "BA-5.1",
+    "swapped_dims": "BA-5.1",
+    "chunks_last_first": "BA-13.4",
+    "numpy_to_jax": "BA-5.3",
+    "bfloat16_as_float32": "BA-5.2",
+    "writes_output_in_place": "BA-5.5",
+    "weak_type_dropped": "BA-5.6",
+    "x64_truncated": "BA-5.6",
+    "moved_to_default_device": "BA-5.6",
+    "mask_dropped": "BA-5.7",
+    "jit_cached_f": "BA-6.1",
+    "self_keyword_clash": "BA-6.2",
+    "tuples_as_lists": "BA-7.1",
+    "vmap_split": "BA-7.2",
+    "scalar_outputs_broadcast": "BA-7.3",
+    "outputs_as_arrays": "BA-7.4",
+    "host_shape_probe": "BA-8.1",
+    "broken_helpers:BatchApply": "BA-9.2",
+    "nan_check_first": "BA-10.1",
+    "reworded_errors": "BA-10.1",
+    "jax_flattens_first": "BA-1.3",
+    "padded_last_chunk": "BA-13.3",
+    "overlapping_last_chunk": "BA-13.3",
+    "warm_up_call": "BA-13.4",
+    "chunk_outputs_as_jax": "BA-13.8",
+    "unchunked_when_divisible": "BA-13.3",
+    "chunk_dtypes_unified": "BA-13.7",
+    "row_order_only_for_jax": "BA-14.2",
+    "shard_major_as_c": "BA-14.4",
+    "global_chunks": "BA-14.9",
+}
+"""Each one-fault target (``broken_targets:NAME``, or ``module:attr``) and the clause it must FAIL."""
+
+
+# ---- correct wrappers: each must conform ----------------------------------------------------------
+
+
+def forwarding(
+    f: Callable[..., Any],
+    num_dims: int = 2,
+    *,
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    chunk_size: Any = None,
+    row_order: Any = "C",
+) -> Callable[..., Any]:
+    """``batchapply.BatchApply`` behind a function with SPEC's signature."""
+    import batchapply
+
+    return batchapply.BatchApply(
+        f, num_dims, in_axes=in_axes, out_axes=out_axes, chunk_size=chunk_size, row_order=row_order
+    )
+
+
+def kwargs_forwarder(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``batchapply.BatchApply`` behind ``**options``: every option is forwarded."""
+    import batchapply
+
+    return batchapply.BatchApply(f, num_dims, **options)
+
+
+def copying(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """Copies every plain NumPy input before the call (defensive copies keep every property)."""
+    import batchapply
+
+    apply = batchapply.BatchApply(f, num_dims, **options)
+
+    def copy(x: Any) -> Any:
+        return x.copy() if type(x) is np.ndarray else x
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return apply(*_tree_map(copy, args), **_tree_map(copy, kwargs))
+
+    return call
+
+
+def linen(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``batchapply.linen.BatchApply`` of a plain callable, called at the top level."""
+    from batchapply import linen as wrappers
+
+    return wrappers.BatchApply(f, num_dims, **options)
+
+
+def nnx(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``batchapply.nnx.BatchApply`` of a plain callable."""
+    from batchapply import nnx as wrappers
+
+    return wrappers.BatchApply(f, num_dims, **options)
+
+
+CORRECT = (
+    "broken_targets:forwarding",
+    "broken_targets:kwargs_forwarder",
+    "broken_targets:copying",
+    "batchapply_reference:BatchApply",
+    "broken_targets:linen",
+    "broken_targets:nnx",
+)
+"""Correct wrappers: each must exit 0."""

@@ -23,6 +23,7 @@ SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.
 FLAX_DEVIATIONS = {
     "BA-1.1": "jnp.asarray on every leaf: a string or other object crashes",
     "BA-1.2": "so such leaves never reach f",
+    "BA-1.3": "a dict with unsortable keys lets jax's own error escape (no E27)",
     "BA-1.4": "the same crash decides mergeability",
     "BA-2.2": "num_dims is not checked: 0, True, 2.0 are accepted",
     "BA-2.3": "f is not checked at construction",
@@ -30,6 +31,7 @@ FLAX_DEVIATIONS = {
     "BA-3.2": "leaves with different leading shapes are merged anyway",
     "BA-5.1": "a numpy.matrix is merged by its own reshape, which keeps it 2-D (no E26)",
     "BA-6.2": "__call__(self, *args, **kwargs): a keyword named self clashes with it",
+    "BA-7.2": "a numpy.matrix output is split by its own reshape, which keeps it 2-D (no E26)",
     "BA-7.3": "a rank-0 output fails with a bare reshape error",
     "BA-7.4": "non-array outputs (an int, a string) are reshaped and crash",
     "BA-9.1": "its merge_leading_dims crashes on a string, None or another object",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-import inspect
 import types
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
@@ -33,7 +32,8 @@ class Target:
         factory: The ``attr``; ``batchapply:BatchApply``, ``flax.linen:BatchApply``
             and ``haiku:BatchApply`` all have the right shape.
         module: The module, where helpers such as ``merge_leading_dims`` are looked up.
-        options: The extension options (``in_axes``, ...) that ``factory`` accepts.
+        options: The extension options (``in_axes``, ...) that ``factory`` accepts (probed:
+            :func:`probe_options`).
     """
 
     name: str
@@ -53,13 +53,7 @@ class Target:
             raise ValueError(f"target must be `module:attr`, e.g. `batchapply:BatchApply`; got {name!r}.")
         module = importlib.import_module(module_name)
         factory = getattr(module, attr)
-        try:
-            parameters = inspect.signature(factory).parameters
-        except (TypeError, ValueError):
-            parameters = {}  # type: ignore[assignment]
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        options = frozenset(o for o in EXTENSION_OPTIONS if o in parameters and not takes_any)
-        return cls(name=name, factory=factory, module=module, options=options)
+        return cls(name=name, factory=factory, module=module, options=probe_options(factory))
 
     def preflight(self) -> None:
         """Call the factory on a tiny case, ``make(identity, 2)(np.zeros((2, 3, 4)))``.
@@ -91,6 +85,31 @@ class Target:
         names = ("merge_leading_dims", "split_leading_dim", "ndim_at_least", "arbitrary_mergeable_leaf")
         helpers = {n: getattr(self.module, n) for n in names if hasattr(self.module, n)}
         return types.SimpleNamespace(BatchApply=self.factory, **helpers)
+
+
+PROBES: dict[str, Any] = {"in_axes": 0, "out_axes": 0, "chunk_size": 2, "row_order": "shard_major"}
+"""A valid value of each extension option, passed one at a time to probe the factory."""
+
+
+def probe_options(factory: Callable[..., Any]) -> frozenset[str]:
+    """The extension options ``factory`` accepts: those with which ``factory(identity, 2, option=...)``
+    constructs. An option is N/A only when the factory rejects it at construction; the signature is
+    not read, so a factory taking ``**kwargs`` is given every option, and then its checks run (one
+    that accepts an option and ignores it FAILs that option's clauses).
+
+    >>> sorted(probe_options(lambda f, num_dims=2, **options: f))
+    ['chunk_size', 'in_axes', 'out_axes', 'row_order']
+    >>> sorted(probe_options(lambda f, num_dims=2: f))
+    []
+    """
+    accepted = []
+    for option in EXTENSION_OPTIONS:
+        try:
+            factory(_identity, 2, **{option: PROBES[option]})
+        except Exception:
+            continue
+        accepted.append(option)
+    return frozenset(accepted)
 
 
 class TargetError(ValueError):

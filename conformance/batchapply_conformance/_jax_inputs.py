@@ -75,6 +75,48 @@ def _keys() -> Any:
     return jax.random.split(jax.random.key(0), 24).reshape(2, 3, 4)
 
 
+def _narrow(dtype: str) -> Callable[[], Any]:
+    """A maker of a jax.Array of a narrow dtype (bfloat16, float8, int4) with distinct values."""
+
+    def make() -> Any:
+        import jax.numpy as jnp
+        import numpy as np
+
+        values = np.arange(24).reshape(2, 3, 4) % 15 - 7  # exact in each of them
+        return jnp.asarray(values, dtype=getattr(jnp, dtype))
+
+    return make
+
+
+def _closure_changes(target: Target) -> Outcome:
+    """BA-6.1, BA-13.4: one BatchApply object called twice, its ``f`` reading a closure cell that
+    changed in between: the second call sees the new value (no compiled ``f`` is kept)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    x = jnp.arange(24.0).reshape(2, 3, 4)
+    for options in _calls(target):
+        cell = [1.0]
+        calls: list[int] = []
+
+        def f(rows: Any, cell: list[float] = cell, calls: list[int] = calls) -> Any:
+            calls.append(1)
+            return rows * cell[0]
+
+        apply = target.factory(f, 2, **options)
+        for scale in (1.0, 3.0):
+            cell[0] = scale
+            before = len(calls)
+            got = apply(x)
+            if len(calls) == before:
+                return Outcome(
+                    "fail", f"{options or ''} call {scale:g}: f was not called (a compiled f kept?)"[:110]
+                )
+            if not np.array_equal(np.asarray(got), np.asarray(x) * scale):
+                return Outcome("fail", f"{options or ''}: the closure's new value {scale:g} was not seen")
+    return Outcome("pass")
+
+
 def _on_last_device() -> Any:
     import jax
     import jax.numpy as jnp
@@ -121,5 +163,10 @@ def jax_input_checks() -> Iterator[Check]:
         ("typed PRNG keys", ("BA-5.6",), _identity_keeps(_keys, "a typed key array"), 1),
         ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
         ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
+        *(
+            (dtype, ("BA-5.2", "BA-5.6"), _identity_keeps(_narrow(dtype), f"a {dtype} array"), 1)
+            for dtype in ("bfloat16", "float8_e4m3fn", "int4")
+        ),
+        ("closure changes between calls", ("BA-6.1", "BA-13.4"), _closure_changes, 1),
     ]:
         yield Check(name=f"jax inputs {name}", clauses=clauses, run=on_jax(check, devices))

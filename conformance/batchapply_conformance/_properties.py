@@ -11,8 +11,10 @@ target must do.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -146,56 +148,86 @@ def _hypothesis_check(
     max_examples: int,
     seed: int | None,
 ) -> Callable[[Target], Outcomes]:
-    """One hypothesis run over ``max_examples`` calls, every problem recorded by the clauses it is
-    charged to; then, for each such set of clauses, a shrinking run for its minimal counterexample."""
+    """A check: :func:`hypothesis_search` over the calls of ``make_strategy(strategies, target)``."""
 
     def run(target: Target) -> Outcomes:
         try:
-            import hypothesis
-            from hypothesis import reporting
-
             strategies = _strategies()
         except ImportError as e:
             return Outcome("not_run", f"{NEEDS_HYPOTHESIS} ({e})")
-        strategy = make_strategy(strategies, target)
-
-        def search(test: Callable[[Any], None], phases: tuple[Any, ...]) -> None:
-            settings = hypothesis.settings(
-                max_examples=max_examples,
-                deadline=None,
-                derandomize=seed is None,
-                database=None,
-                print_blob=False,
-                phases=phases,
-                suppress_health_check=list(hypothesis.HealthCheck),
-            )
-            prop = settings(hypothesis.given(strategy)(test))
-            if seed is not None:
-                prop = hypothesis.seed(seed)(prop)
-            with reporting.with_reporter(lambda *_: None):
-                prop()
-
-        first: dict[tuple[str, ...] | None, Problem] = {}
-
-        def sweep(case: Any) -> None:
-            for problem in body(target, case):
-                first.setdefault(problem[0], problem)
-
-        search(sweep, (hypothesis.Phase.explicit, hypothesis.Phase.generate))
-        outcomes = []
-        for charged, detail, example in first.values():
-            shrunk: list[Problem] = []
-            try:
-                search(
-                    _failing_on(body, target, charged, shrunk),
-                    (hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink),
-                )
-            except AssertionError:
-                _, detail, example = shrunk[-1]
-            outcomes.append(Outcome("fail", f"minimal counterexample: {detail}", example, charged))
-        return outcomes or Outcome("pass")
+        return hypothesis_search(make_strategy(strategies, target), body, max_examples, seed, target)
 
     return run
+
+
+def hypothesis_search(
+    strategy: Any,
+    body: Callable[[Target, Any], list[Problem]],
+    max_examples: int,
+    seed: int | None,
+    target: Target,
+) -> Outcomes:
+    """One hypothesis run over ``max_examples`` calls, every problem recorded by the clauses it is
+    charged to; then, for each such set of clauses, a shrinking run for its minimal counterexample."""
+    try:
+        import hypothesis
+        from hypothesis import reporting
+    except ImportError as e:
+        return Outcome("not_run", f"{NEEDS_HYPOTHESIS} ({e})")
+
+    def search(test: Callable[[Any], None], phases: tuple[Any, ...]) -> None:
+        settings = hypothesis.settings(
+            max_examples=max_examples,
+            deadline=None,
+            derandomize=seed is None,
+            database=None,
+            print_blob=False,
+            phases=phases,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        prop = settings(hypothesis.given(strategy)(test))
+        if seed is not None:
+            prop = hypothesis.seed(seed)(prop)
+        with reporting.with_reporter(lambda *_: None):
+            prop()
+
+    first: dict[tuple[str, ...] | None, Problem] = {}
+    stop = [float("inf")]
+
+    def sweep(case: Any) -> None:
+        if time.monotonic() > stop[0]:
+            return  # the verdict is FAIL already; the rest of the budget goes to shrinking
+        for problem in body(target, case):
+            first.setdefault(problem[0], problem)
+            stop[0] = min(stop[0], time.monotonic() + SWEEP_AFTER_FAILURE_SECONDS)
+
+    search(sweep, (hypothesis.Phase.explicit, hypothesis.Phase.generate))
+    outcomes = []
+    deadline = time.monotonic() + SHRINK_SECONDS  # for every failing property of this check together
+    for charged, detail, example in first.values():
+        if time.monotonic() >= deadline:
+            outcomes.append(Outcome("fail", f"counterexample (not shrunk): {detail}", example, charged))
+            continue
+        shrunk: list[Problem] = []
+        # AssertionError; or, past the deadline, hypothesis's Flaky on the replay
+        with contextlib.suppress(Exception):
+            search(
+                _failing_on(body, target, charged, shrunk, deadline),
+                (hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink),
+            )
+        if shrunk:
+            _, detail, example = shrunk[-1]  # the last failure is the smallest hypothesis found
+        outcomes.append(Outcome("fail", f"minimal counterexample: {detail}", example, charged))
+    return outcomes or Outcome("pass")
+
+
+SWEEP_AFTER_FAILURE_SECONDS = 3.0
+"""How long the sweep goes on after its first failure, looking for failures of other clauses."""
+
+SHRINK_SECONDS = 5.0
+"""How long hypothesis may shrink the failing properties of one check, all together (then the
+smallest example so far is reported), so that a target that fails many clauses is still judged
+in seconds; 0 reports the sweep's first counterexamples unshrunk."""
 
 
 def _failing_on(
@@ -203,10 +235,14 @@ def _failing_on(
     target: Target,
     charged: tuple[str, ...] | None,
     shrunk: list[Problem],
+    deadline: float = float("inf"),
 ) -> Callable[[Any], None]:
-    """A test that fails on the problems charged to ``charged`` only (hypothesis then shrinks them)."""
+    """A test that fails on the problems charged to ``charged`` only (hypothesis then shrinks them);
+    once ``deadline`` (``time.monotonic()``) has passed, it passes (shrinking stops)."""
 
     def test(case: Any) -> None:
+        if shrunk and time.monotonic() > deadline:
+            return
         for problem in body(target, case):
             if problem[0] == charged:
                 shrunk[:] = [problem]  # the last failure is hypothesis's shrunk, minimal one

@@ -209,6 +209,8 @@ def _versions(target: str) -> dict[str, str]:
 def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]:
     """Golden, transform, sharding, jax-input and property checks, in that order."""
     from batchapply_conformance._audit_checks import audit_checks
+    from batchapply_conformance._differential import differential_checks
+    from batchapply_conformance._error_rows import error_row_checks
     from batchapply_conformance._jax_inputs import jax_input_checks
     from batchapply_conformance._properties import property_checks
     from batchapply_conformance._sharding import sharding_checks
@@ -220,6 +222,8 @@ def all_checks(profile: str, max_examples: int, seed: int | None) -> list[Check]
         *jax_input_checks(),
         *audit_checks(),
         *property_checks(max_examples=max_examples, seed=seed),
+        *differential_checks(max_examples=max_examples, seed=seed),
+        *error_row_checks(),
     ]
 
 

@@ -38,7 +38,18 @@ try:  # the custom nodes registered in JAX and in the reference alike (SPEC BA-1
 except ImportError:  # pragma: no cover - a kit without the reference's node registry
     NODE_TYPES = ()
 
-NUMERIC = ("bool", "int8", "int32", "uint8", "float16", "bfloat16", "float32", "complex64")
+NUMERIC = (
+    "bool",
+    "int8",
+    "int32",
+    "uint8",
+    "float16",
+    "bfloat16",
+    "float32",
+    "complex64",
+    "float8_e4m3fn",
+    "int4",
+)
 """Dtypes of the plain NumPy and jax.Array leaves (held exactly by JAX without x64)."""
 
 NON_NUMERIC = ("str", "bytes", "object", "structured", "datetime64", "float0")
@@ -122,6 +133,16 @@ class WideCall:
     chunk_size: int | None
     classes: frozenset[str]
     error: str | None = None
+    in_axes: Any = 0
+    out_axes: Any = 0
+    row_order: Any = "C"
+
+    def options(self) -> dict[str, Any]:
+        """The constructor's options this call sets (those left at their defaults are not passed)."""
+        found = {"in_axes": self.in_axes, "out_axes": self.out_axes, "chunk_size": self.chunk_size}
+        found["row_order"] = self.row_order
+        defaults = {"in_axes": 0, "out_axes": 0, "chunk_size": None, "row_order": "C"}
+        return {k: v for k, v in found.items() if not (type(v) is type(defaults[k]) and v == defaults[k])}
 
     def __repr__(self) -> str:  # shallow: a list nested 600 deep has no printable repr
         short = reprlib.Repr()  # Python 3.11: no keyword arguments
@@ -180,9 +201,11 @@ def _numpy_leaf(kind: str, shape: tuple[int, ...], rng: np.random.Generator, dty
     size = math.prod(shape)
     ints = rng.integers(0, 2**20, size=size)
     if kind == "numpy":
-        np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+        np_dtype = getattr(ml_dtypes, dtype) if hasattr(ml_dtypes, dtype) else np.dtype(dtype)
         if dtype == "complex64":
             return ((ints + 1j * ints[::-1]) / 4).astype(np.complex64).reshape(shape)
+        if dtype == "int4":
+            return (ints % 16 - 8).astype(np_dtype).reshape(shape)
         return (ints % 200 - 100).astype(np_dtype).reshape(shape)
     if kind == "numpy 64-bit":
         which = rng.integers(0, 4)
@@ -274,12 +297,15 @@ class _Drawer:
             return _numpy_leaf(kind, self.shape(), self.rng, dtype)
         return _jax_leaf(kind, self.shape(), self.rng, dtype)
 
-    def tree(self, depth: int = 0) -> Any:
+    def tree(self, depth: int = 0, deep: bool = True) -> Any:
+        """A leaf or a container of trees; ``deep``: a list nested 600 deep may be drawn (not inside
+        another: SPEC BA-1.5 promises 500 levels, and JAX's own walk stops near 1000)."""
         if depth >= 2 or self.draw(st.integers(0, 2)) == 0:
             return self.leaf()
-        kind = self.draw(st.sampled_from(self.containers))
+        kind = self.draw(st.sampled_from([c for c in self.containers if deep or c != "nested 600 deep"]))
         self.classes.add(f"container: {kind}")
-        children = [self.tree(depth + 1) for _ in range(self.draw(st.integers(1, 3)))]
+        inner = deep and kind != "nested 600 deep"
+        children = [self.tree(depth + 1, inner) for _ in range(self.draw(st.integers(1, 3)))]
         if kind == "nested 600 deep":
             tree: Any = children
             for _ in range(DEEP):
@@ -408,3 +434,220 @@ def _leaf_mismatch(a: Any, e: Any) -> str | None:
     if type(a) is not type(e) or not (a is e or a == e):
         return f"{a!r}, expected {e!r}"
     return None
+
+
+# ---- the kit's calls: every option, functions that show row order and chunks -------------------
+
+SIDES = (2, 3, 2, 3, 1, 0)
+"""Sizes of the leading dims of a kit call: mostly 2 or 3, so that a wrong row order shows."""
+
+KIT_FUNCTIONS = ("identity", "rows", "rolled", "numpy_rows", "closure")
+"""The ``f`` of a kit call (:func:`kit_function`). ``rolled`` moves every row to the one before it
+(a row-mixing permutation that no transpose of the leading dims undoes) and tags each output row
+with the index of the call of ``f`` that made it, that call's number of rows and the row's position
+among all rows ``f`` saw (so a chunk's rows, size and order show); ``closure`` also returns a value
+read from a cell that the check changes between two calls of one BatchApply object."""
+
+MODES = ("plain", "chunk", "order", "axes", "closure")
+"""What a kit call exercises: no option, ``chunk_size``, ``row_order``, ``in_axes``/``out_axes``, and an
+``f`` whose closure changes between calls."""
+
+
+@dataclasses.dataclass
+class FunctionState:
+    """What one ``f`` of :func:`kit_function` saw: its calls and rows, and the closure's cell."""
+
+    calls: int = 0
+    rows: int = 0
+    scale: float = 1.0
+
+
+def _rows_of(args: Any, kwargs: Any) -> list[Any]:
+    """The leaves of the merged rows: array leaves whose leading size is that of ``batch``."""
+    m = kwargs["batch"].shape[0]
+    return [x for x in _array_leaves((args, kwargs)) if getattr(x, "ndim", 0) >= 1 and x.shape[0] == m]
+
+
+def _roll(x: Any) -> Any:
+    m = x.shape[0]
+    return x if m < 2 else x[np.r_[1:m, 0]]
+
+
+def kit_function(name: str) -> tuple[Callable[..., Any], FunctionState]:
+    """A fresh ``f`` named ``name`` (a key of :data:`KIT_FUNCTIONS` or :data:`WIDE_FUNCTIONS`) and
+    its state: each BatchApply under test gets its own, so that the counters start at 0."""
+    state = FunctionState()
+    if name in WIDE_FUNCTIONS:
+        plain = WIDE_FUNCTIONS[name]
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            state.calls += 1
+            return plain(*args, **kwargs)
+
+        return counted, state
+
+    def f(*args: Any, **kwargs: Any) -> Any:
+        rows = _rows_of(args, kwargs)
+        m = kwargs["batch"].shape[0]
+        tags = {
+            "call": np.full((m,), state.calls, np.int32),
+            "size": np.full((m,), m, np.int32),
+            "position": np.arange(state.rows, state.rows + m, dtype=np.int32),
+        }
+        state.calls += 1
+        state.rows += m
+        if name == "rows":
+            return rows
+        if name == "numpy_rows":
+            return [np.asarray(x) if isinstance(x, jax.Array) and not is_key(x) else x for x in rows]
+        out: dict[str, Any] = {"rows": [_roll(x) for x in rows], "tags": tags}
+        if name == "closure":
+            out["scale"] = np.full((m,), state.scale, np.float32)
+        return out
+
+    return f, state
+
+
+def _divisors(d: int) -> list[int]:
+    return [s for s in range(1, d + 1) if d % s == 0] if d > 0 else [1]
+
+
+def _chunk_size(draw: st.DrawFn, size: int, multiple: int, classes: set[str]) -> int:
+    """A chunk size of each kind: dividing the rows, not dividing them, 1, at least the rows."""
+    candidates = {
+        "divides": [c for c in range(multiple, size, multiple) if size % c == 0],
+        "does not divide": [c for c in range(multiple, size, multiple) if size % c != 0],
+        "1": [1] if multiple == 1 else [],
+        "at least N": [c for c in range(max(size, 1), max(size, 1) + 3) if c % multiple == 0] or [multiple],
+    }
+    kind = draw(st.sampled_from([k for k, v in candidates.items() if v]))
+    classes.add(f"chunk_size: {kind}")
+    return draw(st.sampled_from(candidates[kind]))
+
+
+def _sharded(leaf: Any, leading: tuple[int, ...]) -> Any:
+    """``leaf`` as a jax.Array split over 2 devices along its first leading dim of even size (Auto
+    axes), or None when there is none."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    dims = [i for i, d in enumerate(leading) if d % 2 == 0 and d > 0]
+    if not dims or jax.device_count() < 2:
+        return None
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("d",))
+    spec = P(*([None] * dims[0] + ["d"]))
+    if not isinstance(leaf, jax.Array) and not (type(leaf) is np.ndarray and leaf.dtype.kind in "biufc"):
+        return None  # JAX cannot hold it as it is
+    try:
+        return jax.device_put(leaf, NamedSharding(mesh, spec))
+    except (TypeError, ValueError):  # a 64-bit or masked NumPy leaf
+        return None
+
+
+def _axes_entry(draw: st.DrawFn, arg: Any) -> Any:
+    """0, None, or for a dict/list/tuple argument a container of 0 and None entries."""
+    choice = draw(st.sampled_from(["0", "None", "container"]))
+    if choice == "0":
+        return 0
+    if choice == "None" or type(arg) not in (dict, list, tuple):
+        return None
+    if type(arg) is dict:
+        return {k: draw(st.sampled_from([0, None])) for k in arg}
+    return type(arg)(draw(st.sampled_from([0, None])) for _ in arg)
+
+
+@st.composite
+def kit_calls(draw: st.DrawFn, mode: str = "plain", chunking: bool = True) -> WideCall:
+    """Calls of the kit's differential checks (:data:`MODES`): ``num_dims`` 1 to 4 with leading dims
+    mostly 2 or 3, the leaves and containers of :func:`wide_calls`, a merged keyword leaf ``batch``
+    that ``f`` reads its number of rows from, and the options of ``mode`` (``chunking=False``: the
+    closure mode draws no ``chunk_size``, for a target that does not take it)."""
+    num_dims = draw(st.integers(1, 4))
+    leading = tuple(draw(st.lists(st.sampled_from(SIDES), min_size=num_dims, max_size=num_dims)))
+    if math.prod(leading) > 36:  # at most 36 rows: the reference copies row by row
+        leading = tuple(min(d, 2) for d in leading)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    drawer = _Drawer(draw, leading, rng)
+    drawer.classes.add(f"num_dims: {num_dims}")
+    if draw(st.sampled_from(["mixed", "jax only", "mixed"])) == "jax only":  # an all-jax fast path
+        jax_kinds = [k for k in drawer.kinds if k.startswith("jax")]
+        drawer.palette = draw(st.lists(st.sampled_from(jax_kinds), min_size=1, max_size=2, unique=True))
+        drawer.classes.add("call: jax.Array leaves only")
+    args = [drawer.tree() for _ in range(draw(st.integers(0, 2)))]
+    names = draw(st.lists(st.sampled_from(KEYWORDS), max_size=2, unique=True))
+    kwargs = {name: drawer.tree() for name in names}
+    arrays = [k for k in drawer.palette if k != "python"] or ["numpy"]
+    kwargs["batch"] = drawer.leaf(draw(st.sampled_from(arrays)))
+    drawer.classes.update(f"keyword: {name}" for name in names)
+    size = math.prod(leading)
+    if size == 0:
+        drawer.classes.add("shape: no rows (N = 0)")
+    if not any(is_array(x) for x in jax.tree_util.tree_leaves(args)):
+        drawer.classes.add("call: array leaves in keywords only")
+    options: dict[str, Any] = {}
+    # ``rolled`` first (hypothesis draws the first element most) and most: only it shows the order.
+    functions = ["rolled", "rolled", "identity", "rows"]
+    if mode == "chunk":
+        options["chunk_size"] = _chunk_size(draw, size, 1, drawer.classes)
+        functions = ["rolled", "rolled", "rows", "numpy_rows"]
+    elif mode == "order":
+        functions = ["rolled"]
+        if jax.device_count() >= 2 and draw(st.booleans()):
+            sharded = _sharded(kwargs["batch"], leading)
+            if sharded is not None:
+                kwargs["batch"] = sharded
+                drawer.classes.add("row_order: shard_major on a sharded input")
+                options["row_order"] = "shard_major"
+                # An unsharded leaf first: the first leaf with a sharded leading dim decides (BA-14.4).
+                args.insert(0, _numpy_leaf("numpy", leading + (2,), rng, "int32"))
+        if "row_order" not in options:
+            options["row_order"] = tuple(draw(st.sampled_from(_divisors(d))) for d in leading)
+            drawer.classes.add("row_order: shard counts")
+        if draw(st.booleans()):
+            counts = options["row_order"]
+            shards = (
+                math.prod(counts)
+                if counts != "shard_major"
+                else math.prod(
+                    d // s if s else 1
+                    for d, s in zip(leading, kwargs["batch"].sharding.shard_shape(leading), strict=False)
+                )
+            )
+            options["chunk_size"] = _chunk_size(draw, size, shards, drawer.classes)
+    elif mode == "axes":
+        functions = ["rolled", "rows"]
+        form = draw(st.sampled_from(["tuple", "list", "None", "0"]))
+        drawer.classes.add(f"in_axes: {form}")
+        if form in ("tuple", "list"):
+            entries = [_axes_entry(draw, arg) for arg in args]
+            options["in_axes"] = tuple(entries) if form == "tuple" else entries
+        elif form == "None":
+            options["in_axes"] = None
+        out = draw(st.sampled_from(["0", "None", "rows only", "per tag"]))
+        drawer.classes.add(f"out_axes: {out}")
+        options["out_axes"] = {
+            "0": 0,
+            "None": None,
+            "rows only": {"rows": 0, "tags": None},
+            "per tag": {"rows": 0, "tags": {"call": None, "size": 0, "position": 0}},
+        }[out]
+        if out != "0":
+            functions = ["rolled"]
+    elif mode == "closure":
+        functions = ["closure"]
+        if chunking and draw(st.booleans()):
+            options["chunk_size"] = _chunk_size(draw, size, 1, drawer.classes)
+    function = draw(st.sampled_from(functions))
+    drawer.classes.add(f"f: {function}")
+    return WideCall(
+        function,
+        tuple(args),
+        kwargs,
+        num_dims,
+        options.get("chunk_size"),
+        frozenset(drawer.classes),
+        None,
+        options.get("in_axes", 0),
+        options.get("out_axes", 0),
+        options.get("row_order", "C"),
+    )

@@ -128,3 +128,41 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
 }
+
+
+KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (IMPL_CORE, "_one_placement", "return_none", "return True -> return None"): (
+        "the conformance CLI: unreachable, the CLI runs with 8 CPU devices and this is the one-device branch"
+    ),
+    (
+        IMPL_CORE,
+        "_on_host",
+        "compare_flip",
+        "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) < 8",
+    ): (
+        "the conformance CLI: which eager chunks go through host memory is performance only (no value, "
+        "dtype or placement changes); the project's compile-count test kills it"
+    ),
+    (
+        IMPL_CORE,
+        "_on_host",
+        "const+1",
+        "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 9",
+    ): (
+        "the conformance CLI: 8-bit dtypes leave the host path, performance only; the project's "
+        "compile-count test kills it"
+    ),
+    **{
+        (IMPL_SHARDING, "call_counts", operator, mutation): (
+            "the conformance CLI: the counts E22's message suggests come after its prefix, which is all "
+            "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
+        )
+        for operator, mutation in [
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 1) + (9,)}"),
+            ("const-1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 1) + (7,)}"),
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(2,) * (n - 1) + (8,)}"),
+            ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 2) + (8,)}"),
+        ]
+    },
+}
+"""Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""

@@ -4,6 +4,7 @@
     python -m tests.mutation.run --files impl/batchapply/_core.py --sample 60 --seed 0
     python -m tests.mutation.run --files impl/batchapply/_core.py --list           # no run
     python -m tests.mutation.run --files impl/batchapply/_core.py --functions _on_host --no-write
+    python -m tests.mutation.run --judge cli --files impl/batchapply/_core.py --sample 60   # the kit
 
 For each file, the mutants of ``tests.mutation.mutants`` are enumerated and ``--sample``
 of them drawn with ``--seed``. The tracked and untracked (not ignored) files of the
@@ -16,6 +17,12 @@ out), *survived* when they pass, *equivalent* when it survives and
 
 Results: ``tests/mutation/results/<file>.csv`` and ``.md`` (file, line, operator,
 mutation, status, killing test); the score is killed / (sampled - equivalent).
+
+``--judge cli`` measures the conformance kit instead of the tests (issue 22): the killing
+command is the CLI, ``python -m batchapply_conformance batchapply:BatchApply --profile ci``,
+run against the mutated copy; a mutant is killed when it exits non-zero (a MUST clause
+FAILs or did not run, or the target no longer loads), and the killing "test" is the first
+failing clause. Results: ``tests/mutation/results/<file>.cli.csv`` and ``.md``.
 One test process at a time: a run of 60 mutants took about 25 to 40 minutes on the shared 2-core machine.
 """
 
@@ -105,9 +112,38 @@ def _run_tests(tree: pathlib.Path, tests: list[str], timeout: float) -> tuple[bo
     return False, f"(exit {done.returncode}: {tail[0][:80]})", seconds
 
 
-def _write(file: str, rows: list[dict[str, str]], header: str) -> pathlib.Path:
+CLI = [sys.executable, "-m", "batchapply_conformance", "batchapply:BatchApply", "--profile", "ci"]
+"""The killing command of ``--judge cli``: the conformance kit's CLI with its default profile."""
+FAILING_CLAUSE = re.compile(r"^(BA-\d+\.\d+)\s+MUST\s+(?:FAIL|NOT RUN)", re.MULTILINE)
+
+
+def _run_cli(tree: pathlib.Path, timeout: float) -> tuple[bool, str, float]:
+    """(passed, the first failing MUST clause or "", seconds) of the CLI run in ``tree``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(tree / p) for p in ("impl", "reference", "conformance", "."))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("XLA_FLAGS", None)  # the CLI sets 8 CPU devices itself
+    env["JAX_PLATFORMS"] = "cpu"
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            CLI, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"(timeout after {timeout:.0f} s)", time.monotonic() - start
+    seconds = time.monotonic() - start
+    if done.returncode == 0:
+        return True, "", seconds
+    found = FAILING_CLAUSE.search(done.stdout)
+    if found:
+        return False, found.group(1), seconds
+    tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["?"]
+    return False, f"(exit {done.returncode}: {tail[0][:80]})", seconds
+
+
+def _write(file: str, rows: list[dict[str, str]], header: str, suffix: str = "") -> pathlib.Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = file.replace("/", "__").removesuffix(".py")
+    stem = file.replace("/", "__").removesuffix(".py") + suffix
     fields = ["file", "line", "function", "operator", "mutation", "status", "killed_by"]
     with open(RESULTS / f"{stem}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -131,9 +167,9 @@ def timed_out(row: dict[str, str]) -> bool:
     return row["killed_by"].startswith("(timeout")
 
 
-def _previous(file: str, chosen: list[mutants.Mutant]) -> list[dict[str, str]]:
+def _previous(file: str, chosen: list[mutants.Mutant], suffix: str = "") -> list[dict[str, str]]:
     """The rows of ``file``'s last results, which must list exactly ``chosen``, in order."""
-    path = RESULTS / (file.replace("/", "__").removesuffix(".py") + ".csv")
+    path = RESULTS / (file.replace("/", "__").removesuffix(".py") + suffix + ".csv")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     listed = [(row["line"], row["operator"], row["mutation"]) for row in rows]
@@ -173,7 +209,20 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun only the last results' survivors that equivalent.py does not list (same sample)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not write the results files")
+    parser.add_argument(
+        "--judge",
+        choices=("tests", "cli"),
+        default="tests",
+        help="what must catch the mutants: the test selection (default) or the conformance CLI (ci profile)",
+    )
     args = parser.parse_args(argv)
+    suffix = ".cli" if args.judge == "cli" else ""
+    equivalents = {**equivalent.EQUIVALENT, **(equivalent.KIT_EQUIVALENT if args.judge == "cli" else {})}
+
+    def judge(tree: pathlib.Path) -> tuple[bool, str, float]:
+        if args.judge == "cli":
+            return _run_cli(tree, args.timeout)
+        return _run_tests(tree, args.tests, args.timeout)
 
     plans = []
     for file in args.files:
@@ -203,13 +252,13 @@ def main(argv: list[str] | None = None) -> int:
             target = tree / file
             # The baseline: the unparsed, unmutated file passes, so a failure is the mutant's doing.
             target.write_text(mutants.apply_none(source))
-            passed, failing, seconds = _run_tests(tree, args.tests, args.timeout)
+            passed, failing, seconds = judge(tree)
             if not passed:
                 print(f"{file}: the unmutated copy fails ({failing}); nothing measured", flush=True)
                 status = 1
                 continue
             print(f"{file}: baseline passes in {seconds:.0f} s; {len(chosen)} mutants", flush=True)
-            previous = _previous(file, chosen) if args.recheck else None
+            previous = _previous(file, chosen, suffix) if args.recheck else None
             rows = []
             counts = {"killed": 0, "survived": 0, "equivalent": 0}
             for i, m in enumerate(chosen):
@@ -217,16 +266,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(previous[i])  # more tests cannot revive a killed mutant
                     counts["killed"] += 1
                     continue
-                if previous is not None and m.key in equivalent.EQUIVALENT:
+                if previous is not None and m.key in equivalents:
                     # It survived the last run and is listed: not rerun (run without --recheck for that).
-                    rows.append(
-                        {**previous[i], "status": "equivalent", "killed_by": equivalent.EQUIVALENT[m.key]}
-                    )
+                    rows.append({**previous[i], "status": "equivalent", "killed_by": equivalents[m.key]})
                     counts["equivalent"] += 1
                     continue
                 target.write_text(mutants.apply(source, m))
-                passed, failing, seconds = _run_tests(tree, args.tests, args.timeout)
-                reason = equivalent.EQUIVALENT.get(m.key)
+                passed, failing, seconds = judge(tree)
+                reason = equivalents.get(m.key)
                 verdict = "killed" if not passed else ("equivalent" if reason else "survived")
                 counts[verdict] += 1
                 rows.append(
@@ -255,11 +302,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"killed {counts['killed']}, equivalent {counts['equivalent']}, "
                 f"survived {counts['survived']}: score {score:.1%} "
                 f"(killed / (sampled - equivalent)).\n\n"
-                f"Command: `python -m tests.mutation.run --files {file} --sample {args.sample} "
-                f"--seed {args.seed}`; tests: {' '.join(args.tests)}"
+                + (
+                    f"Command: `python -m tests.mutation.run --judge cli --files {file} "
+                    f"--sample {args.sample} --seed {args.seed}`; killing command: "
+                    f"`{' '.join(CLI[1:])}` (exit status not 0)"
+                    if args.judge == "cli"
+                    else f"Command: `python -m tests.mutation.run --files {file} --sample {args.sample} "
+                    f"--seed {args.seed}`; tests: {' '.join(args.tests)}"
+                )
             )
             if not (args.no_write or args.only or args.match):
-                print(f"  written {_write(file, rows, header).relative_to(ROOT)}")
+                print(f"  written {_write(file, rows, header, suffix).relative_to(ROOT)}")
             print(header.splitlines()[2], flush=True)
             if counts["survived"]:
                 status = 1
