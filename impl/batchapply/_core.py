@@ -194,7 +194,7 @@ class BatchApply:
         plan = _plan.plan_inputs(self, args, treedef, leaves, paths)
         merged = _exec_reshape.merge(plan, leaves, paths)
         if merged is None:  # E9, else E28
-            raise _plan.merge_error(plan, leaves, paths) from None  # as before: no context
+            raise _plan.merge_error(plan, leaves, paths) from None
         if self.chunk_size is not None:  # section 13
             return self._call_in_chunks(plan, merged, treedef, paths)
         merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
