@@ -6,7 +6,7 @@ The workload of issue 17: ``f = BatchApply(lambda x: jnp.tanh(x @ w), chunk_size
 ``x = jnp.ones((64, 1024, 64))`` (65,536 rows, 16 chunks), next to the same ``f`` unchunked
 to ``jax.jit`` of the chunked one, and to the chunked one with its CPU host path switched off
 (``eager_chunked_device_slices``: the jitted slices and concatenation that other devices get,
-see ``_on_host`` in impl/batchapply/_leaves.py). Each round runs every variant, in an order that
+see ``on_host`` in impl/batchapply/_leaves.py). Each round runs every variant, in an order that
 alternates between rounds: ``jax.clear_caches()``, one timed first call (it compiles all it
 runs: for eager code, jax's per-primitive programs), then ``--steady`` timed calls (their
 minimum is the round's steady time). The ratios are per round, so that load from other
@@ -46,7 +46,7 @@ def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
         return chunked(x)
 
     def device_slices(x: Any) -> Any:
-        """The chunks of a non-CPU array: jitted slices and concatenation (``_on_host`` off)."""
+        """The chunks of a non-CPU array: jitted slices and concatenation (``on_host`` off)."""
         _leaves._HOST_STATES = ()
         try:
             return chunked(x)
