@@ -80,18 +80,13 @@ def plan_inputs(
     # Eager chunking (BA-13.4) slices each chunk's rows straight out of a jax.Array input:
     # the whole merged copy would be peak memory that does not follow the chunk.
     lazy = chunked and shards is None and not ba._map_when_eager and eager(leaves)
-    plan = InputPlan(
-        n,
-        ba.row_order,
-        selected,
-        first,
-        leading,
-        size,
-        _sharding.order_counts(shards),
-        math.prod(shards or ()),
-        lazy,
-        None,
-    )
+    if shards is None:  # the common case: the C order, one shard
+        plan = InputPlan(n, ba.row_order, selected, first, leading, size, None, 1, lazy, None)
+    else:
+        counts = _sharding.order_counts(shards)
+        plan = InputPlan(
+            n, ba.row_order, selected, first, leading, size, counts, math.prod(shards), lazy, None
+        )
     if c is None or not isinstance(size, int):
         return plan
     return plan._replace(chunks=_plan_chunks(ba, plan, leaves, order, c))
