@@ -21,7 +21,7 @@ from batchapply._leaves import MATRIX, NUMPY, committed_devices, kind, kinds, on
 def check_output(out_axes: Any, output: Any, rows: Any) -> tuple[list[Any], Any]:
     """The leaves and treedef of one chunk's output, checked (BA-13.6: E27, E16, E26, then E10)."""
     out_leaves, out_def = _trees.flatten(output, (output,), ("output",))
-    axes = _plan.output_axes(out_axes, output)
+    axes = None if type(out_axes) is int else _plan.output_axes(out_axes, output)
     unchunkable = [
         i
         for i, leaf in enumerate(out_leaves)

@@ -128,7 +128,11 @@ class Fused:
         """Every leaf of ``xs`` reshaped (None: kept); ``at`` their indices, for ``one``."""
         if _SIGNATURES.repeats((self.program, self.static, tuple(map(_aval, xs)))):
             if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
-                return self._group(xs, 0, at, one)
+                try:
+                    merged = self.program(xs, *self.static)
+                except _REFUSED:  # as in _group
+                    merged = None
+                return self._one_by_one(xs, 0, at, one) if merged is None else merged
             ys: list[Any] = []
             for start in range(0, len(xs), _GROUP_SIZE):
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
@@ -142,15 +146,9 @@ class Fused:
             ys = self.program(group, *self.static)
         except _REFUSED:  # see _REFUSED; `one` raises E23 with the leaf's path, or marks E9/E28
             ys = None
-        if ys is None:
-            self.fell_back = True
-            return [one(x, at[start + j]) for j, x in enumerate(group)]
-        return ys
+        return self._one_by_one(group, start, at, one) if ys is None else ys
 
-
-def merger(num_dims: int, leading: tuple[int, ...]) -> Fused:
-    return Fused(_merge_fused, (num_dims, leading), num_dims)
-
-
-def splitter(leading: tuple[int, ...]) -> Fused:
-    return Fused(_split_fused, (leading,))
+    def _one_by_one(self, group: list[Any], start: int, at: Sequence[int], one: One) -> list[Any]:
+        """``group`` (``xs[start:]``) leaf by leaf with ``one``: where the program refuses."""
+        self.fell_back = True
+        return [one(x, at[start + j]) for j, x in enumerate(group)]

@@ -65,8 +65,11 @@ def reshape_leaves(
                 out[i] = y
         todo = [i for i in todo if found[i] != CONCRETE]
     for i in todo:
-        out[i] = one(leaves[i], i)
-    return _unless_failed(out)
+        y = one(leaves[i], i)
+        if y is FAILED:
+            return None
+        out[i] = y
+    return _unless_failed(out) if fuse and fused.fell_back else out  # type: ignore[union-attr]
 
 
 def _unless_failed(ys: list[Any]) -> list[Any] | None:
@@ -91,7 +94,9 @@ def merge(plan: InputPlan, leaves: list[Any], paths: Callable[[], list[str]]) ->
             return x  # merged chunk by chunk, by _exec_chunks._take_rows
         return _sharding.merge(x, n, counts, row_order, paths, i)
 
-    fused = _exec_fused.merger(n, leading) if counts is None and not lazy else None
+    fused = (
+        _exec_fused.Fused(_exec_fused._merge_fused, (n, leading), n) if counts is None and not lazy else None
+    )
     return reshape_leaves(leaves, plan.selected, fused, merge_one)
 
 
@@ -106,5 +111,5 @@ def split(
             return FAILED
         return _sharding.split(y, leading, counts, row_order, paths, i)
 
-    fused = _exec_fused.splitter(leading) if counts is None else None
+    fused = _exec_fused.Fused(_exec_fused._split_fused, (leading,)) if counts is None else None
     return reshape_leaves(out_leaves, selected, fused, split_one)

@@ -39,8 +39,7 @@ NOT_ARRAY, NUMPY, CONCRETE, TRACER, MATRIX = 0, 1, 2, 3, 4
 _KINDS: dict[type, int] = {}
 
 
-def trace_state_clean() -> bool:
-    return _trace_state_clean()
+trace_state_clean = _trace_state_clean  # no wrapper: it runs on every eager call
 
 
 def kind(x: Any) -> int:

@@ -89,7 +89,7 @@ def plan_inputs(
         )
     if c is None or not isinstance(size, int):
         return plan
-    return plan._replace(chunks=_plan_chunks(ba, plan, leaves, order, c))
+    return InputPlan(*plan[:-1], _plan_chunks(ba, plan, leaves, order, c))  # faster than _replace
 
 
 def _selected(in_axes: Any, args: tuple[Any, ...], treedef: Any, n_leaves: int) -> tuple[int, ...]:
@@ -197,7 +197,7 @@ def output_axes(out_axes: Any, outputs: Any) -> list[Any] | None:
 def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None]:
     """The leaves, treedef and selected leaves (None: all) of ``f``'s output; E27, E11, E26."""
     out_leaves, out_def = _trees.flatten(outputs, (outputs,), ("output",))
-    axes = output_axes(out_axes, outputs)
+    axes = None if type(out_axes) is int else output_axes(out_axes, outputs)
     selected = None if axes is None else [i for i, axis in enumerate(axes) if axis == 0]
     if MATRIX in kinds(out_leaves):  # E26, before E10
         order = range(len(out_leaves)) if selected is None else selected
