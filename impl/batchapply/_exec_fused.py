@@ -129,10 +129,10 @@ class Fused:
         if _SIGNATURES.repeats((self.program, self.static, tuple(map(_aval, xs)))):
             if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
                 try:
-                    merged = self.program(xs, *self.static)
+                    reshaped = self.program(xs, *self.static)
                 except _REFUSED:  # as in _group
-                    merged = None
-                return self._one_by_one(xs, 0, at, one) if merged is None else merged
+                    reshaped = None
+                return self._one_by_one(xs, 0, at, one) if reshaped is None else reshaped
             ys: list[Any] = []
             for start in range(0, len(xs), _GROUP_SIZE):
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
