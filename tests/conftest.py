@@ -49,6 +49,17 @@ hypothesis.settings.register_profile(
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
+# The rerun on eight CPU devices (tests/test_eight_devices.py): deterministic, and small, since
+# the same properties already ran their full count on one device in the parent process.
+hypothesis.settings.register_profile(
+    "devices",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
 hypothesis.settings.register_profile(
     "thorough",
     max_examples=10_000,

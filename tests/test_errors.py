@@ -21,10 +21,14 @@ def x() -> np.ndarray:
 
 
 def shard_major_under_jit(lib: types.ModuleType) -> Any:
-    """E22: a tracer under jax.jit without Explicit mesh axes does not show its sharding."""
+    """E22: under jax.jit an Auto axis of size 8 could shard the tracer without its type showing it
+    (traced abstractly, on any device count; without a mesh nothing is hidden: BA-14.4)."""
     import jax
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
-    return jax.jit(lib.BatchApply(lambda a: a, row_order="shard_major"))(x())
+    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Auto,))
+    hidden = jax.ShapeDtypeStruct((2, 3, 4), np.float32, sharding=NamedSharding(mesh, PartitionSpec()))
+    return jax.jit(lib.BatchApply(lambda a: a, row_order="shard_major")).trace(hidden)
 
 
 def c_order_on_explicit_sharded_batch(lib: types.ModuleType) -> Any:

@@ -471,3 +471,19 @@ def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_lay
         return (nnx.jit(nnx.grad(loss)) if jit else nnx.grad(loss))(wrapper)
 
     assert_same_states(grads(5), grads(None))
+
+
+@pytest.mark.spec("BA-12.12", "BA-13.4")
+def test_a_stateless_callable_is_chunked_as_batchapply_chunks_it() -> None:
+    # Kills `stateful and chunk_size` -> `stateful or chunk_size` in __call__ (tests/mutation/results,
+    # 2026-12-07): a stateless callable needs no nnx.scan; eagerly it is called once per chunk with
+    # concrete rows, as batchapply.BatchApply calls it (BA-13.4), never traced.
+    seen: list[tuple[bool, int]] = []
+
+    def f(rows: jax.Array) -> jax.Array:
+        seen.append((isinstance(rows, jax.core.Tracer), rows.shape[0]))
+        return rows * 2
+
+    out = BatchApply(f, chunk_size=2)(jnp.ones((2, 3, 4)))
+    np.testing.assert_array_equal(out, 2 * np.ones((2, 3, 4)))
+    assert seen == [(False, 2), (False, 2), (False, 2)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,3 +65,62 @@ def test_docstring_example(lib: types.ModuleType) -> None:
     out = lib.BatchApply(f)(a, b)
     expected = f(a.reshape(2 * 3, 4), b).reshape((2, 3))
     np.testing.assert_array_equal(out, expected)
+
+
+# Inside hk.transform: batchapply.BatchApply as the drop-in for hk.BatchApply (issue 24).
+hk = pytest.importorskip("haiku")
+
+
+def _transformed(make: Callable[[Any], Any]) -> Any:
+    import jax.numpy as jnp
+
+    def net(x: Any) -> Any:
+        return make(hk.Linear(3))(jnp.tanh(x))
+
+    return hk.transform(net)
+
+
+@pytest.mark.spec("BA-5.1", "BA-7.2", "BA-13.9")
+@pytest.mark.parametrize("chunk_size", [None, 4, 100], ids=["no-chunks", "chunks", "one-chunk"])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_inside_hk_transform_matches_hk_batchapply(chunk_size: int | None, jit: bool) -> None:
+    import jax
+
+    import batchapply
+
+    ours = _transformed(lambda layer: batchapply.BatchApply(layer, chunk_size=chunk_size))
+    theirs = _transformed(lambda layer: hk.BatchApply(layer))
+    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32)
+    key = jax.random.key(1)
+    wrap = jax.jit if jit else (lambda g: g)
+    params = wrap(ours.init)(key, x)
+    want_params = theirs.init(key, x)
+    paths = [path for path, _ in jax.tree.leaves_with_path(params)]
+    assert paths == [path for path, _ in jax.tree.leaves_with_path(want_params)]  # hk's names: a drop-in
+    jax.tree.map(np.testing.assert_array_equal, params, want_params)
+    got = wrap(ours.apply)(params, None, x)
+    np.testing.assert_allclose(got, theirs.apply(params, None, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.spec("BA-13.4", "BA-13.9")
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_haiku_state_is_updated_once_per_chunk(jit: bool) -> None:
+    # haiku.scan carries Haiku's state through the full chunks: a counter that f bumps counts
+    # every chunk (N = 10, c = 4: 3 chunks), eagerly (3 calls) and under jit (scan of 2, then 1).
+    import jax
+    import jax.numpy as jnp
+
+    import batchapply
+
+    def f(rows: Any) -> Any:
+        count = hk.get_state("count", (), jnp.int32, init=jnp.zeros)
+        hk.set_state("count", count + 1)
+        return rows * 2
+
+    net = hk.transform_with_state(lambda x: batchapply.BatchApply(f, chunk_size=4)(x))
+    x = jnp.ones((2, 5, 3))
+    wrap = jax.jit if jit else (lambda g: g)
+    params, state = wrap(net.init)(None, x)
+    out, state = wrap(net.apply)(params, state, None, x)
+    np.testing.assert_array_equal(out, 2 * np.ones((2, 5, 3)))
+    assert int(state["~"]["count"]) == 3  # init returns the initial state; apply ran 3 chunks

@@ -90,11 +90,15 @@ def test_local_chunks_that_disagree_name_the_local_rows_of_every_shard(lib: type
 def test_invisible_sharding_error_shows_counts_of_the_right_length(num_dims: int, example: str) -> None:
     # Kills the constants of E22's example in impl/batchapply/_sharding.py (`(1,) * (n - 1) + (8,)`):
     # the counts it suggests must be a valid row_order for this num_dims (BA-14.1: one per dim).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
     apply = batchapply.BatchApply(lambda rows: rows, num_dims=num_dims, row_order="shard_major")
+    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Auto,))  # an Auto axis hides the counts
+    x = jax.ShapeDtypeStruct((2, 3, 4, 1), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     with pytest.raises(
         ValueError, match=r"^BatchApply: row_order='shard_major' cannot see the sharding of args"
     ) as info:
-        jax.jit(apply)(jnp.ones((2, 3, 4, 1)))
+        jax.jit(apply).trace(x)
     assert f"e.g. row_order={example} for a last leading dim split over 8 devices" in str(info.value)
 
 

@@ -147,14 +147,21 @@ def _shard_map(target: Target) -> Outcome:
 def _shard_major_under_jit(target: Target) -> Outcome:
     import jax
     import jax.numpy as jnp
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
+    # An Auto axis of size 8 could shard the traced input unseen (traced abstractly: any device
+    # count). Without a mesh nothing is hidden, and the counts are all 1 (issue 24).
+    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Auto,))
+    hidden = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     try:
-        jax.jit(target.factory(lambda r: r, 2, row_order="shard_major"))(jnp.zeros((2, 4, 3)))
+        jax.jit(target.factory(lambda r: r, 2, row_order="shard_major")).trace(hidden)
     except ValueError as e:
         if str(e).startswith("BatchApply: row_order='shard_major' cannot see the sharding of"):
             return Outcome("pass")
         return Outcome("fail", f"expected E22, got {describe_error(e)}")
-    return Outcome("fail", "row_order='shard_major' under jax.jit without Explicit axes guessed an order")
+    return Outcome(
+        "fail", "row_order='shard_major' under jax.jit with an Auto axis of size 8 guessed an order"
+    )
 
 
 def _chunks_stay_local(target: Target) -> Outcome:

@@ -15,7 +15,7 @@ from jax import tree_util
 
 from batchapply import _errors, _plan, _sharding, _trees
 from batchapply._helpers import ndim_at_least
-from batchapply._leaves import MATRIX, NUMPY, committed_devices, kind, kinds, on_host, one_placement
+from batchapply._leaves import CONCRETE, MATRIX, NUMPY, committed_devices, kind, kinds, on_host, one_placement
 
 
 def check_output(out_axes: Any, output: Any, rows: Any) -> tuple[list[Any], Any]:
@@ -102,9 +102,11 @@ class Chunk:
         self.treedef = treedef
 
     @classmethod
-    def from_stacked(cls, treedef: Any, stacked: list[jax.Array]) -> Chunk:
-        """The chunk that ``jax.lax.map`` traced once for all full chunks, from its stacked output."""
-        leaves = [jax.ShapeDtypeStruct(tuple(m.shape[1:]), m.dtype) for m in stacked]
+    def traced(cls, output_leaves: list[Any], treedef: Any) -> Chunk:
+        """The chunk that ``jax.lax.map`` traced once for all full chunks: the shapes and dtypes
+        of the leaves as ``f`` returned them, before the map turned them into jax values (a NumPy
+        int64 leaf would read as int32 without ``jax_enable_x64``: a spurious E17, issue 24)."""
+        leaves = [jax.ShapeDtypeStruct(tuple(y.shape), y.dtype) for y in output_leaves]
         return cls(tree_util.tree_unflatten(treedef, leaves), leaves, treedef)
 
     def with_leaves(self, leaves: list[Any]) -> Any:
@@ -187,7 +189,8 @@ def _concatenate_on_jax(
     jax_columns: list[list[Any]], leading: tuple[int, ...] | None
 ) -> tuple[list[Any], bool]:
     """The columns concatenated (and split into ``leading`` where that is local); whether split."""
-    pieces = [x for column in jax_columns for x in column if isinstance(x, jax.Array)]
+    # Only concrete arrays have a placement: under a trace, tracers carry none (issue 24).
+    pieces = [x for column in jax_columns for x in column if kind(x) == CONCRETE]
     # One dispatch, unless it would move leaves between devices (then one per leaf).
     groups = [jax_columns] if one_placement(pieces) else [[column] for column in jax_columns]
     if leading is not None:

@@ -228,9 +228,10 @@ class BatchApply:
     ) -> list[Any]:
         """``body`` over the full chunks, stacked on a new leading axis: one ``jax.lax.map`` (BA-13.4).
 
-        The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12).
+        The Flax wrappers override it with their lifted scans, which carry module state (BA-12.12);
+        inside a Haiku transform, ``haiku.scan`` carries Haiku's state (``_exec_map.lax_map``).
         """
-        return jax.lax.map(body, stacked)
+        return _exec_map.lax_map(body, stacked)
 
     def _split(self, outputs: Any, plan: _plan.InputPlan) -> Any:
         """``f``'s outputs with every selected leaf split into the leading shape (BA-7)."""

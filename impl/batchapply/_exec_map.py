@@ -8,6 +8,8 @@ The Flax wrappers replace ``jax.lax.map`` with their lifted scans through ``map_
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -15,6 +17,7 @@ import jax.numpy as jnp
 
 from batchapply import _sharding
 from batchapply._chunks import Chunk, Job
+from batchapply._leaves import NUMPY, kind
 
 
 def _stack(y: Any, shards: int, n_full: int, c: int) -> Any:
@@ -34,6 +37,34 @@ def _unstack(m: Any, shards: int, last: Any = None) -> Any:
     return merged if last is None else jnp.concatenate([merged, last])
 
 
+def _as_jax(ys: list[Any]) -> list[Any]:
+    """The merged NumPy leaves as jax values, for every chunk of the mapped path (BA-13.4).
+
+    ``jax.lax.map`` turns the full chunks' rows into tracers: the last chunk gets the same
+    type, so that ``f`` sees one array type per argument whatever ``chunk_size`` is.
+    """
+    return [jnp.asarray(y) if kind(y) == NUMPY else y for y in ys]
+
+
+def lax_map(body: Callable[[list[Any]], list[Any]], stacked: list[Any]) -> list[Any]:
+    """``body`` over the stacked full chunks: one ``jax.lax.map``, or inside a Haiku transform
+    ``haiku.scan``, which carries Haiku's state (in ``init`` it runs the first chunk outside the
+    loop, so that parameters are created outside it)."""
+    haiku = sys.modules.get("haiku")
+    if haiku is not None and _inside_haiku_transform(haiku):
+        return list(haiku.scan(lambda carry, chunk: (carry, body(chunk)), (), stacked)[1])
+    return jax.lax.map(body, stacked)
+
+
+def _inside_haiku_transform(haiku: Any) -> bool:
+    """Whether this call runs inside ``haiku.transform`` (Haiku is imported, never by us)."""
+    try:
+        haiku.running_init()
+    except ValueError:
+        return False
+    return True
+
+
 def run_mapped(job: Job) -> tuple[Any, bool]:
     """The full chunks through ``job.map_chunks``, the rest in one more call; not split."""
     plan = job.plan
@@ -41,19 +72,20 @@ def run_mapped(job: Job) -> tuple[Any, bool]:
     shards = plan.shards
     block, c = plan.size // shards, plan.chunks.chunk_size // shards
     n_full, rest = divmod(block, c)
-    traced: list[Any] = []
+    traced: list[Chunk] = []
+    ys = _as_jax(job.ys)
 
     def body(chunk_ys: list[jax.Array]) -> list[Any]:
         out_leaves, out_def = job.check(job.call(chunk_ys), shards * c)
-        traced.append(out_def)
+        traced.append(Chunk.traced(out_leaves, out_def))
         return out_leaves
 
-    mapped = job.map_chunks(body, [_stack(y, shards, n_full, c) for y in job.ys])
-    first = Chunk.from_stacked(traced[-1], mapped)
+    mapped = job.map_chunks(body, [_stack(y, shards, n_full, c) for y in ys])
+    first = traced[-1]
     if not rest:
         return first.with_leaves([_unstack(m, shards) for m in mapped]), False
     start = n_full * c
-    output = job.call([_sharding.chunk_of(y, shards, start, block) for y in job.ys])
+    output = job.call([_sharding.chunk_of(y, shards, start, block) for y in ys])
     last = Chunk(output, *job.check(output, shards * rest))
     last.check_agrees(n_full, start, block, first, shards)
     return first.with_leaves(

@@ -122,6 +122,14 @@ def on_host(x: Any) -> bool:
     )
 
 
+# NumPy numbers that jnp.issubdtype calls numbers but no jax.Array can hold: the extended
+# precisions, where they are wider than 64 bits (timedelta64, a signed integer to NumPy, by kind).
+_WIDE_DTYPES = frozenset({np.dtype(np.longdouble), np.dtype(np.clongdouble)}) - {
+    np.dtype(np.float64),
+    np.dtype(np.complex128),
+}
+
+
 def jax_holds(y: Any) -> bool:
     """Whether a merged NumPy leaf becomes a tracer with the same values, dtype and meaning.
 
@@ -132,7 +140,11 @@ def jax_holds(y: Any) -> bool:
     if type(y) is not np.ndarray:
         return False
     dtype = y.dtype
-    if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)):
+    if (
+        not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number))
+        or dtype.kind == "m"
+        or dtype in _WIDE_DTYPES
+    ):
         return False
     return bool(jax.dtypes.canonicalize_dtype(dtype) == dtype)
 

@@ -54,15 +54,19 @@ def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
     """How many shards each leading dim of ``x`` is split into; None when jax does not say.
 
     NumPy arrays have one shard. A concrete jax.Array says through its sharding. A tracer
-    says through its type only when every mesh axis is Explicit or Manual (BA-14.4).
+    says through its type (BA-14.4): Explicit axes show in it; Manual axes (inside
+    ``jax.shard_map``) hide nothing, since ``f`` sees the local shard; with no mesh there is
+    nothing to hide. Only an Auto axis of size above 1 can shard it unseen: then None.
     """
     if isinstance(x, (np.ndarray, np.generic)):
         return (1,) * num_dims
     if isinstance(x, jax.core.Tracer):
         sharding = jax.typeof(x).sharding
         mesh = sharding.mesh
-        if mesh.empty or AxisType.Auto in mesh.axis_types:
+        if hidden_axes(x):
             return None
+        if mesh.empty:
+            return (1,) * num_dims
         spec = tuple(sharding.spec) + (None,) * num_dims
         names = [() if e is None else (e if isinstance(e, tuple) else (e,)) for e in spec[:num_dims]]
         sizes = x.shape[:num_dims]  # a dim of size 0 has count 1 (BA-14.12)
@@ -72,6 +76,19 @@ def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
         )
     shard = x.sharding.shard_shape(tuple(x.shape))
     return tuple(d // s if s else 1 for d, s in zip(x.shape[:num_dims], shard[:num_dims], strict=True))
+
+
+def hidden_axes(x: Any) -> list[str]:
+    """The mesh axes that could shard tracer ``x`` without its type showing it: Auto, size > 1."""
+    mesh = jax.typeof(x).sharding.mesh
+    if mesh.empty:
+        return []
+    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
+    return [
+        f"{name!r} (Auto, size {sizes[name]})"
+        for name, kind in zip(mesh.axis_names, mesh.axis_types, strict=True)
+        if kind == AxisType.Auto and sizes[name] > 1
+    ]
 
 
 def call_counts(
@@ -91,10 +108,12 @@ def call_counts(
         if None in found:
             i = found.index(None)
             raise ValueError(
-                f"{INVISIBLE_PREFIX} {paths()[i]} ({jax.typeof(leaves[i])}): under jax.jit with Auto "
-                "mesh axes (or no mesh), a traced array does not carry its sharding. Pass the shard "
-                f"counts, e.g. row_order={(1,) * (n - 1) + (8,)} for a last leading dim split over "
-                "8 devices, or use Explicit mesh axes (jax.make_mesh(..., axis_types=...))."
+                f"{INVISIBLE_PREFIX} {paths()[i]} ({jax.typeof(leaves[i])}): under a JAX trace "
+                "(jax.jit, grad, vmap, a partially manual shard_map, ...) the mesh axes "
+                f"{', '.join(hidden_axes(leaves[i]))} can shard a traced array without its type "
+                f"showing it. Pass the shard counts, e.g. row_order={(1,) * (n - 1) + (8,)} for a "
+                "last leading dim split over 8 devices, or use Explicit mesh axes "
+                "(jax.make_mesh(..., axis_types=...))."
             )
         counts = next((c for c in found if c is not None and any(s > 1 for s in c)), None)
     else:

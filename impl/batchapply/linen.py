@@ -13,11 +13,10 @@ Importing this module imports flax (the ``flax`` extra); importing
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax.numpy as jnp
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 try:
     import flax.linen as nn
     from flax import errors
-    from flax.core import DenyList, FrozenDict
+    from flax.core import DenyList
     from flax.core.scope import Scope
 except ModuleNotFoundError as error:
     if error.name is None or error.name.split(".")[0] != "flax":
@@ -43,31 +42,6 @@ __all__ = ["BatchApply"]
 CHUNK_MODULES_PREFIX = (
     "batchapply.linen.BatchApply: with `chunk_size`, module must not create submodules per call"
 )
-
-
-def _thaw_like(axes: Any, tree: Any) -> Any:
-    """Undo flax's freezing of a Module field where ``tree`` has the caller's containers.
-
-    flax turns dicts into ``FrozenDict`` and lists into tuples in the fields of a
-    Module; ``in_axes``/``out_axes`` must stay pytree prefixes of the arguments
-    and outputs, so each frozen container takes back the type found in ``tree``.
-    Leaves (``0``/``None``) and other containers are returned as they are.
-    """
-    if isinstance(axes, FrozenDict | dict):
-        children = {
-            key: _thaw_like(value, tree[key] if isinstance(tree, Mapping) and key in tree else None)
-            for key, value in axes.items()
-        }
-        if type(tree) is dict or isinstance(tree, collections.OrderedDict):
-            return type(tree)(children)
-        return FrozenDict(children) if isinstance(axes, FrozenDict) else children
-    if type(axes) is tuple:
-        same_length = isinstance(tree, list | tuple) and len(tree) == len(axes)
-        items = [
-            _thaw_like(a, t) for a, t in zip(axes, tree if same_length else [None] * len(axes), strict=True)
-        ]
-        return items if same_length and isinstance(tree, list) else tuple(items)
-    return axes
 
 
 def _name(f: Any) -> str:
@@ -226,6 +200,9 @@ class BatchApply(nn.Module):
             chunk_size=self.chunk_size,
             row_order=self.row_order,
         )
+        # flax freezes the fields when the module binds (dicts become FrozenDict, lists tuples):
+        # keep the axes as given, so that they match as they do in batchapply.BatchApply (BA-12.1).
+        object.__setattr__(self, "_given_axes", (self.in_axes, self.out_axes))
         parent_given = self.parent is None or isinstance(self.parent, nn.Module | Scope)
         try:
             super().__post_init__()
@@ -243,6 +220,14 @@ class BatchApply(nn.Module):
         # one adopted in setup (or at the top level) gets the wrapper's.
         if self.scope is not None and isinstance(self.module, nn.Module) and self.module.scope is not None:
             nn.share_scope(self, self.module)
+
+    def clone(self, **kwargs: Any) -> BatchApply:
+        """flax's clone, with the axes as given rather than frozen (see ``__post_init__``)."""
+        clone = super().clone(**kwargs)
+        in_axes, out_axes = self._given_axes
+        given = (kwargs.get("in_axes", in_axes), kwargs.get("out_axes", out_axes))
+        object.__setattr__(clone, "_given_axes", given)
+        return clone
 
     @nn.nowrap
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2
@@ -275,14 +260,11 @@ class BatchApply(nn.Module):
 
     @nn.nowrap
     def _apply(self, /, *args: Any, **kwargs: Any) -> Any:
-        in_axes = self.in_axes
-        if type(in_axes) is tuple and len(in_axes) == len(args):
-            in_axes = tuple(_thaw_like(axes, arg) for axes, arg in zip(in_axes, args, strict=True))
-        options: dict[str, Any] = {"in_axes": in_axes, "out_axes": self.out_axes, "row_order": self.row_order}
-        thaw_out = not (self.out_axes is None or type(self.out_axes) is int)
-        if self.chunk_size is None and not thaw_out:
+        in_axes, out_axes = self._given_axes
+        options = {"in_axes": in_axes, "out_axes": out_axes, "row_order": self.row_order}
+        if self.chunk_size is None:
             return _core.BatchApply(self.module, self.num_dims, **options)(*args, **kwargs)
-        module, out_axes = self.module, self.out_axes
+        module = self.module
         lifted: list[Callable[..., Any]] = []  # module as the running nn.scan binds it (BA-12.12)
         # The module whose compact method runs the call, where a callable may create submodules.
         caller = (
@@ -293,21 +275,28 @@ class BatchApply(nn.Module):
             lift = None  # the caller's own methods may create submodules inline: not liftable
         calls: list[None] = []  # one entry per call of module outside the scan
 
+        def again(what: str) -> ValueError:  # BA-12.12: one set of parameters, not one per chunk
+            return ValueError(
+                f"{CHUNK_MODULES_PREFIX}: {_name(module)} created {what} again for chunk {len(calls)}, "
+                "so each chunk would get its own parameters. Pass the Module itself "
+                "(BatchApply(nn.Dense(4), chunk_size=...)), or create the submodules outside the "
+                "wrapped function (in setup, or before the wrapper in a compact method) and close "
+                "over them."
+            )
+
         def call(*merged_args: Any, **merged_kwargs: Any) -> Any:
             before = set(caller._state.children) if caller is not None and not lifted else None
-            outputs = (lifted[-1] if lifted else module)(*merged_args, **merged_kwargs)
+            try:
+                outputs = (lifted[-1] if lifted else module)(*merged_args, **merged_kwargs)
+            except errors.NameInUseError as e:  # a named submodule, made once per chunk
+                if before is None or not calls:
+                    raise
+                raise again(f"a named submodule ({e})") from None
             if before is not None and caller is not None:
                 new = sorted(set(caller._state.children) - before)
-                if new and calls:  # BA-12.12: one set of parameters, not one per chunk
-                    raise ValueError(
-                        f"{CHUNK_MODULES_PREFIX}: {_name(module)} created the submodules {', '.join(new)} "
-                        f"again for chunk {len(calls)}, so each chunk would get its own parameters. "
-                        "Pass the Module itself (BatchApply(nn.Dense(4), chunk_size=...)), or create "
-                        "the submodules outside the wrapped function and close over them."
-                    )
+                if new and calls:
+                    raise again(f"the submodules {', '.join(new)}")
                 calls.append(None)
-            if thaw_out:
-                apply.out_axes = _thaw_like(out_axes, outputs)  # read by apply when it splits
             return outputs
 
         apply = _Chunked(call, self.num_dims, chunk_size=self.chunk_size, **options)

@@ -82,7 +82,8 @@ def _is_numpy(x: Any) -> bool:
 def _numpy_parts(x: Any, copy: Callable[[np.ndarray], np.ndarray]) -> Any:
     """``copy`` of a NumPy array; of a masked array's data and mask alike, keeping its type (BA-5.7)."""
     if not isinstance(x, np.ma.MaskedArray):
-        return copy(np.asarray(x))
+        copied = copy(np.asarray(x))
+        return copied if type(x) is np.ndarray else copied.view(type(x))  # the subclass stays (BA-5.3)
     mask = np.ma.getmask(x)
     if mask is not np.ma.nomask:
         mask = copy(np.asarray(mask))
@@ -94,6 +95,22 @@ def _rows_in_order(leading: tuple[int, ...], counts: tuple[int, ...] | None) -> 
     return list(_c_order_indices(leading)) if counts is None else _order.row_indices(leading, counts)
 
 
+def _replicated(x: Any) -> Any:
+    """``x`` replicated on its own devices when it is sharded over Explicit mesh axes.
+
+    jax's reshape refuses to move rows between devices implicitly there (a ``ShardingTypeError``);
+    the reference does not mind the communication (BA-14.6 binds only ``batchapply``), and the
+    devices stay those of ``x`` (BA-5.6).
+    """
+    jax = sys.modules["jax"]
+    mesh = getattr(getattr(x, "sharding", None), "mesh", None)
+    if isinstance(x, jax.core.Tracer) or jax.sharding.AxisType.Explicit not in getattr(
+        mesh, "axis_types", ()
+    ):
+        return x
+    return jax.sharding.reshard(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
 def _jax_merge(x: Any, num_dims: int, counts: tuple[int, ...] | None) -> Any:
     """``x`` merged by its own ``reshape`` (C order); with ``counts``, shard-major (BA-14.2, BA-5.6).
 
@@ -101,6 +118,7 @@ def _jax_merge(x: Any, num_dims: int, counts: tuple[int, ...] | None) -> Any:
     moving every ``k_i`` before every ``l_i`` orders the rows by ``(k_1..k_n, l_1..l_n)``.
     """
     leading, trailing = tuple(x.shape[:num_dims]), tuple(x.shape[num_dims:])
+    x = _replicated(x)
     if counts is not None:
         n, r = num_dims, len(trailing)
         x = x.reshape(tuple(p for d, s in zip(leading, counts, strict=True) for p in (s, d // s)) + trailing)
@@ -111,6 +129,7 @@ def _jax_merge(x: Any, num_dims: int, counts: tuple[int, ...] | None) -> Any:
 def _jax_split(y: Any, leading: tuple[int, ...], counts: tuple[int, ...] | None) -> Any:
     """The inverse of :func:`_jax_merge`: ``y`` split by its own ``reshape`` and ``transpose``."""
     trailing = tuple(y.shape[1:])
+    y = _replicated(y)
     if counts is not None:
         n, r = len(leading), len(trailing)
         local = tuple(d // s for d, s in zip(leading, counts, strict=True))
@@ -505,7 +524,7 @@ class BatchApply:
         first_output = None
         for k, chosen in enumerate(chunks):
 
-            def rows(path: str, leaf: Any, axis: Any, chosen: list[int] = chosen) -> Any:
+            def rows(path: str, leaf: Any, axis: Any, chosen: Sequence[int] = chosen) -> Any:
                 if axis == 0 and ndim_at_least(leaf, n):
                     return _merged_rows(leaf, n, chosen, order)
                 return leaf
@@ -523,12 +542,15 @@ class BatchApply:
 
         # BA-13.5, BA-13.8, BA-14.9: merged row m of the output is m's row of its chunk's output.
         # Concatenated in chunk order, row i holds merged row ``in_chunk_order[i]``.
-        in_chunk_order = [merged_row for chosen in chunks for merged_row in chosen]
-        back = None if in_chunk_order == list(range(size)) else np.argsort(in_chunk_order)
+        back = None  # one shard: the chunks are consecutive ranges, already in merged row order
+        if shards > 1:
+            back = np.argsort([merged_row for chosen in chunks for merged_row in chosen])
         concatenated = []
         for j in range(len(chunk_outputs[0])):
             pieces = [entries[j][1] for entries in chunk_outputs]
-            if not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
+            if len(pieces) == 1:  # BA-13.2: one call, as without chunk_size (a subclass stays)
+                joined = pieces[0]
+            elif not all(_is_numpy(piece) for piece in pieces):  # jax: its own concatenate (BA-5.6)
                 joined = sys.modules["jax.numpy"].concatenate(_exact_jax_pieces(pieces))
             elif any(isinstance(piece, np.ma.MaskedArray) for piece in pieces):  # BA-5.7, BA-13.8
                 joined = np.ma.concatenate(pieces)
@@ -604,7 +626,7 @@ class BatchApply:
         return _tree.map_leaves(split, outputs, self.out_axes, "output")
 
 
-def _describe_chunk(k: int, chosen: list[int], shards: int) -> str:
+def _describe_chunk(k: int, chosen: Sequence[int], shards: int) -> str:
     """``chunk 2 (rows 8 to 9)``; with several shards, the rows it takes from each (BA-14.9)."""
     if shards == 1:
         return f"{CHUNK_DISAGREE_PREFIX}: chunk {k} (rows {chosen[0]} to {chosen[-1]})"

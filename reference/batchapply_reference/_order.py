@@ -93,7 +93,7 @@ def check_chunk_size(chunk_size: int, counts: Sequence[int]) -> None:
         )
 
 
-def chunk_rows(size: int, shards: int, chunk_size: int) -> list[list[int]]:
+def chunk_rows(size: int, shards: int, chunk_size: int) -> list[Sequence[int]]:
     """The merged rows of every chunk, in chunk order (SPEC BA-13.2, BA-13.3, BA-14.9).
 
     The merged rows form ``shards`` blocks of ``size // shards`` rows, one per shard
@@ -101,15 +101,20 @@ def chunk_rows(size: int, shards: int, chunk_size: int) -> list[list[int]]:
     block after block; the last chunk takes what is left of every block. With one shard
     these are BA-13.3's chunks of consecutive rows.
 
+    With one shard a chunk is a ``range`` of consecutive rows: no list of the rows is built,
+    so a batch of rows without elements costs no work per row (BA-1.6).
+
     >>> chunk_rows(8, 2, 4)  # blocks 0..3 and 4..7: two rows of each per chunk
     [[0, 1, 4, 5], [2, 3, 6, 7]]
     >>> chunk_rows(5, 1, 2)
-    [[0, 1], [2, 3], [4]]
+    [range(0, 2), range(2, 4), range(4, 5)]
     """
     if size <= chunk_size:
-        return [list(range(size))]  # BA-13.2: one call with every row
+        return [range(size)]  # BA-13.2: one call with every row
+    if shards == 1:  # BA-13.3
+        return [range(start, min(start + chunk_size, size)) for start in range(0, size, chunk_size)]
     block, per_block = size // shards, chunk_size // shards
-    chunks = []
+    chunks: list[Sequence[int]] = []
     for start in range(0, block, per_block):
         stop = min(start + per_block, block)
         chunks.append([k * block + j for k in range(shards) for j in range(start, stop)])

@@ -10,8 +10,32 @@ from __future__ import annotations
 IMPL_CORE = "impl/batchapply/_core.py"
 REFERENCE_CORE = "reference/batchapply_reference/_core.py"
 IMPL_SHARDING = "impl/batchapply/_sharding.py"
+IMPL_LINEN = "impl/batchapply/linen.py"
+IMPL_NNX = "impl/batchapply/nnx.py"
 
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (
+        IMPL_LINEN,
+        "_Chunked._map_chunks",
+        "const-1",
+        "not first or stacked[0].shape[0] == 0 -> not first or stacked[-1].shape[0] == 0",
+    ): "every stacked leaf has the same leading size, the number of full chunks left",
+    (
+        IMPL_LINEN,
+        "BatchApply._apply.call",
+        "const-1",
+        "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
+        "(lifted[-0] if lifted else module)(*merged_args, **merged_kwargs)",
+    ): "lifted holds at most one module: the scan step appends it and pops it before the next",
+    (IMPL_SHARDING, "hidden_axes", "return_none", "return [] -> return None"): (
+        "None is as falsy as [], and the list is joined only when a non-empty mesh made it non-empty"
+    ),
+    (
+        IMPL_NNX,
+        "BatchApply.__call__.call",
+        "const-1",
+        "lifted[-1] if lifted else carried -> lifted[-0] if lifted else carried",
+    ): "lifted holds at most one entry: the scan step appends the carry and pops it before the next",
     (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
         "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
     ),
