@@ -3,7 +3,7 @@
 The chunks are those of BA-13.3 (consecutive merged rows) or, on a sharded batch, those of
 BA-14.9 (the same local rows of every shard): ``shards`` is a parameter, not another executor.
 The Flax wrappers replace ``jax.lax.map`` with their lifted scans through ``map_chunks``
-(``BatchApply._map_chunks``, BA-12.12).
+(``BatchApply._map_chunks``, BA-12.12); inside a Haiku transform it is ``haiku.scan`` (``lax_map``).
 """
 
 from __future__ import annotations
