@@ -6,7 +6,7 @@ The workload of issue 17: ``f = BatchApply(lambda x: jnp.tanh(x @ w), chunk_size
 ``x = jnp.ones((64, 1024, 64))`` (65,536 rows, 16 chunks), next to the same ``f`` unchunked
 to ``jax.jit`` of the chunked one, and to the chunked one with its CPU host path switched off
 (``eager_chunked_device_slices``: the jitted slices and concatenation that other devices get,
-see ``_on_host`` in impl/batchapply/_core.py). Each round runs every variant, in an order that
+see ``on_host`` in impl/batchapply/_leaves.py). Each round runs every variant, in an order that
 alternates between rounds: ``jax.clear_caches()``, one timed first call (it compiles all it
 runs: for eager code, jax's per-primitive programs), then ``--steady`` timed calls (their
 minimum is the round's steady time). The ratios are per round, so that load from other
@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from batchapply import BatchApply, _core
+from batchapply import BatchApply, _leaves
 
 
 def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
@@ -39,19 +39,19 @@ def variants() -> tuple[dict[str, Callable[[], Any]], Any]:
         return jnp.tanh(rows @ w)
 
     chunked = BatchApply(f, chunk_size=4096)
-    host_states = _core._HOST_STATES
+    host_states = _leaves._HOST_STATES
 
     def on_host(x: Any) -> Any:
-        _core._HOST_STATES = host_states
+        _leaves._HOST_STATES = host_states
         return chunked(x)
 
     def device_slices(x: Any) -> Any:
-        """The chunks of a non-CPU array: jitted slices and concatenation (``_on_host`` off)."""
-        _core._HOST_STATES = ()
+        """The chunks of a non-CPU array: jitted slices and concatenation (``on_host`` off)."""
+        _leaves._HOST_STATES = ()
         try:
             return chunked(x)
         finally:
-            _core._HOST_STATES = host_states
+            _leaves._HOST_STATES = host_states
 
     fns: dict[str, Callable[[Any], Any]] = {
         "eager_unchunked": BatchApply(f),

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from batchapply import BatchApply, _core
+from batchapply import BatchApply, _exec_fused
 from tests.workloads import attention, conv, mlp, rnn
 
 IMPLS = ["batchapply", "flax", "vmap", "by_hand"]
@@ -228,7 +228,7 @@ def test_trace_identity_1000(benchmark: Any, impl: str) -> None:
 def clear_caches() -> None:
     """A fresh process, as far as compiles go: jax's caches and batchapply's signature table."""
     jax.clear_caches()  # clears batchapply's table too, through jax's cache registry
-    _core._SIGNATURES.cache_clear()  # in case that private hook is gone
+    _exec_fused._SIGNATURES.cache_clear()  # in case that private hook is gone
 
 
 COLD_IMPLS = ["batchapply", "flax", "floor", "by_hand"]

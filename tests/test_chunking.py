@@ -560,12 +560,12 @@ def test_eager_cpu_chunks_compile_no_slice_or_concatenation(
     """On a CPU device the rows and the outputs of chunks go through host memory: the jitted slice
     and concatenation (a compile each per shape) are not called; for a weak-typed input (which
     host memory would make strong) and a sub-byte dtype (packed on the device) they still are."""
-    from batchapply import _core
+    from batchapply import _chunks, _exec_chunks
 
     called: list[str] = []
 
-    def counted(name: str) -> Any:
-        program = getattr(_core, name)
+    def counted(module: Any, name: str) -> Any:
+        program = getattr(module, name)
 
         def call(*args: Any) -> Any:
             called.append(name)
@@ -573,8 +573,8 @@ def test_eager_cpu_chunks_compile_no_slice_or_concatenation(
 
         return call
 
-    for name in ("_take_rows", "_concatenate_fused"):
-        monkeypatch.setattr(_core, name, counted(name))
+    for module, name in ((_exec_chunks, "_take_rows"), (_chunks, "_concatenate_fused")):
+        monkeypatch.setattr(module, name, counted(module, name))
     x = jnp.asarray(np.arange(96).reshape(4, 6, 4) % 2, dtype)
     got = BatchApply(lambda rows: rows, chunk_size=5)(x)
     assert got.dtype == x.dtype

@@ -7,7 +7,7 @@ no more than a per-leaf reshape would (issue 12: no compile cliff).
 
 Every eager primitive dispatch goes through ``jax.extend.core.Primitive.bind`` in Python,
 while a call of a cached jitted function does not (tracing a new program does); the two
-fused reshapes of ``batchapply._core`` are counted by wrapping them, and their compiles by
+fused reshapes of ``batchapply._exec_fused`` are counted by wrapping them, and their compiles by
 the size of their jit caches. A per-leaf implementation (flax.linen.BatchApply) shows up in
 the same counter, so the counter is known to see what it is meant to see.
 """
@@ -30,10 +30,10 @@ import pytest
 from jax.extend import core as jax_core
 
 import batchapply
-from batchapply import _core
+from batchapply import _exec_fused
 
 LEAF_COUNTS = [1, 10, 128, 129, 1000]
-GROUP = _core._GROUP_SIZE
+GROUP = _exec_fused._GROUP_SIZE
 
 
 def tree_of(n_leaves: int, make: Callable[..., Any] = jnp.full, distinct: bool = False) -> dict[str, Any]:
@@ -66,9 +66,9 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
         return wrapper
 
     monkeypatch.setattr(jax_core.Primitive, "bind", counting_bind)
-    monkeypatch.setattr(_core, "_merge_fused", counted("merge", _core._merge_fused))
-    monkeypatch.setattr(_core, "_split_fused", counted("split", _core._split_fused))
-    _core._SIGNATURES.cache_clear()
+    monkeypatch.setattr(_exec_fused, "_merge_fused", counted("merge", _exec_fused._merge_fused))
+    monkeypatch.setattr(_exec_fused, "_split_fused", counted("split", _exec_fused._split_fused))
+    _exec_fused._SIGNATURES.cache_clear()
     counts.sizes = sizes  # type: ignore[attr-defined]
     yield counts
 
@@ -103,8 +103,12 @@ def test_the_counter_sees_per_leaf_dispatches(dispatches: Counter[str]) -> None:
 
 
 def test_numpy_leaves_cost_no_dispatch(dispatches: Counter[str]) -> None:
+    # Twice: a repeated signature must not dispatch an empty group program either (kills
+    # `n_concrete > 0` -> `n_concrete >= 0` in impl/batchapply/_exec_reshape.py).
     tree = tree_of(100, np.full)
-    out = batchapply.BatchApply(lambda t: t)(tree)
+    apply = batchapply.BatchApply(lambda t: t)
+    out = apply(tree)
+    out = apply(tree)
     assert sum(dispatches.values()) == 0
     assert all(type(v) is np.ndarray and v.shape == (4, 8, 16) for v in out.values())
 
@@ -233,7 +237,7 @@ def test_low_rank_leaves_cost_nothing_on_a_first_call(dispatches: Counter[str]) 
 
 def compiles() -> int:
     """How many executables the two fused reshapes hold (their jit caches)."""
-    return _core._merge_fused._cache_size() + _core._split_fused._cache_size()  # type: ignore[attr-defined]
+    return _exec_fused._merge_fused._cache_size() + _exec_fused._split_fused._cache_size()  # type: ignore[attr-defined]
 
 
 def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> None:
@@ -249,7 +253,7 @@ def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> N
 
 
 def test_repeated_signature_compiles_one_program_per_distinct_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_core, "_GROUP_SIZE", 4)  # as 128, with fewer compiles to wait for
+    monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # as 128, with fewer compiles to wait for
     jax.clear_caches()
     tree = tree_of(10, distinct=True)  # 10 leaf signatures
     apply = batchapply.BatchApply(identity)
@@ -304,7 +308,7 @@ def test_output_error_is_the_same_leaf_by_leaf_and_grouped(n_leaves: int) -> Non
 
 @pytest.mark.parametrize("n_leaves", [3, 10])
 def test_grouped_and_leaf_by_leaf_results_agree(monkeypatch: pytest.MonkeyPatch, n_leaves: int) -> None:
-    monkeypatch.setattr(_core, "_GROUP_SIZE", 4)  # 10 leaves and 2 more: 3 groups
+    monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # 10 leaves and 2 more: 3 groups
     tree = {**tree_of(n_leaves, distinct=True), "int": jnp.arange(64, dtype=jnp.int32).reshape(4, 8, 2)}
     tree["bf16"] = jnp.ones((4, 8, 3), jnp.bfloat16)
     apply = batchapply.BatchApply(lambda t: jax.tree.map(lambda x: x[::-1], t))

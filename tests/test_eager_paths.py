@@ -1,6 +1,6 @@
 """Every branch of the eager fast path, where the inputs (or outputs) are concrete ``jax.Array``s.
 
-``batchapply._core._reshape_leaves`` reshapes the concrete ``jax.Array`` leaves in one jitted
+``batchapply._exec_reshape.reshape_leaves`` reshapes the concrete ``jax.Array`` leaves in one jitted
 dispatch (``_merge_fused`` / ``_split_fused``): when every leaf is one and every leaf is
 selected (``in_axes=0``), straight from the fused result, restoring the lower-rank leaves it
 marks with None; otherwise only the selected concrete leaves, with NumPy leaves, non-arrays

@@ -111,3 +111,17 @@ def test_unsortable_keys_after_array_leaves_name_their_dict(lib: types.ModuleTyp
         TypeError, match=r"^BatchApply: dict keys cannot be sorted: the dict at args\[1\]\[1\] "
     ):
         lib.BatchApply(lambda *a: a[0])(x, [x, {1: x, "a": x}])
+
+
+@pytest.mark.spec("BA-13.2")
+def test_chunk_size_equal_to_the_rows_traces_the_unchunked_program() -> None:
+    # Kills `plan.size <= c` -> `plan.size < c` in impl/batchapply/_plan.py (_plan_chunks): with
+    # exactly `chunk_size` merged rows, f is called once on the merged inputs, as without
+    # chunk_size, so the traced program is the unchunked one (no jax.lax.map of one chunk).
+    def f(x: jax.Array) -> jax.Array:
+        return jnp.tanh(x) * 2
+
+    x = jnp.ones((2, 3, 4))
+    chunked = jax.make_jaxpr(batchapply.BatchApply(f, chunk_size=6))(x)
+    unchunked = jax.make_jaxpr(batchapply.BatchApply(f))(x)
+    assert str(chunked) == str(unchunked)

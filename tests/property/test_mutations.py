@@ -39,7 +39,11 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
     "no_leading_shape_check": [
-        ("_core.py", "            if tuple(x.shape[:n]) != leading:\n", "            if False:\n"),
+        (
+            "_exec_reshape.py",
+            "if tuple(x.shape[:n]) != leading or (kind(x) == CONCRETE and x.is_deleted()):",
+            "if kind(x) == CONCRETE and x.is_deleted():",
+        ),
     ],
     "numpy_leaves_to_jax": [
         (
@@ -50,19 +54,20 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "split_ignores_out_axes": [
         (
-            "_core.py",
-            "selected = None if out_axes is None else [i for i, axis in enumerate(out_axes) if axis == 0]",
+            "_plan.py",
+            "selected = None if axes is None else [i for i, axis in enumerate(axes) if axis == 0]",
             "selected = None",
         ),
     ],
     "kwargs_not_merged": [
         (
-            "_core.py",
-            "selected = None if type(self.in_axes) is int else self._selected(args, treedef, len(leaves))",
-            "selected = list(range(treedef.children()[0].num_leaves)) if type(self.in_axes) is int "
-            "else self._selected(args, treedef, len(leaves))",
+            "_plan.py",
+            "selected = None if type(ba.in_axes) is int else "
+            "_selected(ba.in_axes, args, treedef, len(leaves))",
+            "selected = list(range(treedef.children()[0].num_leaves)) if type(ba.in_axes) is int "
+            "else _selected(ba.in_axes, args, treedef, len(leaves))",
         ),
-        ("_core.py", "kwarg_leaves = list(range(n_arg_leaves, n_leaves))  # BA-4.5", "kwarg_leaves = []"),
+        ("_plan.py", "kwarg_leaves = list(range(n_arg_leaves, n_leaves))  # BA-4.5", "kwarg_leaves = []"),
     ],
 }
 
