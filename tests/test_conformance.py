@@ -14,42 +14,14 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 import batchapply_conformance as conformance
-from batchapply_conformance import _run
+from batchapply_conformance import _gate, _run
 
 TESTS = pathlib.Path(__file__).resolve().parent
 SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.json").read_text())
 
-# Where flax.linen.BatchApply (a copy of hk.BatchApply) deviates from SPEC.md, and why.
-FLAX_DEVIATIONS = {
-    "BA-1.1": "jnp.asarray on every leaf: a string or other object crashes",
-    "BA-1.2": "so such leaves never reach f",
-    "BA-1.3": "a dict with unsortable keys lets jax's own error escape (no E27)",
-    "BA-1.4": "the same crash decides mergeability",
-    "BA-2.2": "num_dims is not checked: 0, True, 2.0 are accepted",
-    "BA-2.3": "f is not checked at construction",
-    "BA-3.1": "no leading shape is agreed on",
-    "BA-3.2": "leaves with different leading shapes are merged anyway",
-    "BA-5.1": "a numpy.matrix is merged by its own reshape, which keeps it 2-D (no E26)",
-    "BA-6.2": "__call__(self, *args, **kwargs): a keyword named self clashes with it",
-    "BA-7.2": "a numpy.matrix output is split by its own reshape, which keeps it 2-D (no E26)",
-    "BA-7.3": "a rank-0 output fails with a bare reshape error",
-    "BA-7.4": "non-array outputs (an int, a string) are reshaped and crash",
-    "BA-9.1": "its merge_leading_dims crashes on a string, None or another object",
-    "BA-9.2": "its split_leading_dim has no SPEC errors",
-    "BA-9.3": "its ndim_at_least converts with jnp.asarray: a float counts as an array",
-    "BA-9.4": "its arbitrary_mergeable_leaf crashes on a string leaf",
-    "BA-10.1": "no SPEC error prefixes",
-    "BA-10.2": "TypeError and AttributeError escape",
-    # SPEC draft 3 (issue 29):
-    "BA-1.7": "a dict with unsortable keys raises jax's ValueError, not E27",
-    "BA-2.6": "a plain class with the option `_f` and a writable `num_dims`",
-    "BA-5.8": "a numpy.matrix is merged (no E26), also with num_dims=1",
-    "BA-5.9": "a deleted jax.Array lets jax's RuntimeError escape (no E28)",
-    "BA-7.7": "a numpy.matrix output is split (no E26)",
-    "BA-10.4": "no SPEC error prefixes, so no order of them before f",
-    "BA-10.5": "no SPEC error prefixes, so no order of them after f",
-    "BA-10.7": "E28, which binds every implementation, is never raised",
-}
+# Where flax.linen.BatchApply (a copy of hk.BatchApply) deviates from SPEC.md, one reason per
+# clause: the expectation file that ships with the kit (`--expect flax.linen`).
+FLAX_DEVIATIONS = _gate.read_expectations(pathlib.Path("flax.linen"), set())
 
 
 def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:

@@ -542,8 +542,8 @@ class BatchApply:
 
         # BA-13.5, BA-13.8, BA-14.9: merged row m of the output is m's row of its chunk's output.
         # Concatenated in chunk order, row i holds merged row ``in_chunk_order[i]``.
-        back = None  # one shard: the chunks are consecutive ranges, already in merged row order
-        if shards > 1:
+        back = None  # one shard or one chunk: the rows are already in merged row order
+        if shards > 1 and len(chunks) > 1:
             back = np.argsort([merged_row for chosen in chunks for merged_row in chosen])
         concatenated = []
         for j in range(len(chunk_outputs[0])):
