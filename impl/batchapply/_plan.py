@@ -3,21 +3,34 @@
 ``plan_inputs`` reads the options and the input leaves once and returns an ``InputPlan``: the
 selected leaves, the leading shape, the row order's shard counts, and the chunk layout with
 the executor that runs it. A plan holds no arrays and no ``f``: it depends only on the call's
-signature (tree structure, leaf kinds, shapes, shardings) and the options, so it could be
-cached per signature; it is cheap enough to build per call. ``plan_outputs`` does the same
+signature (tree structure, leaf kinds, shapes, shardings) and the options, so ``PlanCache``
+keeps it per signature where the signature is cheap to read (issue 25). ``plan_outputs`` does the same
 for ``f``'s output. Every error that the signature determines is raised here, from
 ``_errors``; the executors raise only what no signature shows (E17, E23 at run time, E28).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from batchapply import _errors, _sharding, _trees
 from batchapply._helpers import ndim_at_least
-from batchapply._leaves import CONCRETE, MATRIX, NUMPY, TRACER, eager, first_deleted, jax_holds, kind, kinds
+from batchapply._leaves import (
+    CONCRETE,
+    MATRIX,
+    NUMPY,
+    TRACER,
+    eager,
+    first_deleted,
+    jax_holds,
+    kind,
+    kinds,
+    trace_state_clean,
+)
 
 
 class Configured(Protocol):
@@ -90,6 +103,65 @@ def plan_inputs(
     if c is None or not isinstance(size, int):
         return plan
     return InputPlan(*plan[:-1], _plan_chunks(ba, plan, leaves, order, c))  # faster than _replace
+
+
+_shape = operator.attrgetter("shape")
+_dtype = operator.attrgetter("dtype")
+
+
+class PlanCache:
+    """The plans of one ``BatchApply``, per input signature: a bounded table, oldest out first.
+
+    Only for NumPy and concrete ``jax.Array`` leaves, whose type, shape and dtype are all the
+    planner reads from them, except the shardings (read only with a row order or a chunked
+    call: then only all-NumPy calls are kept) and a deleted array (E28: the merge checks it on
+    every call). The key: the tree structure, every leaf's type and shape, the NumPy dtypes
+    (``jax_holds``), and for a chunked call whether it runs outside any trace. The options are
+    the owner's, read-only (BA-2.6). A call that raises stores nothing, so that every error the
+    planner raises is raised again on the next call with the same signature.
+    """
+
+    __slots__ = ("_plans",)
+    maxsize = 64
+
+    def __init__(self) -> None:
+        self._plans: dict[Any, InputPlan] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PlanCache, ()  # a copy starts empty: the keys hold tree structures, not values
+
+    def plan(
+        self, ba: Configured, args: tuple[Any, ...], treedef: Any, leaves: list[Any], paths: _errors.Paths
+    ) -> InputPlan:
+        """``plan_inputs(ba, args, treedef, leaves, paths)``, from the table where it can be."""
+        found = kinds(leaves)
+        n_numpy = found.count(NUMPY)
+        if ba.row_order == "C" and ba.chunk_size is None:
+            cacheable = n_numpy + found.count(CONCRETE) == len(found)
+        else:  # the shardings of the jax.Array leaves decide (section 14)
+            cacheable = n_numpy == len(found)
+        if not cacheable:
+            return plan_inputs(ba, args, treedef, leaves, paths)
+        key = (
+            treedef,
+            tuple(map(type, leaves)),
+            tuple(map(_shape, leaves)),
+            tuple(map(_dtype, leaves)) if n_numpy else None,
+            ba.chunk_size is None or trace_state_clean(),
+        )
+        plans = self._plans
+        try:
+            plan = plans.get(key)
+        except (TypeError, ValueError):  # pytree aux data that cannot be hashed or compared
+            return plan_inputs(ba, args, treedef, leaves, paths)
+        if plan is None:
+            plan = plan_inputs(ba, args, treedef, leaves, paths)  # raises: nothing stored
+            if len(plans) >= self.maxsize:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread's
+                    del plans[next(iter(plans))]
+            with contextlib.suppress(TypeError, ValueError):  # as above, against another key
+                plans[key] = plan
+        return plan
 
 
 def _selected(in_axes: Any, args: tuple[Any, ...], treedef: Any, n_leaves: int) -> tuple[int, ...]:
