@@ -242,12 +242,12 @@ class BatchApply:
 
     def _split(self, outputs: Any, plan: _plan.InputPlan) -> Any:
         """``f``'s outputs with every selected leaf split into the leading shape (BA-7)."""
-        out_leaves, out_def, selected = _plan.plan_outputs(self.out_axes, outputs)
+        out_leaves, out_def, selected, found = _plan.plan_outputs(self.out_axes, outputs)
 
         def paths() -> list[str]:
             return _errors.paths_of(outputs, "output")
 
-        split = _exec_reshape.split(out_leaves, selected, plan, paths)
+        split = _exec_reshape.split(out_leaves, selected, plan, paths, found)
         if split is None:  # E10
             order = range(len(out_leaves)) if selected is None else selected
             raise _errors.output_split(out_leaves, order, plan.leading, plan.size, paths()) from None

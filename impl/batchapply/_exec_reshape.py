@@ -53,6 +53,7 @@ def reshape_leaves(
     selected: Sequence[int] | None,
     program: tuple[Any, ...] | None,
     one: _exec_fused.One,
+    found: Sequence[int] | None = None,
 ) -> list[Any] | None:
     """``leaves`` with every selected array leaf reshaped; None when ``one`` marks a leaf ``FAILED``.
 
@@ -60,9 +61,11 @@ def reshape_leaves(
     (a None in its result keeps the leaf), built only where there are some. NumPy leaves,
     tracers, and leaves that the program rejects (e.g. committed to different devices) go
     through ``one``, leaf by leaf: NumPy views, or the reshapes the hand-written code would
-    record into the trace. ``selected`` None means every leaf.
+    record into the trace. ``selected`` None means every leaf. ``found``: the leaves' kinds,
+    where the caller has them.
     """
-    found = kinds(leaves)
+    if found is None:
+        found = kinds(leaves)
     n_concrete = found.count(CONCRETE)
     fuse = program is not None and n_concrete > 0 and TRACER not in found and trace_state_clean()
     if (
@@ -123,11 +126,15 @@ def merge(plan: InputPlan, leaves: list[Any], paths: Callable[[], list[str]]) ->
         return _sharding.merge(x, n, counts, row_order, paths, i)
 
     program = (_exec_fused._merge_fused, (n, leading), n) if counts is None and not lazy else None
-    return reshape_leaves(leaves, plan.selected, program, merge_one)
+    return reshape_leaves(leaves, plan.selected, program, merge_one, plan.leaf_kinds)
 
 
 def split(
-    out_leaves: list[Any], selected: Sequence[int] | None, plan: InputPlan, paths: Callable[[], list[str]]
+    out_leaves: list[Any],
+    selected: Sequence[int] | None,
+    plan: InputPlan,
+    paths: Callable[[], list[str]],
+    found: Sequence[int] | None = None,
 ) -> list[Any] | None:
     """The output leaves with every selected one split (BA-7.2, BA-14.2); None: E10."""
     leading, size, counts, row_order = plan.leading, plan.size, plan.counts, plan.row_order
@@ -140,4 +147,4 @@ def split(
         return _sharding.split(y, leading, counts, row_order, paths, i)
 
     program = (_exec_fused._split_fused, (leading,)) if counts is None else None
-    return reshape_leaves(out_leaves, selected, program, split_one)
+    return reshape_leaves(out_leaves, selected, program, split_one, found)

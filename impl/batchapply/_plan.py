@@ -67,6 +67,7 @@ class InputPlan(NamedTuple):
     counts: _sharding.Counts  # the merge and split order; None: the C order (BA-14.2)
     shards: int  # the product of the call's shard counts: the chunks follow them (BA-14.9)
     lazy: bool  # eager chunks take rows straight from the concrete jax.Array inputs (BA-13.4)
+    leaf_kinds: tuple[int, ...]  # the kind of every leaf (_leaves.kind), for the merge
     chunks: ChunkPlan | None  # None: no chunk_size, or a symbolic row count (E18, after the merge)
 
 
@@ -82,7 +83,8 @@ def plan_inputs(
         raise _errors.no_mergeable(n)
     leading = tuple(leaves[first].shape[:n])  # BA-3.1
     size = math.prod(leading)
-    if MATRIX in kinds(leaves):  # E26, before E9
+    found = tuple(kinds(leaves))
+    if MATRIX in found:  # E26, before E9
         raise_if_matrix(leaves, [i for i in order if ndim_at_least(leaves[i], n)], paths, "merged")
     c = ba.chunk_size
     # A symbolic size (jax.export) is not compared here: section 13 decides (BA-13.9).
@@ -94,11 +96,11 @@ def plan_inputs(
     # the whole merged copy would be peak memory that does not follow the chunk.
     lazy = chunked and shards is None and not ba._map_when_eager and eager(leaves)
     if shards is None:  # the common case: the C order, one shard
-        plan = InputPlan(n, ba.row_order, selected, first, leading, size, None, 1, lazy, None)
+        plan = InputPlan(n, ba.row_order, selected, first, leading, size, None, 1, lazy, found, None)
     else:
         counts = _sharding.order_counts(shards)
         plan = InputPlan(
-            n, ba.row_order, selected, first, leading, size, counts, math.prod(shards), lazy, None
+            n, ba.row_order, selected, first, leading, size, counts, math.prod(shards), lazy, found, None
         )
     if c is None or not isinstance(size, int):
         return plan
@@ -266,12 +268,13 @@ def output_axes(out_axes: Any, outputs: Any) -> list[Any] | None:
         raise _errors.out_axes_prefix(out_axes, outputs) from None
 
 
-def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None]:
-    """The leaves, treedef and selected leaves (None: all) of ``f``'s output; E27, E11, E26."""
+def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None, list[int]]:
+    """The leaves, treedef, selected leaves (None: all) and leaf kinds of ``f``'s output; E27, E11, E26."""
     out_leaves, out_def = _trees.flatten(outputs, (outputs,), ("output",))
     axes = None if type(out_axes) is int else output_axes(out_axes, outputs)
     selected = None if axes is None else [i for i, axis in enumerate(axes) if axis == 0]
-    if MATRIX in kinds(out_leaves):  # E26, before E10
+    found = kinds(out_leaves)
+    if MATRIX in found:  # E26, before E10
         order = range(len(out_leaves)) if selected is None else selected
         raise_if_matrix(out_leaves, order, lambda: _errors.paths_of(outputs, "output"), "split")
-    return out_leaves, out_def, selected
+    return out_leaves, out_def, selected, found
