@@ -126,3 +126,18 @@ def test_table_is_bounded_and_pickles_empty() -> None:
     copy = pickle.loads(pickle.dumps(apply))
     assert table(copy) == {}
     np.testing.assert_array_equal(copy(np.ones((2, 3))), np.ones((2, 3)))
+
+
+@pytest.mark.spec("BA-1.2")
+def test_same_shapes_other_leaf_types_get_their_own_plan() -> None:
+    # The plan carries the leaves' kinds for the merge: a NumPy leaf stays NumPy, a jax.Array
+    # goes through jax, whichever came first with the same shapes.
+    apply = batchapply.BatchApply(lambda x, y: (x, y))
+    xn = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    xj = jnp.asarray(xn)
+    for a, b in ((xn, xn), (xj, xn), (xn, xj), (xj, xj), (xn, xn)):
+        out = apply(a, b)
+        for got, given in zip(out, (a, b), strict=True):
+            assert isinstance(got, np.ndarray) == isinstance(given, np.ndarray)
+            np.testing.assert_array_equal(np.asarray(got), xn)
+    assert len(table(apply)) == 4

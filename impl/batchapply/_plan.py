@@ -117,7 +117,8 @@ class PlanCache:
     Only for NumPy and concrete ``jax.Array`` leaves, whose type, shape and dtype are all the
     planner reads from them, except the shardings (read only with a row order or a chunked
     call: then only all-NumPy calls are kept) and a deleted array (E28: the merge checks it on
-    every call). The key: the tree structure, every leaf's type and shape, the NumPy dtypes
+    every call). Nor for calls whose plan is cheaper than their key (``cheap_leaves``). The
+    key: the tree structure, every leaf's type and shape, the NumPy dtypes
     (``jax_holds``), and for a chunked call whether it runs outside any trace. The options are
     the owner's, read-only (BA-2.6). A call that raises stores nothing, so that every error the
     planner raises is raised again on the next call with the same signature.
@@ -125,6 +126,9 @@ class PlanCache:
 
     __slots__ = ("_plans",)
     maxsize = 64
+    # With in_axes=0, the C order and no chunk_size, the plan reads one leaf (and every leaf's
+    # type): above this many leaves, the key (every leaf's shape) costs more than the plan.
+    cheap_leaves = 16
 
     def __init__(self) -> None:
         self._plans: dict[Any, InputPlan] = {}
@@ -136,6 +140,13 @@ class PlanCache:
         self, ba: Configured, args: tuple[Any, ...], treedef: Any, leaves: list[Any], paths: _errors.Paths
     ) -> InputPlan:
         """``plan_inputs(ba, args, treedef, leaves, paths)``, from the table where it can be."""
+        if (
+            len(leaves) > self.cheap_leaves
+            and type(ba.in_axes) is int
+            and ba.row_order == "C"
+            and ba.chunk_size is None
+        ):
+            return plan_inputs(ba, args, treedef, leaves, paths)  # reads one leaf: cheaper than the key
         found = kinds(leaves)
         n_numpy = found.count(NUMPY)
         if ba.row_order == "C" and ba.chunk_size is None:
