@@ -128,6 +128,7 @@ class BatchApply:
     # The full chunks go through _map_chunks eagerly too: the Flax wrappers' lifted scans, so that
     # rng streams and sown values follow the same per-chunk rules in and out of jit (BA-12.12).
     _map_when_eager = False
+    _plans: _plan.PlanCache | None = None  # set per instance in __init__
 
     def __init__(
         self,
@@ -146,6 +147,8 @@ class BatchApply:
         self.out_axes = options.out_axes
         self.chunk_size = options.chunk_size
         self.row_order = options.row_order
+        # The input plans per signature (_plan.PlanCache); a subclass may change its options.
+        self._plans = _plan.PlanCache() if type(self) is BatchApply else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         """The options are read-only once set (BA-2.6): their checks run at construction only.
@@ -191,7 +194,11 @@ class BatchApply:
         """
         leaves, treedef = _trees.flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))  # BA-1.3
         paths = _errors.Paths(args, kwargs)
-        plan = _plan.plan_inputs(self, args, treedef, leaves, paths)
+        plans = self._plans
+        if plans is None:
+            plan = _plan.plan_inputs(self, args, treedef, leaves, paths)
+        else:
+            plan = plans.plan(self, args, treedef, leaves, paths)
         merged = _exec_reshape.merge(plan, leaves, paths)
         if merged is None:  # E9, else E28
             raise _plan.merge_error(plan, leaves, paths) from None
@@ -235,12 +242,12 @@ class BatchApply:
 
     def _split(self, outputs: Any, plan: _plan.InputPlan) -> Any:
         """``f``'s outputs with every selected leaf split into the leading shape (BA-7)."""
-        out_leaves, out_def, selected = _plan.plan_outputs(self.out_axes, outputs)
+        out_leaves, out_def, selected, found = _plan.plan_outputs(self.out_axes, outputs)
 
         def paths() -> list[str]:
             return _errors.paths_of(outputs, "output")
 
-        split = _exec_reshape.split(out_leaves, selected, plan, paths)
+        split = _exec_reshape.split(out_leaves, selected, plan, paths, found)
         if split is None:  # E10
             order = range(len(out_leaves)) if selected is None else selected
             raise _errors.output_split(out_leaves, order, plan.leading, plan.size, paths()) from None

@@ -18,8 +18,19 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from batchapply import _exec_fused, _sharding
-from batchapply._leaves import CONCRETE, NOT_ARRAY, TRACER, kind, kinds, one_placement, trace_state_clean
+from batchapply._leaves import (
+    CONCRETE,
+    NOT_ARRAY,
+    TRACER,
+    kind,
+    kinds,
+    one_placement,
+    several_devices,
+    trace_state_clean,
+)
 from batchapply._plan import InputPlan
 
 
@@ -32,22 +43,38 @@ class _Failed:
 
 FAILED: Any = _Failed()
 
+# NumPy leaves: in the C order, their merge and split are a NumPy reshape (``_sharding.merge``
+# and ``_sharding.split`` with no counts), done here with no further call.
+_NUMPY_TYPES = (np.ndarray, np.generic)
+
 
 def reshape_leaves(
-    leaves: list[Any], selected: Sequence[int] | None, fused: _exec_fused.Fused | None, one: _exec_fused.One
+    leaves: list[Any],
+    selected: Sequence[int] | None,
+    program: tuple[Any, ...] | None,
+    one: _exec_fused.One,
+    found: Sequence[int] | None = None,
 ) -> list[Any] | None:
     """``leaves`` with every selected array leaf reshaped; None when ``one`` marks a leaf ``FAILED``.
 
-    Outside a trace, the concrete ``jax.Array`` leaves go through ``fused`` (a None in its
-    result keeps the leaf). NumPy leaves, tracers, and leaves that ``fused`` rejects (e.g.
-    committed to different devices) go through ``one``, leaf by leaf: NumPy views, or the
-    reshapes the hand-written code would record into the trace. ``selected`` None means every leaf.
+    Outside a trace, the concrete ``jax.Array`` leaves go through ``_exec_fused.Fused(*program)``
+    (a None in its result keeps the leaf), built only where there are some. NumPy leaves,
+    tracers, and leaves that the program rejects (e.g. committed to different devices) go
+    through ``one``, leaf by leaf: NumPy views, or the reshapes the hand-written code would
+    record into the trace. ``selected`` None means every leaf. ``found``: the leaves' kinds,
+    where the caller has them.
     """
-    found = kinds(leaves)
+    if found is None:
+        found = kinds(leaves)
     n_concrete = found.count(CONCRETE)
-    fuse = fused is not None and n_concrete > 0 and TRACER not in found and trace_state_clean()
-    if fuse and not one_placement([x for x, k in zip(leaves, found, strict=True) if k == CONCRETE]):
+    fuse = program is not None and n_concrete > 0 and TRACER not in found and trace_state_clean()
+    if (
+        fuse
+        and several_devices()
+        and not one_placement([x for x, k in zip(leaves, found, strict=True) if k == CONCRETE])
+    ):
         fuse = False  # one program would move the uncommitted leaves to the committed ones' devices
+    fused = _exec_fused.Fused(*program) if fuse else None  # type: ignore[misc]
     if fuse and selected is None and n_concrete == len(leaves):  # the common eager case
         assert fused is not None
         ys = fused(leaves, range(len(leaves)), one)
@@ -85,23 +112,29 @@ def merge(plan: InputPlan, leaves: list[Any], paths: Callable[[], list[str]]) ->
     """
     n, leading, counts, row_order, lazy = plan.num_dims, plan.leading, plan.counts, plan.row_order, plan.lazy
 
+    size = plan.size
+
     def merge_one(x: Any, i: int) -> Any:  # lower rank: the very object (BA-1.2)
         if x.ndim < n:
             return x
+        if counts is None and isinstance(x, _NUMPY_TYPES):  # the C order of a NumPy leaf: a view
+            return x.reshape((size,) + tuple(x.shape[n:])) if tuple(x.shape[:n]) == leading else FAILED
         if tuple(x.shape[:n]) != leading or (kind(x) == CONCRETE and x.is_deleted()):
             return FAILED  # a merge that keeps the shape (num_dims=1) would not see a deleted array
         if lazy and kind(x) == CONCRETE and _sharding.c_order_is_local(x, n):
             return x  # merged chunk by chunk, by _exec_chunks._take_rows
         return _sharding.merge(x, n, counts, row_order, paths, i)
 
-    fused = (
-        _exec_fused.Fused(_exec_fused._merge_fused, (n, leading), n) if counts is None and not lazy else None
-    )
-    return reshape_leaves(leaves, plan.selected, fused, merge_one)
+    program = (_exec_fused._merge_fused, (n, leading), n) if counts is None and not lazy else None
+    return reshape_leaves(leaves, plan.selected, program, merge_one, plan.leaf_kinds)
 
 
 def split(
-    out_leaves: list[Any], selected: Sequence[int] | None, plan: InputPlan, paths: Callable[[], list[str]]
+    out_leaves: list[Any],
+    selected: Sequence[int] | None,
+    plan: InputPlan,
+    paths: Callable[[], list[str]],
+    found: Sequence[int] | None = None,
 ) -> list[Any] | None:
     """The output leaves with every selected one split (BA-7.2, BA-14.2); None: E10."""
     leading, size, counts, row_order = plan.leading, plan.size, plan.counts, plan.row_order
@@ -109,7 +142,9 @@ def split(
     def split_one(y: Any, i: int) -> Any:  # BA-7.3
         if y.ndim == 0 or y.shape[0] != size:
             return FAILED
+        if counts is None and isinstance(y, _NUMPY_TYPES):  # the C order of a NumPy leaf: a view
+            return y.reshape(leading + tuple(y.shape[1:]))
         return _sharding.split(y, leading, counts, row_order, paths, i)
 
-    fused = _exec_fused.Fused(_exec_fused._split_fused, (leading,)) if counts is None else None
-    return reshape_leaves(out_leaves, selected, fused, split_one)
+    program = (_exec_fused._split_fused, (leading,)) if counts is None else None
+    return reshape_leaves(out_leaves, selected, program, split_one, found)

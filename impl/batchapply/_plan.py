@@ -3,21 +3,34 @@
 ``plan_inputs`` reads the options and the input leaves once and returns an ``InputPlan``: the
 selected leaves, the leading shape, the row order's shard counts, and the chunk layout with
 the executor that runs it. A plan holds no arrays and no ``f``: it depends only on the call's
-signature (tree structure, leaf kinds, shapes, shardings) and the options, so it could be
-cached per signature; it is cheap enough to build per call. ``plan_outputs`` does the same
+signature (tree structure, leaf kinds, shapes, shardings) and the options, so ``PlanCache``
+keeps it per signature where the signature is cheap to read (issue 25). ``plan_outputs`` does the same
 for ``f``'s output. Every error that the signature determines is raised here, from
 ``_errors``; the executors raise only what no signature shows (E17, E23 at run time, E28).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from batchapply import _errors, _sharding, _trees
 from batchapply._helpers import ndim_at_least
-from batchapply._leaves import CONCRETE, MATRIX, NUMPY, TRACER, eager, first_deleted, jax_holds, kind, kinds
+from batchapply._leaves import (
+    CONCRETE,
+    MATRIX,
+    NUMPY,
+    TRACER,
+    eager,
+    first_deleted,
+    jax_holds,
+    kind,
+    kinds,
+    trace_state_clean,
+)
 
 
 class Configured(Protocol):
@@ -54,6 +67,7 @@ class InputPlan(NamedTuple):
     counts: _sharding.Counts  # the merge and split order; None: the C order (BA-14.2)
     shards: int  # the product of the call's shard counts: the chunks follow them (BA-14.9)
     lazy: bool  # eager chunks take rows straight from the concrete jax.Array inputs (BA-13.4)
+    leaf_kinds: tuple[int, ...]  # the kind of every leaf (_leaves.kind), for the merge
     chunks: ChunkPlan | None  # None: no chunk_size, or a symbolic row count (E18, after the merge)
 
 
@@ -69,7 +83,8 @@ def plan_inputs(
         raise _errors.no_mergeable(n)
     leading = tuple(leaves[first].shape[:n])  # BA-3.1
     size = math.prod(leading)
-    if MATRIX in kinds(leaves):  # E26, before E9
+    found = tuple(kinds(leaves))
+    if MATRIX in found:  # E26, before E9
         raise_if_matrix(leaves, [i for i in order if ndim_at_least(leaves[i], n)], paths, "merged")
     c = ba.chunk_size
     # A symbolic size (jax.export) is not compared here: section 13 decides (BA-13.9).
@@ -81,15 +96,85 @@ def plan_inputs(
     # the whole merged copy would be peak memory that does not follow the chunk.
     lazy = chunked and shards is None and not ba._map_when_eager and eager(leaves)
     if shards is None:  # the common case: the C order, one shard
-        plan = InputPlan(n, ba.row_order, selected, first, leading, size, None, 1, lazy, None)
+        plan = InputPlan(n, ba.row_order, selected, first, leading, size, None, 1, lazy, found, None)
     else:
         counts = _sharding.order_counts(shards)
         plan = InputPlan(
-            n, ba.row_order, selected, first, leading, size, counts, math.prod(shards), lazy, None
+            n, ba.row_order, selected, first, leading, size, counts, math.prod(shards), lazy, found, None
         )
     if c is None or not isinstance(size, int):
         return plan
     return InputPlan(*plan[:-1], _plan_chunks(ba, plan, leaves, order, c))  # faster than _replace
+
+
+_shape = operator.attrgetter("shape")
+_dtype = operator.attrgetter("dtype")
+
+
+class PlanCache:
+    """The plans of one ``BatchApply``, per input signature: a bounded table, oldest out first.
+
+    Only for NumPy and concrete ``jax.Array`` leaves, whose type, shape and dtype are all the
+    planner reads from them, except the shardings (read only with a row order or a chunked
+    call: then only all-NumPy calls are kept) and a deleted array (E28: the merge checks it on
+    every call). Nor for calls whose plan is cheaper than their key (``cheap_leaves``). The
+    key: the tree structure, every leaf's type and shape, the NumPy dtypes
+    (``jax_holds``), and for a chunked call whether it runs outside any trace. The options are
+    the owner's, read-only (BA-2.6). A call that raises stores nothing, so that every error the
+    planner raises is raised again on the next call with the same signature.
+    """
+
+    __slots__ = ("_plans",)
+    maxsize = 64
+    # With in_axes=0, the C order and no chunk_size, the plan reads one leaf (and every leaf's
+    # type): above this many leaves, the key (every leaf's shape) costs more than the plan.
+    cheap_leaves = 16
+
+    def __init__(self) -> None:
+        self._plans: dict[Any, InputPlan] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PlanCache, ()  # a copy starts empty: the keys hold tree structures, not values
+
+    def plan(
+        self, ba: Configured, args: tuple[Any, ...], treedef: Any, leaves: list[Any], paths: _errors.Paths
+    ) -> InputPlan:
+        """``plan_inputs(ba, args, treedef, leaves, paths)``, from the table where it can be."""
+        if (
+            len(leaves) > self.cheap_leaves
+            and type(ba.in_axes) is int
+            and ba.row_order == "C"
+            and ba.chunk_size is None
+        ):
+            return plan_inputs(ba, args, treedef, leaves, paths)  # reads one leaf: cheaper than the key
+        found = kinds(leaves)
+        n_numpy = found.count(NUMPY)
+        if ba.row_order == "C" and ba.chunk_size is None:
+            cacheable = n_numpy + found.count(CONCRETE) == len(found)
+        else:  # the shardings of the jax.Array leaves decide (section 14)
+            cacheable = n_numpy == len(found)
+        if not cacheable:
+            return plan_inputs(ba, args, treedef, leaves, paths)
+        key = (
+            treedef,
+            tuple(map(type, leaves)),
+            tuple(map(_shape, leaves)),
+            tuple(map(_dtype, leaves)) if n_numpy else None,
+            ba.chunk_size is None or trace_state_clean(),
+        )
+        plans = self._plans
+        try:
+            plan = plans.get(key)
+        except (TypeError, ValueError):  # pytree aux data that cannot be hashed or compared
+            return plan_inputs(ba, args, treedef, leaves, paths)
+        if plan is None:
+            plan = plan_inputs(ba, args, treedef, leaves, paths)  # raises: nothing stored
+            if len(plans) >= self.maxsize:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread's
+                    del plans[next(iter(plans))]
+            with contextlib.suppress(TypeError, ValueError):  # as above, against another key
+                plans[key] = plan
+        return plan
 
 
 def _selected(in_axes: Any, args: tuple[Any, ...], treedef: Any, n_leaves: int) -> tuple[int, ...]:
@@ -194,12 +279,13 @@ def output_axes(out_axes: Any, outputs: Any) -> list[Any] | None:
         raise _errors.out_axes_prefix(out_axes, outputs) from None
 
 
-def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None]:
-    """The leaves, treedef and selected leaves (None: all) of ``f``'s output; E27, E11, E26."""
+def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None, list[int]]:
+    """The leaves, treedef, selected leaves (None: all) and leaf kinds of ``f``'s output; E27, E11, E26."""
     out_leaves, out_def = _trees.flatten(outputs, (outputs,), ("output",))
     axes = None if type(out_axes) is int else output_axes(out_axes, outputs)
     selected = None if axes is None else [i for i, axis in enumerate(axes) if axis == 0]
-    if MATRIX in kinds(out_leaves):  # E26, before E10
+    found = kinds(out_leaves)
+    if MATRIX in found:  # E26, before E10
         order = range(len(out_leaves)) if selected is None else selected
         raise_if_matrix(out_leaves, order, lambda: _errors.paths_of(outputs, "output"), "split")
-    return out_leaves, out_def, selected
+    return out_leaves, out_def, selected, found
