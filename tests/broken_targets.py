@@ -939,7 +939,7 @@ CORPUS: dict[str, str] = {
     "broken_helpers:BatchApply": "BA-9.2",
     "nan_check_first": "BA-10.1",
     "reworded_errors": "BA-10.1",
-    "jax_flattens_first": "BA-1.3",
+    "jax_flattens_first": "BA-1.7",
     "padded_last_chunk": "BA-13.3",
     "overlapping_last_chunk": "BA-13.3",
     "warm_up_call": "BA-13.4",

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
         clause = broken_targets.CORPUS.get(name)
         target = name if ":" in name else f"broken_targets:{name}"
         started = time.perf_counter()
-        report = _run.run(target, profile=profile, clauses=[clause] if clause else None)
+        report = _run.run(target, profile=profile, clauses=[clause] if clause else None, isolate=False)
         print(
             json.dumps(
                 {
