@@ -37,6 +37,12 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "return x.transpose(tuple(reversed(range(num_dims))) + tuple(range(num_dims, x.ndim)))"
             ".reshape((math.prod(leading),) + rest)",
         ),
+        (  # NumPy leaves in C order are reshaped on the plan's fast path
+            "_exec_reshape.py",
+            "return x.reshape((size,) + tuple(x.shape[n:])) if tuple(x.shape[:n]) == leading else FAILED",
+            "return x.transpose(tuple(reversed(range(n))) + tuple(range(n, x.ndim)))"
+            ".reshape((size,) + tuple(x.shape[n:])) if tuple(x.shape[:n]) == leading else FAILED",
+        ),
     ],
     "no_leading_shape_check": [
         (
@@ -50,6 +56,12 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
             "_sharding.py",
             "return x.reshape((math.prod(leading),) + rest)",
             "return jax.numpy.asarray(x).reshape((math.prod(leading),) + rest)",
+        ),
+        (
+            "_exec_reshape.py",
+            "return x.reshape((size,) + tuple(x.shape[n:])) if tuple(x.shape[:n]) == leading else FAILED",
+            "return __import__('jax').numpy.asarray(x).reshape((size,) + tuple(x.shape[n:])) "
+            "if tuple(x.shape[:n]) == leading else FAILED",
         ),
     ],
     "split_ignores_out_axes": [
