@@ -69,9 +69,13 @@ def test_every_python_block_runs() -> None:
 
 
 def test_conformance_page_pytest_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page's pytest example, with its placeholder library `mylib` standing for batchapply."""
-    monkeypatch.setitem(sys.modules, "mylib", batchapply)
-    (block,) = _scripts(ROOT / "docs/conformance.md")
+    """The page's pytest example: a conftest.py giving 8 devices, then the test module, run as pasted."""
+    conftest, block = _scripts(ROOT / "docs/conformance.md")
+    environ: dict[str, str] = {}
+    monkeypatch.setattr(os, "environ", environ)
+    exec(compile(conftest, "docs/conformance.md", "exec"), {})
+    assert environ == {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    monkeypatch.undo()
     namespace: dict[str, object] = {}
     exec(compile(block, "docs/conformance.md", "exec"), namespace)
     tests = [value for name, value in namespace.items() if name.startswith("test_")]
