@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import types
+from collections.abc import Iterator
 
 import hypothesis
 import pytest
 
 import batchapply
 import batchapply_reference
+from batchapply import _exec_fused
 
 LIBS = [batchapply, batchapply_reference]
 
@@ -76,3 +78,11 @@ def lib(request: pytest.FixtureRequest) -> types.ModuleType:
     """Each test that takes ``lib`` runs once per package: same names, same SPEC."""
     module: types.ModuleType = request.param
     return module
+
+
+@pytest.fixture(autouse=True)
+def _background_compiles_done() -> Iterator[None]:
+    """After each test, the compiles it handed to batchapply's background thread are done, so
+    that none runs into the next test (which may count compiles or patch jax; issue 26)."""
+    yield
+    _exec_fused.wait()

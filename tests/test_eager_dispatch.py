@@ -1,9 +1,11 @@
-"""Eager dispatches and compiles, counted, not timed (issues 6 and 12).
+"""Eager dispatches and compiles, counted, not timed (issues 6, 12 and 26).
 
-Once a call's signature repeats, an eager call costs one dispatch per group of at most 128
-leaves and direction (issue 6: O(1) for up to 128 leaves); a signature's first call goes leaf
-by leaf, each leaf through a one-leaf program cached per leaf signature, so that it compiles
-no more than a per-leaf reshape would (issue 12: no compile cliff).
+Once a signature's group programs are compiled, an eager call costs one dispatch per group of
+at most 1,024 leaves and direction (issue 6: O(1) for up to 1,024 leaves). Until then it goes
+leaf by leaf, each leaf through a one-leaf program cached per leaf signature: its first call
+compiles no more than a per-leaf reshape would (issue 12: no compile cliff), and its second
+hands the group programs to a background thread, so that no call waits for them (issue 26).
+``_exec_fused.wait()`` waits for that thread.
 
 Every eager primitive dispatch goes through ``jax.extend.core.Primitive.bind`` in Python,
 while a call of a cached jitted function does not (tracing a new program does); the two
@@ -18,6 +20,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,7 +35,7 @@ from jax.extend import core as jax_core
 import batchapply
 from batchapply import _exec_fused
 
-LEAF_COUNTS = [1, 10, 128, 129, 1000]
+LEAF_COUNTS = [1, 10, 300, 1024]
 GROUP = _exec_fused._GROUP_SIZE
 
 
@@ -51,6 +54,7 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     ("merge", "split"); ``dispatches.sizes`` lists how many leaves each of those calls got."""
     counts: Counter[str] = Counter()
     sizes: dict[str, list[int]] = {"merge": [], "split": []}
+    background: list[int] = []  # the sizes of the fused reshapes that the background thread ran
     bind = jax_core.Primitive.bind
 
     def counting_bind(self: Any, *args: Any, **params: Any) -> Any:
@@ -59,8 +63,11 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
 
     def counted(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any) -> Any:
-            counts[name] += 1
-            sizes[name].append(len(args[0]))
+            if threading.current_thread() is threading.main_thread():
+                counts[name] += 1
+                sizes[name].append(len(args[0]))
+            else:
+                background.append(len(args[0]))
             return fn(*args)
 
         return wrapper
@@ -68,9 +75,12 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     monkeypatch.setattr(jax_core.Primitive, "bind", counting_bind)
     monkeypatch.setattr(_exec_fused, "_merge_fused", counted("merge", _exec_fused._merge_fused))
     monkeypatch.setattr(_exec_fused, "_split_fused", counted("split", _exec_fused._split_fused))
+    _exec_fused.wait()
     _exec_fused._SIGNATURES.cache_clear()
     counts.sizes = sizes  # type: ignore[attr-defined]
+    counts.background = background  # type: ignore[attr-defined]
     yield counts
+    _exec_fused.wait()
 
 
 def clear(dispatches: Counter[str]) -> None:
@@ -84,7 +94,8 @@ def test_repeated_eager_call_costs_one_dispatch_per_group(dispatches: Counter[st
     tree = tree_of(n_leaves)
     apply = batchapply.BatchApply(identity)
     jax.block_until_ready(apply(tree))  # the signature's first call: leaf by leaf
-    jax.block_until_ready(apply(tree))  # it repeats: compiles the group programs
+    jax.block_until_ready(apply(tree))  # it repeats: the background thread compiles the groups
+    _exec_fused.wait()
     clear(dispatches)
     out = apply(tree)
     groups = math.ceil(n_leaves / GROUP)
@@ -116,8 +127,9 @@ def test_numpy_leaves_cost_no_dispatch(dispatches: Counter[str]) -> None:
 def test_mixed_leaves_cost_two_dispatches(dispatches: Counter[str]) -> None:
     tree: dict[str, Any] = {**tree_of(50), "np": np.ones((4, 8, 3)), "tag": "text", "bias": jnp.ones(3)}
     apply = batchapply.BatchApply(lambda t: {"y": t["k0049"], "np": t["np"]})
-    for _ in range(2):  # first call, then the one that compiles the group programs
+    for _ in range(2):  # first call, then the one that hands the group programs to the background
         jax.block_until_ready(apply(tree))
+    _exec_fused.wait()
     clear(dispatches)
     out = apply(tree)
     assert dispatches == Counter({"merge": 1, "split": 1})
@@ -205,18 +217,138 @@ def test_first_call_goes_leaf_by_leaf(dispatches: Counter[str], n_leaves: int) -
     np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
 
 
-@pytest.mark.parametrize("n_leaves", [129, 300, 1000])
-def test_group_programs_hold_at_most_128_leaves(dispatches: Counter[str], n_leaves: int) -> None:
+@pytest.mark.parametrize("n_leaves", [5, 8, 21])
+def test_group_programs_hold_at_most_group_size_leaves(
+    dispatches: Counter[str], monkeypatch: pytest.MonkeyPatch, n_leaves: int
+) -> None:
+    monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # as 1,024, with fewer leaves to compile
     tree = tree_of(n_leaves)
     apply = batchapply.BatchApply(identity)
     apply(tree)
+    apply(tree)
+    _exec_fused.wait()
     clear(dispatches)
-    out = apply(tree)  # the signature repeats
+    out = apply(tree)  # the group programs are ready
     sizes = dispatches.sizes  # type: ignore[attr-defined]
     for direction in ("merge", "split"):
-        assert max(sizes[direction]) <= GROUP and sum(sizes[direction]) == n_leaves
-    assert len(sizes["merge"]) == math.ceil(n_leaves / GROUP)
+        assert max(sizes[direction]) <= 4 and sum(sizes[direction]) == n_leaves
+    assert len(sizes["merge"]) == math.ceil(n_leaves / 4)
     np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
+
+
+@pytest.mark.parametrize("n_leaves", [1, 10, 300])
+def test_the_second_call_goes_leaf_by_leaf_and_compiles_in_the_background(
+    dispatches: Counter[str], monkeypatch: pytest.MonkeyPatch, n_leaves: int
+) -> None:
+    """No call waits for a group program (issue 26): the background thread compiles them."""
+    started = threading.Event()
+    release = threading.Event()
+    submit = _exec_fused.BACKGROUND.submit
+
+    def held(job: Callable[[], None]) -> None:  # the job waits until the calls below are done
+        def job_after_release() -> None:
+            started.set()
+            release.wait(60)
+            job()
+
+        submit(job_after_release)
+
+    monkeypatch.setattr(_exec_fused.BACKGROUND, "submit", held)
+    tree = tree_of(n_leaves)
+    apply = batchapply.BatchApply(identity)
+    for _ in range(4):  # the first call, the second (schedules the groups), two more meanwhile
+        out = apply(tree)
+    assert started.wait(60)
+    sizes = dispatches.sizes  # type: ignore[attr-defined]
+    assert sizes == {"merge": [1] * 4 * n_leaves, "split": [1] * 4 * n_leaves}
+    assert dispatches.background == []  # type: ignore[attr-defined]
+    release.set()
+    _exec_fused.wait()
+    assert dispatches.background == [n_leaves, n_leaves]  # type: ignore[attr-defined]  # merge, split
+    clear(dispatches)
+    out = apply(tree)
+    assert dispatches.sizes == {"merge": [n_leaves], "split": [n_leaves]}  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(out[f"k{n_leaves - 1:04d}"], tree[f"k{n_leaves - 1:04d}"])
+
+
+def test_with_background_compiles_off_the_second_call_compiles_the_groups(
+    dispatches: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_exec_fused.BACKGROUND, "enabled", False)  # BATCHAPPLY_BACKGROUND_COMPILE=0
+    tree = tree_of(10)
+    apply = batchapply.BatchApply(identity)
+    apply(tree)
+    clear(dispatches)
+    apply(tree)
+    # the group program in the call (run once to compile it, then for the result), no thread
+    assert dispatches.sizes == {"merge": [10, 10], "split": [10, 10]}  # type: ignore[attr-defined]
+    assert dispatches.background == []  # type: ignore[attr-defined]
+
+
+def test_large_signatures_stay_leaf_by_leaf(
+    dispatches: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_exec_fused, "_WARM_BYTES", 3 * 4 * 8 * 16 * 4)  # three leaves' bytes
+    apply = batchapply.BatchApply(identity)
+    for n_leaves, grouped in ((3, True), (4, False)):
+        tree = tree_of(n_leaves)
+        apply(tree)
+        apply(tree)
+        _exec_fused.wait()
+        clear(dispatches)
+        apply(tree)
+        want = [n_leaves] if grouped else [1] * n_leaves
+        assert dispatches.sizes == {"merge": want, "split": want}  # type: ignore[attr-defined]
+
+
+def test_a_leaf_deleted_before_the_background_job_is_scheduled_again(
+    dispatches: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    submit = _exec_fused.BACKGROUND.submit
+
+    def held(job: Callable[[], None]) -> None:
+        def job_after_release() -> None:
+            release.wait(60)
+            job()
+
+        submit(job_after_release)
+
+    monkeypatch.setattr(_exec_fused.BACKGROUND, "submit", held)
+    apply = batchapply.BatchApply(identity)
+    tree = tree_of(3)
+    apply(tree)
+    apply(tree)  # schedules the job, which holds the leaves of this call
+    tree["k0000"].delete()
+    release.set()
+    _exec_fused.wait()  # the merge job met the deleted leaf: its signature is seen again, not ready
+    with pytest.raises(ValueError, match="deleted"):  # E28, from the call, never from the thread
+        apply(tree)
+    fresh = tree_of(3)
+    apply(fresh)  # schedules it again
+    _exec_fused.wait()
+    clear(dispatches)
+    out = apply(fresh)
+    assert dispatches.sizes == {"merge": [3], "split": [3]}  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(out["k0002"], fresh["k0002"])
+
+
+def test_the_background_thread_does_not_hold_up_exit() -> None:
+    script = textwrap.dedent(
+        """
+        import jax.numpy as jnp
+        from batchapply import BatchApply
+        tree = {f"k{i}": jnp.full((4, 8, 16), i) for i in range(300)}
+        apply = BatchApply(lambda t: t)
+        apply(tree)
+        apply(tree)  # leaves a compile job running or queued
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_a_new_leading_shape_goes_leaf_by_leaf(dispatches: Counter[str]) -> None:
@@ -241,25 +373,29 @@ def compiles() -> int:
 
 
 def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> None:
+    _exec_fused.wait()
     jax.clear_caches()  # clears the signature table too: a fresh process
     tree = tree_of(300)  # every leaf (4, 8, 16) float32: one signature
     apply = batchapply.BatchApply(identity)
     apply(tree)
     assert compiles() == 2  # as jax's per-primitive cache: one merge, one split
-    apply(tree)  # the signature repeats: a program of 128 leaves (used twice) and one of 44
-    assert compiles() == 2 + 2 * 2
+    apply(tree)  # the signature repeats: one program of 300 leaves per direction, in the background
+    _exec_fused.wait()
+    assert compiles() == 2 + 2
     apply(tree)
-    assert compiles() == 6
+    assert compiles() == 4
 
 
 def test_repeated_signature_compiles_one_program_per_distinct_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # as 128, with fewer compiles to wait for
+    monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # as 1,024, with fewer compiles to wait for
+    _exec_fused.wait()
     jax.clear_caches()
     tree = tree_of(10, distinct=True)  # 10 leaf signatures
     apply = batchapply.BatchApply(identity)
     apply(tree)
     assert compiles() == 2 * 10  # leaf by leaf: what a per-leaf reshape compiles too
     apply(tree)
+    _exec_fused.wait()
     assert compiles() == 2 * 10 + 2 * 3  # groups of 4, 4 and 2 leaves: no program of all 10
 
 
@@ -268,6 +404,7 @@ def test_jax_clear_caches_clears_the_signature_table(dispatches: Counter[str]) -
     apply = batchapply.BatchApply(identity)
     apply(tree)
     apply(tree)
+    _exec_fused.wait()
     jax.clear_caches()
     clear(dispatches)
     apply(tree)
@@ -281,10 +418,11 @@ def test_leading_shape_error_is_the_same_leaf_by_leaf_and_grouped(n_leaves: int)
     tree[f"k{n_leaves - 1:04d}"] = jnp.zeros((8, 4, 16))
     apply = batchapply.BatchApply(identity)
     messages = []
-    for _ in range(3):  # leaf by leaf, then grouped (the signature repeats)
+    for _ in range(3):  # leaf by leaf, twice, then grouped (the signature repeats)
         with pytest.raises(ValueError, match="inputs disagree") as info:
             apply(tree)
         messages.append(str(info.value))
+        _exec_fused.wait()
     assert messages[0] == messages[1] == messages[2]
     assert f"args[0]['k{n_leaves - 1:04d}'] has (8, 4)" in messages[0]
 
@@ -302,6 +440,7 @@ def test_output_error_is_the_same_leaf_by_leaf_and_grouped(n_leaves: int) -> Non
         with pytest.raises(ValueError, match="cannot split output") as info:
             apply(tree)
         messages.append(str(info.value))
+        _exec_fused.wait()
     assert messages[0] == messages[1] == messages[2]
     assert "output['short'] has shape (5, 16)" in messages[0]
 
@@ -312,7 +451,9 @@ def test_grouped_and_leaf_by_leaf_results_agree(monkeypatch: pytest.MonkeyPatch,
     tree = {**tree_of(n_leaves, distinct=True), "int": jnp.arange(64, dtype=jnp.int32).reshape(4, 8, 2)}
     tree["bf16"] = jnp.ones((4, 8, 3), jnp.bfloat16)
     apply = batchapply.BatchApply(lambda t: jax.tree.map(lambda x: x[::-1], t))
-    first, second, third = apply(tree), apply(tree), apply(tree)
+    first, second = apply(tree), apply(tree)
+    _exec_fused.wait()
+    third = apply(tree)
     for out in (first, second, third):
         for key, x in tree.items():
             want = np.asarray(x).reshape((32,) + x.shape[2:])[::-1].reshape(x.shape)

@@ -1,22 +1,30 @@
-"""Executor: the eager fused reshape (issues 6 and 12).
+"""Executor: the eager fused reshape (issues 6, 12 and 26).
 
 Outside a trace, the concrete ``jax.Array`` leaves of a call are merged (or split) by cached
-jitted programs, one per direction. On a signature's first call (leaf shapes, dtypes and
-leading shape) one leaf per dispatch, with one small program per leaf signature, so that a
-first call compiles what a per-leaf reshape compiles (as ``flax.linen.BatchApply`` does);
-once the signature repeats, groups of at most ``_GROUP_SIZE`` leaves per dispatch
-(O(leaves / 128) dispatches, and compile times that grow linearly with the leaves, where one
-program over every leaf grows faster). The checks that need a leaf's shape run at trace time
-of the program, once per signature: a program that cannot reshape its leaves returns None,
-and the leaves then go one by one through the caller's ``one`` (``_exec_reshape``), which
-decides: the SPEC error, or the reshape leaf by leaf.
+jitted programs, one per direction. A signature (leaf shapes, dtypes and leading shape) goes
+one leaf per dispatch, with one small program per leaf signature, until its group programs
+are compiled: its first call thus compiles what a per-leaf reshape compiles (as
+``flax.linen.BatchApply`` does), and no call waits for a group program, which a background
+thread compiles once the signature repeats. Then groups of at most ``_GROUP_SIZE`` leaves
+per dispatch: one dispatch per direction up to 1,024 leaves, and compile times that grow
+linearly with the leaves, where one program over every leaf grows faster. The checks that
+need a leaf's shape run at trace time of the program, once per signature: a program that
+cannot reshape its leaves returns None, and the leaves then go one by one through the
+caller's ``one`` (``_exec_reshape``), which decides: the SPEC error, or the reshape leaf by
+leaf.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import math
 import operator
+import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +32,8 @@ import jax
 
 from batchapply import _sharding
 
-_GROUP_SIZE = 128
+_GROUP_SIZE = 1024  # leaves per group program (issue 26: one dispatch per direction up to 1,024 leaves)
+_WARM_BYTES = 64 * 2**20  # signatures above: leaf by leaf for good (see Fused)
 _aval = operator.attrgetter("aval")
 
 # What jax raises when one program cannot run its group: ValueError for leaves committed to
@@ -45,12 +54,13 @@ def _merge_fused(
     size = math.prod(leading)
     merged: list[jax.Array | None] = []
     for x in xs:
+        _pace()
         if x.ndim < num_dims:
             merged.append(None)  # pass-through; the caller keeps the very object (BA-1.2)
         elif tuple(x.shape[:num_dims]) != leading or not _sharding.c_order_is_local(x, num_dims):
             return None
         else:
-            merged.append(x.reshape((size,) + tuple(x.shape[num_dims:])))
+            merged.append(jax.lax.reshape(x, (size,) + tuple(x.shape[num_dims:])))
     return merged
 
 
@@ -62,11 +72,32 @@ def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Arra
         return None
     if not all(_sharding.c_order_is_local(y, 1) for y in ys):
         return None
-    return [y.reshape(leading + tuple(y.shape[1:])) for y in ys]
+    split = []
+    for y in ys:
+        _pace()
+        split.append(jax.lax.reshape(y, leading + tuple(y.shape[1:])))
+    return split
+
+
+def _pace() -> None:
+    """At trace time, in the background thread: let a waiting call have the GIL, leaf by leaf.
+
+    Tracing a group program is Python work; without this, a call on the main thread would wait
+    for the interpreter's switch interval (5 ms) each time the background thread holds the GIL.
+    """
+    if threading.get_ident() == BACKGROUND.ident:
+        time.sleep(0)
+
+
+# What the table knows of a signature: seen once; its group programs compiling in the background;
+# compiled (the steady state); or leaf by leaf for good (a program refused it, or its leaves are
+# too large to warm a program on).
+SEEN, COMPILING, READY, LEAF_BY_LEAF = "seen", "compiling", "ready", "leaf by leaf"
 
 
 class _Signatures:
-    """The signatures of the fused reshapes seen so far: a bounded table, oldest out first.
+    """The signatures of the fused reshapes seen so far, with their state: a bounded table,
+    oldest out first.
 
     ``jax.clear_caches()`` clears it too (it is registered with jax's cache registry when that
     private hook exists), so that a cleared process behaves like a fresh one.
@@ -74,16 +105,20 @@ class _Signatures:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._seen: dict[Any, None] = {}
+        self._seen: dict[Any, str] = {}
 
-    def repeats(self, key: Any) -> bool:
-        """Whether ``key`` was seen before; records it."""
-        if key in self._seen:
-            return True
-        if len(self._seen) >= self.maxsize:
-            del self._seen[next(iter(self._seen))]
-        self._seen[key] = None
-        return False
+    def visit(self, key: Any) -> str | None:
+        """The state of ``key``, or None on its first visit (which records it as ``SEEN``)."""
+        state = self._seen.get(key)
+        if state is None:
+            if len(self._seen) >= self.maxsize:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread's
+                    del self._seen[next(iter(self._seen))]
+            self._seen[key] = SEEN
+        return state
+
+    def set(self, key: Any, state: str) -> None:
+        self._seen[key] = state
 
     def cache_clear(self) -> None:
         self._seen.clear()
@@ -103,14 +138,80 @@ try:  # private: lets jax.clear_caches() clear the table with jax's own caches
 except ImportError:  # pragma: no cover - clear it by hand: _SIGNATURES.cache_clear()
     pass
 
+
+class _Background:
+    """One daemon thread that compiles the group programs of repeated signatures (issue 26).
+
+    XLA compiles without the GIL, so the calls that go on leaf by leaf meanwhile keep their
+    speed on a machine with a core to spare. A job runs the programs once on the leaves of the
+    call that scheduled it, which compiles them and fills jit's own dispatch cache, so that the
+    first grouped call is as cheap as the next. At exit, queued jobs are dropped and the one
+    running is waited for (a group's compile: well under a second).
+    ``BATCHAPPLY_BACKGROUND_COMPILE=0`` compiles them in the call instead (the second call of a
+    signature then pays the compiles, as before issue 26).
+    """
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get("BATCHAPPLY_BACKGROUND_COMPILE", "1") != "0"
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.ident: int | None = None  # the thread's, once started
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in the background (at once, here, when disabled)."""
+        if not self.enabled:
+            job()
+            return
+        if self._stopping:
+            return
+        if self._thread is None or not self._thread.is_alive():  # first job, or after a fork
+            self._thread = threading.Thread(target=self._work, name="batchapply-compile", daemon=True)
+            self._thread.start()
+            self.ident = self._thread.ident
+        self._jobs.put(job)
+
+    def wait(self) -> None:
+        """Until every job submitted so far has run (for tests and benchmarks)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.join()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                if not self._stopping:
+                    job()
+            finally:
+                self._jobs.task_done()
+        self._jobs.task_done()
+
+    def stop(self) -> None:
+        """At exit: drop the queued jobs, wait a bounded time for the one running."""
+        self._stopping = True
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+
+
+BACKGROUND = _Background()
+atexit.register(BACKGROUND.stop)
+wait = BACKGROUND.wait
+
 One = Callable[[Any, int], Any]
 """The leaf-by-leaf reshape of one leaf and its index, used where a program refuses."""
 
 
 class Fused:
     """A jitted reshape (``_merge_fused``, ``_split_fused``) with its static arguments, run over
-    the concrete ``jax.Array`` leaves of a call: one leaf per dispatch on a signature's first
-    call, groups of at most ``_GROUP_SIZE`` leaves once it repeats (issue 12).
+    the concrete ``jax.Array`` leaves of a call (issues 12 and 26).
+
+    A signature (the program, its static arguments and every leaf's aval) goes one leaf per
+    dispatch until its group programs are compiled: on its first call, so that the call
+    compiles what a per-leaf reshape compiles (one small program per leaf signature); on its
+    second, which hands the group programs to the background thread; and on every call until
+    they are ready. From then on, one dispatch per group of at most ``_GROUP_SIZE`` leaves.
+    Signatures of more than ``_WARM_BYTES`` go leaf by leaf for good: warming their programs
+    would copy them once more, and per-leaf dispatch costs little next to large leaves.
 
     ``min_ndim``: leaves of lower rank come back as None (kept as they are) with no dispatch
     on the leaf-by-leaf path, as the program would return them.
@@ -126,19 +227,41 @@ class Fused:
 
     def __call__(self, xs: list[Any], at: Sequence[int], one: One) -> list[Any]:
         """Every leaf of ``xs`` reshaped (None: kept); ``at`` their indices, for ``one``."""
-        if _SIGNATURES.repeats((self.program, self.static, tuple(map(_aval, xs)))):
-            if len(xs) <= _GROUP_SIZE:  # the steady state of up to 128 leaves: one dispatch
-                try:
-                    reshaped = self.program(xs, *self.static)
-                except _REFUSED:  # as in _group
-                    reshaped = None
-                return self._one_by_one(xs, 0, at, one) if reshaped is None else reshaped
+        key = (self.program, self.static, tuple(map(_aval, xs)))
+        state = _SIGNATURES.visit(key)
+        if state is READY:
+            if len(xs) <= _GROUP_SIZE:  # the steady state of up to _GROUP_SIZE leaves: one dispatch
+                return self._group(xs, 0, at, one)
             ys: list[Any] = []
             for start in range(0, len(xs), _GROUP_SIZE):
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
             return ys
+        if state is SEEN:  # the second call: compile the group programs off the critical path
+            _SIGNATURES.set(key, COMPILING if _bytes(xs) <= _WARM_BYTES else LEAF_BY_LEAF)
+            if _SIGNATURES.visit(key) is COMPILING:
+                BACKGROUND.submit(functools.partial(self._warm, key, list(xs)))
+            if _SIGNATURES.visit(key) is READY:  # compiled in the call (background disabled)
+                return self(xs, at, one)
         n = self.min_ndim
         return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
+
+    def _warm(self, key: Any, xs: list[Any]) -> None:
+        """Compile (and run once) the group programs of ``xs``; then the signature is ``READY``.
+
+        A program that refuses the leaves (returns None, or raises ``_REFUSED``) leaves the
+        signature leaf by leaf, where ``one`` decides; a deleted leaf lets a later call retry.
+        """
+        state = READY
+        try:
+            for start in range(0, len(xs), _GROUP_SIZE):
+                if self.program(xs[start : start + _GROUP_SIZE], *self.static) is None:
+                    state = LEAF_BY_LEAF
+                    break
+        except RuntimeError:  # a leaf deleted since the call: the next call schedules it again
+            state = SEEN
+        except Exception:  # refused (see _REFUSED), or anything else: leaf by leaf stays correct
+            state = LEAF_BY_LEAF
+        _SIGNATURES.set(key, state)
 
     def _group(self, group: list[Any], start: int, at: Sequence[int], one: One) -> list[Any]:
         """The program over ``group`` (``xs[start:]``); leaf by leaf with ``one`` where it refuses."""
@@ -152,3 +275,11 @@ class Fused:
         """``group`` (``xs[start:]``) leaf by leaf with ``one``: where the program refuses."""
         self.fell_back = True
         return [one(x, at[start + j]) for j, x in enumerate(group)]
+
+
+def _bytes(xs: list[Any]) -> int:
+    """The bytes of the leaves ``xs``, once per signature (a typed PRNG key counts its key data)."""
+    try:
+        return sum(x.nbytes for x in xs)
+    except Exception:  # an array type without nbytes: too large to warm, to be safe
+        return _WARM_BYTES + 1
