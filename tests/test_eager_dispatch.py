@@ -459,3 +459,30 @@ def test_grouped_and_leaf_by_leaf_results_agree(monkeypatch: pytest.MonkeyPatch,
             want = np.asarray(x).reshape((32,) + x.shape[2:])[::-1].reshape(x.shape)
             assert out[key].dtype == x.dtype
             np.testing.assert_array_equal(np.asarray(out[key]), want)
+
+
+def test_the_background_thread_yields_the_gil_while_it_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every 8 leaves of a group program it traces, the thread lets a waiting call run; a call
+    that compiles in the main thread (background compiles off) never sleeps."""
+    yields: list[str] = []
+    sleep = _exec_fused._sleep
+
+    def counting_sleep(seconds: float) -> None:
+        yields.append(threading.current_thread().name)
+        sleep(seconds)
+
+    monkeypatch.setattr(_exec_fused, "_sleep", counting_sleep)
+    _exec_fused.wait()
+    _exec_fused._SIGNATURES.cache_clear()
+    apply = batchapply.BatchApply(identity)
+    tree = tree_of(17, distinct=True)  # a program no earlier test compiled
+    apply(tree)
+    apply(tree)
+    _exec_fused.wait()
+    assert yields == ["batchapply-compile"] * 4  # 17 leaves: 2 yields per direction
+    monkeypatch.setattr(_exec_fused.BACKGROUND, "enabled", False)
+    yields.clear()
+    tree = tree_of(18, distinct=True)
+    apply(tree)
+    apply(tree)
+    assert yields == []

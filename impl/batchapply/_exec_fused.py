@@ -53,8 +53,8 @@ def _merge_fused(
     """
     size = math.prod(leading)
     merged: list[jax.Array | None] = []
-    for x in xs:
-        _pace()
+    for j, x in enumerate(xs):
+        _pace(j)
         if x.ndim < num_dims:
             merged.append(None)  # pass-through; the caller keeps the very object (BA-1.2)
         elif tuple(x.shape[:num_dims]) != leading or not _sharding.c_order_is_local(x, num_dims):
@@ -73,20 +73,23 @@ def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Arra
     if not all(_sharding.c_order_is_local(y, 1) for y in ys):
         return None
     split = []
-    for y in ys:
-        _pace()
+    for j, y in enumerate(ys):
+        _pace(j)
         split.append(jax.lax.reshape(y, leading + tuple(y.shape[1:])))
     return split
 
 
-def _pace() -> None:
-    """At trace time, in the background thread: let a waiting call have the GIL, leaf by leaf.
+def _pace(j: int) -> None:
+    """At trace time, in the background thread: every 8 leaves, let a waiting call have the GIL.
 
     Tracing a group program is Python work; without this, a call on the main thread would wait
     for the interpreter's switch interval (5 ms) each time the background thread holds the GIL.
     """
-    if threading.get_ident() == BACKGROUND.ident:
-        time.sleep(0)
+    if j % 8 == 7 and threading.get_ident() == BACKGROUND.ident:
+        _sleep(0)
+
+
+_sleep = time.sleep
 
 
 # What the table knows of a signature: seen once; its group programs compiling in the background;
