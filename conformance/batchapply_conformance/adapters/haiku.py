@@ -38,15 +38,20 @@ def split_leading_dim(x: Any, to_dim: tuple[int, ...]) -> Any:
 
 
 class BatchApply:
+    # The module's helpers; haiku_early's port overrides them (its BatchApply is this class).
+    _example = staticmethod(arbitrary_mergeable_leaf)
+    _merge = staticmethod(merge_leading_dims)
+    _split = staticmethod(split_leading_dim)
+
     def __init__(self, f: Callable[..., Any], num_dims: int = 2) -> None:
         self._f, self.num_dims = f, num_dims
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        example = arbitrary_mergeable_leaf(self.num_dims, args, kwargs)
+        example = self._example(self.num_dims, args, kwargs)
         if example is None:
             raise ValueError(f"BatchApply requires at least one input with ndim >= {self.num_dims}.")
         merged_args, merged_kwargs = jax.tree_util.tree_map(
-            lambda x: merge_leading_dims(x, self.num_dims), (args, kwargs)
+            lambda x: self._merge(x, self.num_dims), (args, kwargs)
         )
         out = self._f(*merged_args, **merged_kwargs)
-        return jax.tree_util.tree_map(lambda y: split_leading_dim(y, example.shape[: self.num_dims]), out)
+        return jax.tree_util.tree_map(lambda y: self._split(y, example.shape[: self.num_dims]), out)

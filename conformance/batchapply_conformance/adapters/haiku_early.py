@@ -7,12 +7,13 @@ device, and NumPy outputs come back as ``jax.Array``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from batchapply_conformance.adapters import haiku
 
 
 def ndim_at_least(x: Any, num_dims: int) -> bool:
@@ -36,16 +37,7 @@ def split_leading_dim(x: Any, to_dim: tuple[int, ...]) -> Any:
     return jnp.reshape(x, tuple(to_dim) + x.shape[1:])
 
 
-class BatchApply:
-    def __init__(self, f: Callable[..., Any], num_dims: int = 2) -> None:
-        self._f, self.num_dims = f, num_dims
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        example = arbitrary_mergeable_leaf(self.num_dims, args, kwargs)
-        if example is None:
-            raise ValueError(f"BatchApply requires at least one input with ndim >= {self.num_dims}.")
-        merged_args, merged_kwargs = jax.tree_util.tree_map(
-            lambda x: merge_leading_dims(x, self.num_dims), (args, kwargs)
-        )
-        out = self._f(*merged_args, **merged_kwargs)
-        return jax.tree_util.tree_map(lambda y: split_leading_dim(y, example.shape[: self.num_dims]), out)
+class BatchApply(haiku.BatchApply):
+    _example = staticmethod(arbitrary_mergeable_leaf)
+    _merge = staticmethod(merge_leading_dims)
+    _split = staticmethod(split_leading_dim)
