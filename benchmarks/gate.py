@@ -3,6 +3,8 @@
     python benchmarks/gate.py                      # 4 runs, compare to the baseline, exit 1 on a regression
     python benchmarks/gate.py --update             # 4 runs, write them as the new baseline
     python benchmarks/gate.py --json run*.json     # use saved pytest-benchmark JSON files instead of running
+    python benchmarks/gate.py --calls              # also every eager call in fresh processes (issue 26)
+    python benchmarks/gate.py --calls-only         # only those (--update: only their baseline entries)
 
 Only ratios measured within one run are compared (never absolute times, which depend on
 the machine and its load): each implementation's time (the median of its rounds, or the
@@ -14,11 +16,17 @@ The gated numbers are batchapply's; a gated ratio regresses when the median over
 programs swings between 0.55 and 1.6 from one run to the next; the regressions this gate
 is for, such as eager merging going back to one dispatch per leaf, are 5x and more).
 flax.linen.BatchApply and jax.vmap are reported for comparison but not gated.
+
+``--calls`` adds ``benchmarks/eager_calls.py`` (fresh processes, 10 to 10,000 leaves):
+batchapply's time at every call index against flax.linen's same call, and its steady state
+against the floor at 10,000 leaves, gated against the baseline as the rest and printed
+against issue 26's goals (every call at most flax's; the steady state at most 1.15x the floor).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
@@ -92,8 +100,38 @@ def table(runs: list[dict[str, dict[str, float]]], summary: dict[str, float]) ->
 
 
 def gated(name: str) -> bool:
+    if name.startswith("calls:"):  # issue 26: every call index against flax, the steady state at 10,000
+        per_call = name.endswith(":batchapply/flax") and ":steady:" not in name
+        return per_call or name == "calls:10000:steady:batchapply/floor"
     impl = name.split(":", 1)[1]
     return impl.split("/")[0] in GATED_IMPLS and not impl.startswith("flax")
+
+
+def _eager_calls() -> Any:
+    """benchmarks/eager_calls.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("eager_calls", ROOT / "benchmarks" / "eager_calls.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call_ratios(path: pathlib.Path | None, repeat: int, out_dir: pathlib.Path) -> dict[str, float]:
+    """``calls:N:call<k>:batchapply/flax`` and ``calls:N:steady:batchapply/floor`` (issue 26)."""
+    eager_calls = _eager_calls()
+    if path is None:
+        path = out_dir / "calls.json"
+        argv = ["--leaves", "10", "100", "1000", "10000", "--repeat", str(repeat)]
+        argv += ["--no-floor-above", "10000", "--json", str(path)]
+        print("$ python benchmarks/eager_calls.py", " ".join(argv), flush=True)
+        eager_calls.main(argv)
+    record = json.loads(path.read_text())
+    ratios = eager_calls.summary(record["results"])
+    for name, ratio in sorted(ratios.items(), key=lambda item: (int(item[0].split(":")[0]), item[0])):
+        goal = 1.15 if name.endswith("batchapply/floor") else 1.0
+        verdict = "meets" if ratio <= goal else "MISSES"
+        print(f"calls {name}: {ratio:.2f} ({verdict} issue 26's goal of <= {goal})")
+    return {f"calls:{name}": value for name, value in ratios.items()}
 
 
 def run_benchmarks(
@@ -132,26 +170,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="write the measured ratios as the baseline")
     parser.add_argument("--keep", type=pathlib.Path, help="keep the runs' JSON files in this folder")
     parser.add_argument("-k", dest="select", help="run only these benchmarks (pytest -k); gate only what ran")
+    parser.add_argument(
+        "--calls", action="store_true", help="also time every eager call in fresh processes (eager_calls.py)"
+    )
+    parser.add_argument("--calls-json", type=pathlib.Path, help="a saved eager_calls.py --json file instead")
+    parser.add_argument("--calls-repeat", type=int, default=3, help="fresh processes per implementation")
+    parser.add_argument(
+        "--calls-only", action="store_true", help="only the eager calls (no pytest-benchmark runs)"
+    )
     args = parser.parse_args(argv)
+    args.calls = args.calls or args.calls_only or args.calls_json is not None
 
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep or pathlib.Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = args.json or run_benchmarks(args.runs, args.scale, args.max_time, out_dir, args.select)
-        runs = [times(path, args.stat) for path in paths]
-    summary = median_ratios(runs)
-    print(table(runs, summary))
+        runs = []
+        summary: dict[str, float] = {}
+        if not args.calls_only:
+            paths = args.json or run_benchmarks(args.runs, args.scale, args.max_time, out_dir, args.select)
+            runs = [times(path, args.stat) for path in paths]
+            summary = median_ratios(runs)
+            print(table(runs, summary))
+        if args.calls:
+            summary.update(call_ratios(args.calls_json, args.calls_repeat, out_dir))
+    report(summary)
+    return update(args, summary, len(runs)) if args.update else compare(args, summary)
+
+
+def report(summary: dict[str, float]) -> None:
+    """The summary against the targets of issues 12 and 17."""
     for group, target in (("eager_chunk_4096", 1.5), ("eager_chunk_4096_first", 1.2)):
         ratio = summary.get(f"{group}:batchapply_chunk4096/batchapply")
         if ratio is not None:
             print(f"{group}: eager chunk_size=4096 is {ratio:.2f}x eager unchunked (issue 17: <= {target}x)")
     for name, ratio in summary.items():  # issue 12's targets
+        if name.startswith("calls:"):
+            continue  # issue 26's, printed by call_ratios
         group, metric = name.split(":")
         if metric == "batchapply/flax":
             target = 1.2 if group.startswith("eager_cold") else 1.1
             print(
                 f"{group}: batchapply takes {ratio:.2f}x flax.linen.BatchApply's time (issue 12: <= {target})"
             )
+    nnx_ratio = summary.get("nnx_jit_linear:batchapply/by_hand")
+    if nnx_ratio is not None:
+        print(f"nnx_jit_linear: the nnx wrapper under nnx.jit is {nnx_ratio:.2f}x by hand (issue 26: <=1.02)")
     for leaves in (10, 100, 1000):
         group = f"eager_identity_{leaves}"
         if f"{group}:batchapply/floor" in summary:
@@ -160,17 +223,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"flax.linen.BatchApply and {summary[f'{group}:batchapply/floor']:.2f}x the 2-dispatch floor"
             )
 
-    if args.update:
-        baseline: dict[str, Any] = {
-            "scale": args.scale,
-            "stat": args.stat,
-            "runs": len(runs),
-            "ratios": {name: round(value, 4) for name, value in summary.items() if gated(name)},
-        }
-        args.baseline.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.baseline}")
-        return 0
 
+def update(args: argparse.Namespace, summary: dict[str, float], n_runs: int) -> int:
+    """Write the gated ratios as the baseline; with --calls-only, only the calls' ones change."""
+    measured = {name: round(value, 4) for name, value in summary.items() if gated(name)}
+    if args.calls_only:
+        baseline = json.loads(args.baseline.read_text())
+        kept = {name: value for name, value in baseline["ratios"].items() if not name.startswith("calls:")}
+        baseline["ratios"] = {**kept, **measured}
+    else:
+        baseline = {"scale": args.scale, "stat": args.stat, "runs": n_runs, "ratios": measured}
+    args.baseline.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {args.baseline}")
+    return 0
+
+
+def compare(args: argparse.Namespace, summary: dict[str, float]) -> int:
+    """Exit 1 when a gated ratio regressed past the threshold."""
     saved = json.loads(args.baseline.read_text())
     if (saved["scale"], saved["stat"]) != (args.scale, args.stat):
         print(f"baseline was measured with --scale {saved['scale']} --stat {saved['stat']}")
@@ -178,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     for name, before in sorted(saved["ratios"].items()):
         now = summary.get(name)
-        if now is None and args.select:
-            continue  # not selected by -k
+        calls = name.startswith("calls:")
+        if now is None and ((args.select and not calls) or (calls and not args.calls) or args.calls_only):
+            continue  # not selected by -k, or --calls not asked for, or only the calls asked for
         if now is None:
             failures.append(f"{name}: missing from this run")
         elif now > before * (1 + args.threshold):

@@ -7,9 +7,11 @@ Inputs (each records the command that made it):
 
 - ``benchmarks/results/leaves.json``: pytest-benchmark JSON of the ``eager_identity_*`` and
   ``eager_cold_*`` groups of ``benchmarks/test_benchmarks.py`` (``stats.data`` dropped);
-- ``benchmarks/results/chunk_memory.json``: ``benchmarks/chunk_memory.py --json``.
+- ``benchmarks/results/chunk_memory.json``: ``benchmarks/chunk_memory.py --json``;
+- ``benchmarks/results/calls.json``: ``benchmarks/eager_calls.py --json`` (every call index, in
+  fresh processes: issue 26).
 
-Outputs: three SVG plots in ``docs/images/`` and, in each page, the Markdown between
+Outputs: four SVG plots in ``docs/images/`` and, in each page, the Markdown between
 ``<!-- plots:NAME -->`` and ``<!-- /plots:NAME -->``. The tables need only the JSON; the
 images need matplotlib (the ``dev`` extra). tests/test_release.py runs ``--check``.
 """
@@ -21,6 +23,7 @@ import io
 import json
 import pathlib
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -53,7 +56,9 @@ def _medians(data: dict[str, Any], prefix: str) -> dict[int, dict[str, float]]:
 def load() -> dict[str, Any]:
     leaves = json.loads((RESULTS / "leaves.json").read_text())
     memory = json.loads((RESULTS / "chunk_memory.json").read_text())
+    calls = json.loads((RESULTS / "calls.json").read_text())
     return {
+        "calls": calls,
         "leaves_command": leaves["command"],
         "leaves_date": leaves["datetime"][:16].replace("T", " ") + " UTC",
         "per_call": _medians(leaves, "eager_identity_"),
@@ -101,10 +106,56 @@ def tables(results: dict[str, Any]) -> dict[str, str]:
     for variant, rss, live, compiled in _chunk_rows(memory):
         lines.append(f"| {variant} | {rss:.1f} | {live:.1f} | {compiled:.1f} |")
     return {
+        "calls": calls_table(results["calls"]),
         "per-call": leaves_table("per_call", "Cost per eager call (a repeated signature)"),
         "first-call": leaves_table("first_call", "First eager call (cleared caches)"),
         "chunk-memory": "\n".join(lines),
     }
+
+
+CALL_STATS = ("call 1", "call 2", "call 3", "steady")
+
+
+def _call_medians(calls: dict[str, Any]) -> dict[int, dict[str, dict[str, float]]]:
+    """``{leaves: {impl: {stat: median seconds over the fresh processes}}}`` of eager_calls.py."""
+    found: dict[int, dict[str, dict[str, float]]] = {}
+    for leaves, by_impl in calls["results"].items():
+        for impl, runs in by_impl.items():
+            stats = {f"call {k}": statistics.median(run["calls"][k - 1] for run in runs) for k in (1, 2, 3)}
+            stats["steady"] = statistics.median(run["steady"] for run in runs)
+            stats["worst"] = max(
+                statistics.median(run["calls"][k] for run in runs) for k in range(len(runs[0]["calls"]))
+            )
+            found.setdefault(int(leaves), {})[impl] = stats
+    return dict(sorted(found.items()))
+
+
+def calls_table(calls: dict[str, Any]) -> str:
+    """Issue 26's table: calls 1 to 3 and the steady state, per implementation and leaf count."""
+    lines = [
+        f"Every eager call in fresh processes, median milliseconds over "
+        f"{len(next(iter(next(iter(calls['results'].values())).values())))} processes "
+        f"({calls['date']}; `{calls['command']}`); *worst*: batchapply's slowest call index "
+        "against flax's same call:",
+        "",
+        "| leaves | `batchapply` call 1 / 2 / 3 / steady | `flax` call 1 / 2 / 3 / steady "
+        "| `floor` steady | batchapply steady / floor | flax / batchapply steady | worst call / flax's |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, by_impl in _call_medians(calls).items():
+        mine, theirs = by_impl["batchapply"], by_impl["flax"]
+        floor = by_impl.get("floor", {}).get("steady")
+        worst = max(v for k, v in calls["ratios"].items() if k.startswith(f"{n}:call"))
+        cells = [
+            " / ".join(f"{mine[s] * 1e3:.2f}" for s in CALL_STATS),
+            " / ".join(f"{theirs[s] * 1e3:.2f}" for s in CALL_STATS),
+            "" if floor is None else f"{floor * 1e3:.2f}",
+            "" if floor is None else f"{mine['steady'] / floor:.2f}",
+            f"{theirs['steady'] / mine['steady']:.1f}x",
+            f"{worst:.2f}",
+        ]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _block(name: str) -> re.Pattern[str]:
@@ -128,7 +179,7 @@ def render_pages(results: dict[str, Any]) -> dict[pathlib.Path, str]:
 
 
 def images(results: dict[str, Any]) -> dict[str, str]:
-    """The three plots as SVG text (deterministic: fixed hash salt, no date, text as text)."""
+    """The four plots as SVG text (deterministic: fixed hash salt, no date, text as text)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,6 +208,23 @@ def images(results: dict[str, Any]) -> dict[str, str]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         save(fig, name)
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    by_leaves = _call_medians(results["calls"])
+    counts = list(by_leaves)
+    colors = {"batchapply": "C0", "flax": "C1", "floor": "C2"}
+    for impl, color in colors.items():
+        for stat, style in (("call 1", "o:"), ("call 2", "s--"), ("steady", "^-")):
+            points = [(n, by_leaves[n][impl][stat] * 1e3) for n in counts if impl in by_leaves[n]]
+            if impl == "floor" and stat != "steady":
+                continue  # the floor's compiles take minutes: only its steady state is shown
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, style, color=color, label=f"{impl}, {stat}")
+    ax.set(xscale="log", yscale="log", xlabel="leaves of (4, 8, 16)", ylabel="median time (ms)")
+    ax.set_title(f"Every eager call, fresh processes ({results['calls']['date']})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, "calls.svg")
 
     memory = results["memory"]
     rows = _chunk_rows(memory)
@@ -203,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and stale:
         print(f"out of date with benchmarks/results/: {', '.join(stale)}; run: python benchmarks/plots.py")
         return 1
-    print(("checked" if args.check else "wrote") + f": {len(PAGES)} pages, 3 images; changed: {stale}")
+    print(("checked" if args.check else "wrote") + f": {len(PAGES)} pages, 4 images; changed: {stale}")
     return 0
 
 

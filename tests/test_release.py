@@ -360,3 +360,31 @@ def test_site_hooks_examples() -> None:
     spec.loader.exec_module(module)
     result = doctest.testmod(module)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_eager_call_ratios_compare_medians_per_call_index() -> None:
+    """benchmarks/eager_calls.py and the gate's --calls (issue 26): one stalled call in one
+    process does not decide a call index; the gated names are every call index against flax
+    and the steady state against the floor at 10,000 leaves."""
+    from benchmarks import eager_calls, gate
+
+    def run(calls: list[float], steady: float) -> dict[str, object]:
+        return {"calls": calls, "steady": steady}
+
+    results = {
+        "100": {
+            "batchapply": [run([2.0, 1.0], 1.0), run([4.0, 1.0], 3.0), run([3.0, 90.0], 2.0)],
+            "flax": [run([4.0, 2.0], 2.0)] * 3,
+            "floor": [run([9.0, 9.0], 1.0)] * 3,
+        }
+    }
+    assert eager_calls.summary(results) == {
+        "100:call1:batchapply/flax": 0.75,
+        "100:call2:batchapply/flax": 0.5,
+        "100:steady:batchapply/flax": 1.0,
+        "100:steady:batchapply/floor": 2.0,
+    }
+    assert gate.gated("calls:100:call2:batchapply/flax")
+    assert gate.gated("calls:10000:steady:batchapply/floor")
+    assert not gate.gated("calls:100:steady:batchapply/floor")
+    assert not gate.gated("calls:100:steady:batchapply/flax")
