@@ -158,3 +158,15 @@ def test_an_f_that_never_gets_the_merged_rows_fails_the_merge() -> None:
         num_dims=1, classes=keywords_only, batch=np.ones(3), x=collections.OrderedDict(a=np.ones(3))
     )
     assert charged(vmapped, call) == [("BA-5.1",)]
+
+
+def test_a_raise_on_jax_arrays_without_elements_goes_to_their_clause() -> None:
+    import jax
+
+    with jax.enable_x64(True):  # 64-bit leaves made as the kit makes them, used outside enable_x64
+        rows, other = jax.numpy.zeros((1, 0, 1)), jax.numpy.zeros((1, 0, 2), jax.numpy.complex128)
+    empty = refuse(
+        lambda tree: any(isinstance(x, jax.Array) and x.size == 0 for x in walk(tree)), ZeroDivisionError
+    )
+    call = kit_call(rows, batch=rows, f=other, classes=frozenset({"leaf: jax x64", "keyword: f"}))
+    assert charged(target(empty), call) == [("BA-5.4",)]

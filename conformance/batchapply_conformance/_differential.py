@@ -658,6 +658,19 @@ def _plain_like(x: Any) -> Any:
     return np.zeros(x.shape, np.int32)
 
 
+def _filled_jax(x: Any, shape: tuple[int, ...], device: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    from batchapply_conformance.input_space import is_key
+
+    if is_key(x):
+        data = jax.random.key_data(x)
+        zeros = jnp.zeros(shape + data.shape[x.ndim :], data.dtype)
+        return jax.device_put(jax.random.wrap_key_data(zeros, impl=jax.random.key_impl(x)), device)
+    return jax.device_put(jnp.zeros_like(x, shape=shape), device)  # (device=... drops weak_type)
+
+
 def _filled(call: Any) -> Any:
     """``call`` with every array leaf without elements given 1 where its shape has 0 (same kind,
     dtype and device), or None when it has none or one cannot be rebuilt (a sharded leaf)."""
@@ -665,8 +678,6 @@ def _filled(call: Any) -> Any:
 
     import jax
     import numpy as np
-
-    from batchapply_conformance.input_space import is_key
 
     changed = [False]
 
@@ -684,14 +695,8 @@ def _filled(call: Any) -> Any:
             if len(x.devices()) != 1:
                 raise ValueError("sharded")
             device = next(iter(x.devices()))
-            if is_key(x):
-                data = jax.random.key_data(x)
-                zeros = np.zeros(new + data.shape[x.ndim :], data.dtype)
-                rebuilt = jax.random.wrap_key_data(jax.numpy.asarray(zeros), impl=jax.random.key_impl(x))
-                return jax.device_put(rebuilt, device)
-            import jax.numpy as jnp
-
-            return jnp.zeros_like(x, shape=new, device=device)
+            with jax.enable_x64(True):  # a 64-bit leaf is made under enable_x64 and kept outside it
+                return _filled_jax(x, new, device)
         raise ValueError("an array without elements of another kind")
 
     try:
