@@ -170,3 +170,13 @@ def test_a_raise_on_jax_arrays_without_elements_goes_to_their_clause() -> None:
     )
     call = kit_call(rows, batch=rows, f=other, classes=frozenset({"leaf: jax x64", "keyword: f"}))
     assert charged(target(empty), call) == [("BA-5.4",)]
+
+
+def test_a_golden_crash_on_masked_arrays_goes_to_the_mask_clause() -> None:
+    from batchapply_conformance import _checks, _diagnose
+
+    masked = target(refuse(lambda tree: any(isinstance(x, np.ma.MaskedArray) for x in walk(tree))))
+    (check,) = [c for c in _checks.golden_checks() if c.name.endswith(":masked-array-with-plain-arrays")]
+    assert set(check.clauses) == {"BA-5.7", "BA-1.3"}  # the case cites both
+    found = _diagnose.run_check(check, masked)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-5.7",)]
