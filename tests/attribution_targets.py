@@ -40,12 +40,20 @@ def _forwarding(
 
 
 def _leaves(tree: Any) -> list[Any]:
-    """Leaves of lists, tuples and dicts (values in insertion order: no key sorting)."""
-    if isinstance(tree, dict):
-        tree = list(tree.values())
-    if isinstance(tree, (list, tuple)):
-        return [leaf for child in tree for leaf in _leaves(child)]
-    return [tree]
+    """Leaves of lists, tuples and dicts (values in insertion order: no key sorting), walked with
+    a stack of its own: a recursive walk would raise RecursionError on the kit's list nested 600
+    deep, a second fault (BA-1.5; ``broken_targets:recursive_walk`` is that one)."""
+    found: list[Any] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, (list, tuple)):
+            stack.extend(reversed(node))
+        else:
+            found.append(node)
+    return found
 
 
 def _reverse_tuple(out: Any) -> Any:

@@ -122,24 +122,7 @@ def _one_fault_targets() -> dict[str, set[str]]:
 ONE_FAULT = _one_fault_targets()
 
 
-# Known misattribution (issue 23, open): the differential engine charges a crash on a str leaf
-# inside deeply nested containers to BA-1.5 (and, for inputs, BA-1.3) as well. Strict: these
-# xfails fail the suite the day the attribution is fixed.
-MISATTRIBUTED = {
-    "attribution_targets:str_inputs_crash": "also charged to BA-1.3 and BA-1.5",
-    "attribution_targets:str_outputs_crash": "also charged to BA-1.5",
-}
-
-
-@pytest.mark.parametrize(
-    "target",
-    [
-        pytest.param(t, marks=pytest.mark.xfail(reason=MISATTRIBUTED[t], strict=True))
-        if t in MISATTRIBUTED
-        else t
-        for t in sorted(ONE_FAULT)
-    ],
-)
+@pytest.mark.parametrize("target", sorted(ONE_FAULT))
 def test_a_single_fault_fails_exactly_its_clauses(target: str) -> None:
     report = conformance.run(target, profile="dev", isolate=False)
     failing = {c.clause for c in report.clauses if c.status == "FAIL"}

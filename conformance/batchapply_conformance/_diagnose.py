@@ -119,7 +119,7 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         or case.function is None
     ):
         return found
-    outcomes = [_which_side(o, case, target) for o in outcomes]
+    outcomes = [_which_side(_special_kind(o, case, target), case, target) for o in outcomes]
     found = outcomes
     uses_option = not (
         type(case.in_axes) is int
@@ -238,6 +238,51 @@ def _without_elements(outcome: Outcome, case: golden.GoldenCase | None, target: 
     return dataclasses.replace(
         outcome, charged=charged, detail=f"{outcome.detail} (arrays without elements: {why})"
     )
+
+
+KIND_CLAUSES = {"masked": "BA-5.7"}
+"""A leaf kind whose own clause a crash on it violates, where the case cites that clause."""
+
+
+def _special_kind(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """An exception where an output was expected, on a case with masked arrays that cites BA-5.7,
+    charged to BA-5.7 alone when the same call with each masked array made its plain data passes
+    (so a target that refuses masked arrays fails the mask clause, not the case's dtype or
+    container clauses)."""
+    if outcome.status != "fail" or outcome.charged is not None or RAISED not in outcome.detail:
+        return outcome
+    if KIND_CLAUSES["masked"] not in case.clauses:
+        return outcome
+    import numpy as np
+
+    try:
+        from jax import tree_util
+    except ImportError:
+        return outcome
+    masked = [x for x in tree_util.tree_leaves((case.args, case.kwargs)) if isinstance(x, np.ma.MaskedArray)]
+    if not masked:
+        return outcome
+
+    def plain(x: Any) -> Any:
+        return np.array(x.data) if isinstance(x, np.ma.MaskedArray) else x
+
+    try:
+        args, kwargs = tree_util.tree_map(plain, (list(case.args), dict(case.kwargs)))
+        control = dataclasses.replace(case, args=tuple(args), kwargs=kwargs)
+        golden.replay(copy.deepcopy(control), batchapply_reference_module())
+        golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        return outcome
+    why = "the same call with its masked arrays made plain arrays passes"
+    return dataclasses.replace(
+        outcome, charged=(KIND_CLAUSES["masked"],), detail=f"{outcome.detail} (a masked array: {why})"
+    )
+
+
+def batchapply_reference_module() -> Any:
+    import batchapply_reference
+
+    return batchapply_reference
 
 
 def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target) -> Outcome:

@@ -18,6 +18,8 @@ one that stays is the base clause's.
 
 from __future__ import annotations
 
+import collections
+import functools
 import reprlib
 import sys
 from collections.abc import Callable, Iterator
@@ -40,6 +42,7 @@ BASE: dict[str, tuple[str, ...]] = {
     "mutation": ("BA-5.5",),
     "calls": ("BA-6.1",),
     "closure": ("BA-6.1",),
+    "raised in f": ("BA-5.1",),
 }
 """The clause that states each property, on a call without options."""
 
@@ -284,13 +287,30 @@ def _compare(target: Target, call: Any, want: Any, want_calls: int) -> list[tupl
     before = _snapshot(call)
     kind, got, calls = outcome(target.factory, call)
     changed = _mutation(call, before)
-    if kind == "error":
+    if kind == "error" and _raised_in_f(got):
+        why = "raised in the kit's f, which reads its rows from the merged leaf batch (shape (N,) + F)"
+        found = [("raised in f", "call", f"expected an output, got {describe_error(got)} ({why})")]
+    elif kind == "error":
         found = [("raised", "call", f"expected an output, got {describe_error(got)}")]
     else:
         found = differences(want, got, closure=call.function == "closure")
         if calls != want_calls and not any(k.startswith("tag") or k == "closure" for k, _, _ in found):
             found.append(("calls", "f", f"f was called {calls} times, expected {want_calls}"))
     return found + ([changed] if changed else [])
+
+
+def _raised_in_f(error: BaseException) -> bool:
+    """Whether ``error`` came out of the kit's own ``f`` (:func:`input_space.kit_function`), which
+    raises only when it was not given the merged rows: a merge fault (BA-5.1), whatever the call holds."""
+    from batchapply_conformance import input_space
+
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == input_space.__file__ and code.co_name in ("f", "counted"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _without(call: Any, options: tuple[str, ...]) -> Any:
@@ -356,7 +376,11 @@ def _classes_of(tree: Any, leading: tuple[int, ...]) -> set[str]:
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
         x, depth = stack.pop()
-        if depth > 100:
+        if type(x) is list and _chain(x)[0] > DEEP_CHAIN:  # and what the chain holds
+            found.add("container: nested 600 deep")
+            stack.append((_chain(x)[1], depth + 1))
+            continue
+        if depth > DEEP_CHAIN:
             found.add("container: nested 600 deep")
             continue
         if isinstance(x, np.ma.MaskedArray):
@@ -384,6 +408,7 @@ def _classes_of(tree: Any, leading: tuple[int, ...]) -> set[str]:
         elif isinstance(x, (list, tuple)):
             stack.extend((v, depth + 1) for v in x)
         elif x is None:
+            found.add("container: None")
             continue
         elif not jax.tree_util.all_leaves([x]):
             children = _children(x)
@@ -397,54 +422,290 @@ def _classes_of(tree: Any, leading: tuple[int, ...]) -> set[str]:
     return found
 
 
-CLASS_CLAUSES.update({"leaf: numpy non-numeric": ("BA-1.1",), "container: custom node": ("BA-1.3",)})
+CLASS_CLAUSES.update(
+    {
+        "leaf: numpy non-numeric": ("BA-1.1",),
+        "container: custom node": ("BA-1.3",),
+        "container: None": ("BA-1.3",),
+    }
+)
+
+
+DEEP_CHAIN = 100
+"""A chain of one-element lists longer than this is the class ``container: nested 600 deep``."""
+
+
+def _chain(x: Any) -> tuple[int, Any]:
+    """The length of the chain of one-element lists that starts at ``x``, and what it holds."""
+    depth = 0
+    while type(x) is list and len(x) == 1:
+        x, depth = x[0], depth + 1
+    return depth, x
+
+
+def _container_class(x: Any) -> str | None:
+    """The :data:`CLASS_CLAUSES` container class of ``x`` itself (None: a plain or no container)."""
+    import collections
+
+    import jax
+
+    if x is None:
+        return "container: None"  # SPEC BA-1.3: a container with no children
+    if type(x) is list and _chain(x)[0] > DEEP_CHAIN:
+        return "container: nested 600 deep"
+    if isinstance(x, (collections.OrderedDict, collections.defaultdict)):
+        return f"container: {type(x).__name__}"
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return "container: namedtuple"
+    if type(x) in (dict, list, tuple) or jax.tree_util.all_leaves([x]):
+        return None
+    return "container: custom node"
+
+
+def _only(tree: Any, keep: str) -> Any:
+    """``tree`` with every container of a class other than ``keep`` made plain, its children
+    kept: a deep chain becomes one list, a namedtuple or custom node a list, an OrderedDict or
+    defaultdict a dict. The one aspect ``keep`` stays; every other is benign."""
+
+    def plain(x: Any) -> Any:
+        kind = _container_class(x)
+        if kind == "container: None":
+            return x if kind == keep else []
+        if kind == "container: nested 600 deep":
+            depth, inner = _chain(x)
+            if kind != keep:
+                return [plain(inner)]
+            rebuilt = plain(inner)
+            for _ in range(depth):
+                rebuilt = [rebuilt]
+            return rebuilt
+        if isinstance(x, dict):
+            children = {k: plain(v) for k, v in x.items()}
+            if kind == "container: defaultdict" and kind == keep:
+                return collections.defaultdict(x.default_factory, children)  # type: ignore[attr-defined]
+            return type(x)(children) if kind == keep else children
+        if isinstance(x, (list, tuple)) and kind != "container: custom node":
+            items = [plain(v) for v in x]
+            if kind == keep:
+                return type(x)(*items)  # a namedtuple
+            return items if type(x) is list or kind is not None else tuple(items)
+        if kind == "container: custom node":
+            import jax
+
+            if kind == keep:
+                return jax.tree_util.tree_map(plain, x, is_leaf=lambda y: y is not x)
+            return [plain(v) for v in _children(x)]
+        return x
+
+    return plain(tree)  # a deep chain is walked by _chain: the recursion is as deep as the rest
+
+
+def _container_culprits(value: Any, leading: tuple[int, ...], run: Callable[[Any], str]) -> set[str]:
+    """The container classes of ``value`` that make the target raise one at a time: the call is
+    rerun with each class alone kept (:func:`_only`), every other container plain. Where no class
+    raises alone (they raise together), every container class of ``value``."""
+    classes = sorted(
+        c for c in _classes_of(value, leading) if c.startswith("container") and c in CLASS_CLAUSES
+    )
+    if len(classes) <= 1:
+        return set(classes)
+    alone = set()
+    for kind in classes:
+        try:
+            variant = _only(value, kind)
+        except Exception:
+            return set(classes)
+        if run(variant) != "ok":
+            alone.add(kind)
+    return alone or set(classes)
 
 
 def _raise_culprits(target: Target, call: Any) -> set[str] | None:
-    """The classes of the arguments without which the target no longer raises (None: not found).
+    """The classes of the aspects of ``call`` without which the target no longer raises its error
+    (None: none found), by taking each aspect away in turn (attribution rule 3 of
+    docs/conformance.md). An aspect stays away when the target still raises the same error without
+    it (:func:`_error_key`), so that a second fault in the same call does not hide the first:
 
-    Each top-level argument but ``batch`` is dropped in turn (a positional one replaced by None)."""
+    1. the arrays without elements (every ``0`` in a shape made ``1``: BA-5.4 or BA-1.6);
+    2. array leaves in keywords only (the rows passed positionally too: BA-4.5);
+    3. each keyword name of :data:`CLASS_CLAUSES` (renamed: BA-6.2);
+    4. the kind of the leaf ``batch`` (a plain array of its library instead);
+    5. each argument but ``batch`` (dropped); of one that is needed, its containers, one class at
+       a time (:func:`_container_culprits`), or else a minimal set of its leaves, each of a
+       special kind replaced by a plain array where that kind is not needed.
+    """
     import dataclasses
 
     import jax
 
-    if call.in_axes not in (0, None):
+    first = outcome(target.factory, call)
+    if first[0] != "error":
         return None
+    error = _error_key(first[1])
+
+    def fails(reduced: Any) -> bool:
+        kind, got, _ = outcome(target.factory, reduced)
+        return kind == "error" and _error_key(got) == error
+
     leading = _leading_of(call)
     found: set[str] = set()
+    current = call
+    empty = "shape: no rows (N = 0)" if 0 in leading else "shape: zero-size rows"
 
-    def blame(value: Any, replace: Callable[[Any], Any]) -> None:
-        if outcome(target.factory, replace(None))[0] != "ok":
-            return  # not this argument
+    def without(aspect: Any, classes: set[str]) -> None:
+        nonlocal current
+        if aspect is None or not classes:
+            return
+        if fails(aspect):
+            current = aspect  # not needed: it stays away
+        else:
+            found.update(classes)
+
+    without(_filled(current), {empty})
+    keywords_only = "call: array leaves in keywords only"
+    if keywords_only in call.classes and type(call.in_axes) is int and "batch" in call.kwargs:
+        rows = _plain_like(call.kwargs["batch"])  # the same rows passed positionally too
+        without(dataclasses.replace(current, args=(*current.args, rows)), {keywords_only})
+    for name in list(call.kwargs):
+        if name != "batch" and f"keyword: {name}" in CLASS_CLAUSES:
+            renamed = {(f"renamed_{k}" if k == name else k): v for k, v in current.kwargs.items()}
+            without(dataclasses.replace(current, kwargs=renamed), {f"keyword: {name}"})
+    batch = current.kwargs.get("batch")
+    kinds = {c for c in _classes_of(batch, leading) if c.startswith("leaf") and c in CLASS_CLAUSES}
+    if kinds and hasattr(batch, "shape"):
+        plain = dataclasses.replace(current, kwargs={**current.kwargs, "batch": _plain_like(batch)})
+        without(plain, kinds)
+    if current.in_axes not in (0, None):
+        return found or None
+
+    def blame(value: Any, with_arg: Callable[[Any, Any], Any], drop: Callable[[Any], Any]) -> None:
+        nonlocal current
+
+        def replace(v: Any) -> Any:
+            return with_arg(v, current)
+
+        dropped = drop(current)
+        if fails(dropped):
+            current = dropped  # not this argument
+            return
         flat = jax.tree_util.tree_leaves(value)  # the same leaves without their containers
-        if outcome(target.factory, replace(flat))[0] == "ok":
-            found.update(c for c in _classes_of(value, leading) if c.startswith("container"))
+        if not fails(replace(flat)):
+            run = lambda v: "error" if fails(replace(v)) else "ok"  # noqa: E731
+            found.update(_container_culprits(value, leading, run))
             return
         blamed = list(flat)  # drop every leaf the target still raises without: a minimal failing set
         for leaf in flat[:32]:
             rest = [x for x in blamed if x is not leaf]
-            if outcome(target.factory, replace(rest))[0] != "ok":
+            if fails(replace(rest)):
                 blamed = rest
-        found.update(c for c in _classes_of(blamed, leading) if not c.startswith("container"))
+        for i, leaf in enumerate(blamed):  # a needed array of a special kind: is its kind needed?
+            if _classes_of(leaf, leading) & _SPECIAL_ARRAYS:
+                plain = [*blamed[:i], _plain_like(leaf), *blamed[i + 1 :]]
+                if fails(replace(plain)):
+                    blamed = plain
+        found.update(c for c in _classes_of(blamed, leading) if c.startswith("leaf"))
 
-    def positional(i: int) -> Callable[[Any], Any]:
-        return lambda v: dataclasses.replace(call, args=call.args[:i] + (v,) + call.args[i + 1 :])
-
-    def keyword(name: str) -> Callable[[Any], Any]:
-        return lambda v: dataclasses.replace(call, kwargs={**call.kwargs, name: v})
-
-    for i, arg in enumerate(call.args):
-        blame(arg, positional(i))
-    for name, value in call.kwargs.items():
-        if name == "batch":
-            continue
-        if f"keyword: {name}" in CLASS_CLAUSES:
-            renamed = {("renamed" if k == name else k): v for k, v in call.kwargs.items()}
-            if outcome(target.factory, dataclasses.replace(call, kwargs=renamed))[0] == "ok":
-                found.add(f"keyword: {name}")
-                continue
-        blame(value, keyword(name))
+    for i in reversed(range(len(call.args))):  # from the last: dropping one moves those after it
+        blame(current.args[i], functools.partial(_with_arg, i), functools.partial(_with_arg, i, DROP))
+    for name in [n for n in current.kwargs if n != "batch"]:
+        blame(
+            current.kwargs[name],
+            functools.partial(_with_kwarg, name),
+            functools.partial(_with_kwarg, name, DROP),
+        )
     return found or None
+
+
+_SPECIAL_ARRAYS = {c for c in CLASS_CLAUSES if c.startswith("leaf") and c != "leaf: python"}
+"""The array kinds of :data:`CLASS_CLAUSES` (a plain array of the same library and shape has none)."""
+
+
+DROP = object()
+"""For :func:`_with_arg` and :func:`_with_kwarg`: the argument is taken out of the call."""
+
+
+def _with_arg(i: int, value: Any, call: Any) -> Any:
+    import dataclasses
+
+    middle = () if value is DROP else (value,)
+    return dataclasses.replace(call, args=(*call.args[:i], *middle, *call.args[i + 1 :]))
+
+
+def _with_kwarg(name: str, value: Any, call: Any) -> Any:
+    import dataclasses
+
+    kwargs = {k: v for k, v in call.kwargs.items() if k != name}
+    return dataclasses.replace(call, kwargs=kwargs if value is DROP else {**call.kwargs, name: value})
+
+
+def _error_key(error: BaseException) -> tuple[type, str]:
+    """An exception's type and first line with its numbers blanked: the same fault raises the same
+    key on a smaller call (shapes and sizes change), two faults of one type mostly do not."""
+    import re
+
+    lines = str(error).strip().splitlines()
+    return type(error), re.sub(r"\d+", "#", lines[0] if lines else "")[:200]
+
+
+def _plain_like(x: Any) -> Any:
+    """A plain int32 array of ``x``'s shape, of its array library (a jax.Array on the default device)."""
+    import numpy as np
+
+    if type(x).__module__.startswith(("jax", "jaxlib")):
+        import jax.numpy as jnp
+
+        return jnp.zeros(x.shape, jnp.int32)
+    return np.zeros(x.shape, np.int32)
+
+
+def _filled_jax(x: Any, shape: tuple[int, ...], device: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    from batchapply_conformance.input_space import is_key
+
+    if is_key(x):
+        data = jax.random.key_data(x)
+        zeros = jnp.zeros(shape + data.shape[x.ndim :], data.dtype)
+        return jax.device_put(jax.random.wrap_key_data(zeros, impl=jax.random.key_impl(x)), device)
+    return jax.device_put(jnp.zeros_like(x, shape=shape), device)  # (device=... drops weak_type)
+
+
+def _filled(call: Any) -> Any:
+    """``call`` with every array leaf without elements given 1 where its shape has 0 (same kind,
+    dtype and device), or None when it has none or one cannot be rebuilt (a sharded leaf)."""
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    changed = [False]
+
+    def fill(x: Any) -> Any:
+        shape = getattr(x, "shape", None)
+        if shape is None or 0 not in shape or not hasattr(x, "dtype"):
+            return x
+        new = tuple(d or 1 for d in shape)
+        changed[0] = True
+        if isinstance(x, np.ma.MaskedArray):
+            return np.ma.masked_array(np.zeros(new, x.dtype), mask=np.zeros(new, bool))
+        if isinstance(x, np.ndarray):
+            return np.zeros(new, x.dtype)
+        if isinstance(x, jax.Array):
+            if len(x.devices()) != 1:
+                raise ValueError("sharded")
+            device = next(iter(x.devices()))
+            with jax.enable_x64(True):  # a 64-bit leaf is made under enable_x64 and kept outside it
+                return _filled_jax(x, new, device)
+        raise ValueError("an array without elements of another kind")
+
+    try:
+        args, kwargs = jax.tree_util.tree_map(fill, (list(call.args), dict(call.kwargs)))
+    except Exception:
+        return None
+    if not changed[0]:
+        return None
+    return dataclasses.replace(call, args=tuple(args), kwargs=kwargs)
 
 
 def _base_clauses(call: Any, kind: str, culprits: set[str] | None = None) -> tuple[str, ...]:
@@ -455,6 +716,10 @@ def _base_clauses(call: Any, kind: str, culprits: set[str] | None = None) -> tup
     if kind.startswith("tag"):
         return BASE["calls"] if kind == "tag call" else BASE["values"]
     return BASE[kind]
+
+
+RECURSION = "got RecursionError"
+"""A raise that BA-1.5 names (``no RecursionError``) on a call holding a list nested 600 deep."""
 
 
 def _example(call: Any, want: Any, detail: str) -> dict[str, Any]:
@@ -496,6 +761,8 @@ def problems(target: Target, call: Any) -> list[Problem]:
     for kind, _, detail in found:
         if culprits and kind != "mutation":
             clauses = tuple(dict.fromkeys(c for o in culprits for c in _option_clauses(call, o, kind)))
+        elif kind == "raised" and RECURSION in detail and "container: nested 600 deep" in call.classes:
+            clauses = CLASS_CLAUSES["container: nested 600 deep"]  # SPEC BA-1.5: no RecursionError
         else:
             classes = _raise_culprits(target, call) if kind == "raised" else None
             clauses = _base_clauses(call, kind, classes)
