@@ -486,3 +486,25 @@ def test_the_background_thread_yields_the_gil_while_it_traces(monkeypatch: pytes
     apply(tree)
     apply(tree)
     assert yields == []
+
+
+def test_a_background_job_runs_with_a_short_switch_interval() -> None:
+    """While a job runs, a call on another thread waits at most 0.5 ms for the GIL; then the
+    interpreter's setting is back, unless someone else changed it meanwhile."""
+    import sys
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    _exec_fused.BACKGROUND.submit(lambda: seen.append(sys.getswitchinterval()))
+    _exec_fused.wait()
+    assert seen == [0.0005] and sys.getswitchinterval() == before
+
+    def changes_it() -> None:
+        sys.setswitchinterval(0.002)
+
+    try:
+        _exec_fused.BACKGROUND.submit(changes_it)
+        _exec_fused.wait()
+        assert sys.getswitchinterval() == 0.002  # someone else's setting is kept
+    finally:
+        sys.setswitchinterval(before)

@@ -23,9 +23,10 @@ import math
 import operator
 import os
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -160,6 +161,9 @@ class _Background:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.ident: int | None = None  # the thread's, once started
+        # While a job runs: the most a call on another thread waits for the GIL (seconds); see
+        # _short_switch_interval. None leaves the interpreter's setting alone.
+        self.switch_interval: float | None = 0.0005
 
     def submit(self, job: Callable[[], None]) -> None:
         """Run ``job`` in the background (at once, here, when disabled)."""
@@ -183,7 +187,8 @@ class _Background:
         while (job := self._jobs.get()) is not None:
             try:
                 if not self._stopping:
-                    job()
+                    with _short_switch_interval(self.switch_interval):
+                        job()
             finally:
                 self._jobs.task_done()
         self._jobs.task_done()
@@ -194,6 +199,28 @@ class _Background:
         if self._thread is not None and self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def _short_switch_interval(interval: float | None) -> Iterator[None]:
+    """The interpreter's switch interval at most ``interval`` for the block, then as it was.
+
+    A thread that wants the GIL waits up to the switch interval (5 ms by default) for the
+    thread that holds it. Lowering a group program is Python work that the background thread
+    cannot pause (jax's lowering), so meanwhile a call on the main thread would wait up to
+    5 ms each time it gives the GIL up; 0.5 ms keeps a call of 100 leaves near its own cost.
+    The setting is restored unless someone else changed it meanwhile.
+    """
+    before = sys.getswitchinterval()
+    if interval is None or before <= interval:
+        yield
+        return
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        if sys.getswitchinterval() == interval:
+            sys.setswitchinterval(before)
 
 
 BACKGROUND = _Background()
