@@ -127,6 +127,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
+    (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
+        "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
+    ),
 }
 
 
