@@ -203,6 +203,7 @@ def test_grad_through_the_shard_major_order_matches_the_c_order() -> None:
     [
         ((8,), ("Auto",), "'x' (Auto, size 8)"),
         ((1,), ("Auto",), None),  # an axis of size 1 shards nothing
+        ((2,), ("Auto",), "'x' (Auto, size 2)"),  # the smallest that can (kills `> 1 -> > 2`)
         ((8,), ("Explicit",), None),  # Explicit axes show in the type: unsharded here
         ((2, 4), ("Explicit", "Auto"), "'y' (Auto, size 4)"),
         ((4, 1), ("Auto", "Auto"), "'x' (Auto, size 4)"),

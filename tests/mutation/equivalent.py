@@ -127,6 +127,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
     ),
+    (
+        IMPL_SHARDING,
+        "c_order_is_local",
+        "const+1",
+        "explicit is None or is_local(explicit, (1,) * num_dims) -> "
+        "explicit is None or is_local(explicit, (2,) * num_dims)",
+    ): (
+        "performance only: it picks the fused or lazy fast path (_exec_fused, _exec_reshape); a wrong "
+        "False falls back on _sharding.merge/split, which check locality themselves, same values"
+    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
