@@ -137,6 +137,10 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "performance only: it picks the fused or lazy fast path (_exec_fused, _exec_reshape); a wrong "
         "False falls back on _sharding.merge/split, which check locality themselves, same values"
     ),
+    (IMPL_SHARDING, "is_local", "const-1", "all((c == 1 for c in leaf)) -> all((c == 0 for c in leaf))"): (
+        "no count is 0 (leaf_counts gives 1 for a zero-size dim), and for a leaf of all 1s the general "
+        "rule below answers True too (no dim is cut)"
+    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),

@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"{file}: baseline passes in {seconds:.0f} s; {len(chosen)} mutants", flush=True)
             previous = _previous(file, chosen, suffix) if args.recheck else None
+            sampled = len(chosen)
             if previous is not None:  # an --incremental run stopped early: only the mutants it ran
                 chosen = [m for m in chosen if _mutant_key(m) in previous]
             order = list(range(len(chosen)))
@@ -461,10 +462,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 if writes and args.incremental:
-                    text = _header(file, args, len(chosen), total, len(done), counts, rechecked, False)
+                    text = _header(file, args, sampled, total, len(done), counts, rechecked, False)
                     _write(file, [done[j] for j in sorted(done)], text, suffix)
             target.write_text(source)
-            text = _header(file, args, len(chosen), total, len(done), counts, rechecked, True)
+            text = _header(file, args, sampled, total, len(done), counts, rechecked, True)
             if writes:
                 written = _write(file, [done[j] for j in sorted(done)], text, suffix)
                 print(f"  written {written.relative_to(ROOT)}")
