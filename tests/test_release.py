@@ -303,7 +303,7 @@ import importlib, importlib.abc, sys
 missing = sys.argv[2] if len(sys.argv) > 2 else "flax"
 class NoFlax(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == missing:
+        if name == missing or name.startswith(missing + "."):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NoFlax())
 import batchapply  # the core needs no flax

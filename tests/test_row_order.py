@@ -5,6 +5,7 @@ Sharded inputs (several devices) are tested in tests/sharding/, run by tests/tes
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Any
 
@@ -250,6 +251,26 @@ def test_a_tracer_on_explicit_axes_shows_its_counts(
     e24 = r"^BatchApply: `chunk_size` must be a multiple of the shard count 8 "
     with pytest.raises(ValueError, match=e24):
         apply.trace(x)
+
+
+@pytest.mark.spec("BA-14.6")
+@pytest.mark.parametrize("row_order", ["C", (2, 1), (1, 2)])
+def test_a_tracer_cut_on_every_leading_dim_is_not_merged_in_another_order(row_order: Any) -> None:
+    # Traced abstractly: (4, 4) rows cut (2, 2) over Explicit axes; in any order but shard_major
+    # some device's rows are not one block of the merged batch, so E23, not a silent reshard.
+    # Kills `all(c == 1 ...) -> all(c == 2 ...)` in impl/batchapply/_sharding.py's is_local
+    # (mutation run of 2026-12-07: jax then merged the rows over ('a', 'b') by communicating).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+    from batchapply import _sharding
+
+    mesh = AbstractMesh((2, 2), ("a", "b"), axis_types=(AxisType.Explicit,) * 2)
+    x = jax.ShapeDtypeStruct((4, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a", "b")))
+    with pytest.raises(ValueError, match=re.escape(_sharding.COMMUNICATION_PREFIX)):
+        jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order)).trace(x)
+    shard_major = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order="shard_major")).trace(x)
+    assert shard_major.out_info.shape == (4, 4, 3)
 
 
 @pytest.mark.spec("BA-14.4", "BA-14.9")

@@ -36,6 +36,18 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "const-1",
         "lifted[-1] if lifted else carried -> lifted[-0] if lifted else carried",
     ): "lifted holds at most one entry: the scan step appends the carry and pops it before the next",
+    **{
+        (wrapper, "<module>", "const-1", mutation): (
+            "the import guard sees error.name 'flax' or another package's name, never 'flax.<sub>': "
+            "flax's __init__ imports its submodules (from flax import linen), which turns a missing "
+            "one into ImportError; no package's name ends in '.flax'"
+        )
+        for wrapper in (IMPL_LINEN, IMPL_NNX)
+        for mutation in [
+            "error.name is None or error.name.split('.')[0] != 'flax' -> "
+            "error.name is None or error.name.split('.')[-1] != 'flax'"
+        ]
+    },
     (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
         "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
     ),
