@@ -933,3 +933,18 @@ def test_at_the_top_level_a_callable_that_creates_submodules_per_chunk_raises() 
     model = BatchApply(lambda z: nn.Dense(4)(z), chunk_size=2)
     with pytest.raises(ValueError, match=re.escape(CHUNK_MODULES_PREFIX)):
         model.init(KEY, data((2, 3, 5)))
+
+
+@pytest.mark.spec("BA-12.12")
+@pytest.mark.parametrize("rows", [7, 10, 12], ids=["one-full-chunk-and-2", "two-full-chunks", "two-and-2"])
+def test_init_with_one_full_chunk_creates_the_variables_once(rows: int) -> None:
+    # At init chunk 0 runs before the scan; with one full chunk the scan has nothing left to
+    # do. Kills `return first -> return None` in `_Chunked._map_chunks` (mutation run of
+    # 2026-12-07): the outputs of that chunk were lost.
+    x = data((1, rows, 4))
+    model = BatchApply(nn.Dense(3), chunk_size=5)
+    variables = init(model, KEY, x)
+    want = init(BatchApply(nn.Dense(3)), KEY, x)
+    jax.tree.map(np.testing.assert_array_equal, variables, want)
+    got = model.init_with_output(KEY, x)[0]
+    np.testing.assert_allclose(got, apply(BatchApply(nn.Dense(3)), want, x), rtol=1e-5, atol=1e-5)
