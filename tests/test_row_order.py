@@ -273,6 +273,41 @@ def test_a_tracer_cut_on_every_leading_dim_is_not_merged_in_another_order(row_or
     assert shard_major.out_info.shape == (4, 4, 3)
 
 
+@pytest.mark.spec("BA-14.2", "BA-14.6")
+@pytest.mark.parametrize("row_order", ["C", (2, 1), (4, 1)])
+def test_counts_on_the_first_dim_only_are_the_c_order_of_a_leaf_cut_there(row_order: Any) -> None:
+    # Traced abstractly: rows cut 2 ways on the first leading dim only (Explicit axis). Counts
+    # above 1 on the first dim only are the C order (BA-14.2), which keeps each device's rows one
+    # block: no E23, whatever the first count. Kills `call[1:] -> call[0:]` in is_local
+    # (mutation run of 2026-12-07).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2,), ("a",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((8, 2, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a")))
+    traced = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order)).trace(x)
+    assert traced.out_info.shape == (8, 2, 3)
+
+
+@pytest.mark.spec("BA-14.4", "BA-14.9")
+def test_shard_major_counts_of_two_are_counts() -> None:
+    # Traced abstractly: the last leading dim cut 2 ways over an Explicit axis gives counts (1, 2),
+    # so a chunk_size of 3 is not a multiple of them (E24). Kills `any(s > 1 ...) -> any(s > 2 ...)`
+    # in call_counts (mutation run of 2026-12-07: counts of 2 were read as the C order).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2,), ("a",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "a")))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r, row_order="shard_major", chunk_size=3))
+    with pytest.raises(
+        ValueError, match=r"^BatchApply: `chunk_size` must be a multiple of the shard count 2 "
+    ):
+        apply.trace(x)
+
+
 @pytest.mark.spec("BA-14.4", "BA-14.9")
 def test_a_zero_size_leading_dim_is_one_shard(lib: types.ModuleType) -> None:
     # A jax.Array with no rows has shard shape 0 there: one piece, not 0 // 0 (audit finding A7),

@@ -153,6 +153,19 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "no count is 0 (leaf_counts gives 1 for a zero-size dim), and for a leaf of all 1s the general "
         "rule below answers True too (no dim is cut)"
     ),
+    (
+        IMPL_SHARDING,
+        "is_local",
+        "const-1",
+        "[c == s > 1 for c, s in zip(leaf, call, strict=True)] -> "
+        "[c == s > 0 for c, s in zip(leaf, call, strict=True)]",
+    ): (
+        "cut differs only where c == s == 1, and is read only where c > 1 (c == 1 short-circuits) "
+        "or s > 1 (above_one)"
+    ),
+    (IMPL_SHARDING, "join_chunks", "const-1", "tuple(pieces[0].shape[1:]) -> tuple(pieces[-1].shape[1:])"): (
+        "every piece has the same trailing shape (the chunk outputs agree, BA-13.7, checked before)"
+    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
