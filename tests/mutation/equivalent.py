@@ -22,6 +22,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ): "every stacked leaf has the same leading size, the number of full chunks left",
     (
         IMPL_LINEN,
+        "_Chunked._map_chunks",
+        "and_or",
+        "not first or stacked[0].shape[0] == 0 -> not first and stacked[0].shape[0] == 0",
+    ): (
+        "the early return only skips work: nn.scan over zero chunks gives empty outputs, which "
+        "concatenated to chunk 0's are chunk 0's, and with no outputs both return []"
+    ),
+    (
+        IMPL_LINEN,
         "BatchApply._apply.call",
         "const-1",
         "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
