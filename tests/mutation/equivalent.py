@@ -31,6 +31,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ),
     (
         IMPL_LINEN,
+        "_Chunked._map_chunks",
+        "const-1",
+        "not first or stacked[0].shape[0] == 0 -> not first or stacked[0].shape[0] == -1",
+    ): (
+        "the early return only skips work: nn.scan over zero chunks gives empty outputs, which "
+        "concatenated to chunk 0's are chunk 0's"
+    ),
+    (
+        IMPL_LINEN,
         "BatchApply._apply.call",
         "const-1",
         "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
@@ -174,6 +183,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ),
     (IMPL_SHARDING, "join_chunks", "const-1", "tuple(pieces[0].shape[1:]) -> tuple(pieces[-1].shape[1:])"): (
         "every piece has the same trailing shape (the chunk outputs agree, BA-13.7, checked before)"
+    ),
+    (IMPL_SHARDING, "chunk_of", "const-1", "shards == 1 -> shards == 0"): (
+        "a fast path: with one shard the general reshape takes the same rows (one block), as a copy"
     ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
