@@ -278,8 +278,8 @@ def test_a_tracer_cut_on_every_leading_dim_is_not_merged_in_another_order(row_or
 def test_counts_on_the_first_dim_only_are_the_c_order_of_a_leaf_cut_there(row_order: Any) -> None:
     # Traced abstractly: rows cut 2 ways on the first leading dim only (Explicit axis). Counts
     # above 1 on the first dim only are the C order (BA-14.2), which keeps each device's rows one
-    # block: no E23, whatever the first count. Kills `call[1:] -> call[0:]` in is_local
-    # (mutation run of 2026-12-07).
+    # block: no E23, whatever the first count (written for is_local's `call[1:] -> call[0:]`,
+    # which turned out equivalent: the plan passes such counts on as the C order).
     from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 
     import batchapply

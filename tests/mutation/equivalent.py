@@ -187,6 +187,10 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_SHARDING, "chunk_of", "const-1", "shards == 1 -> shards == 0"): (
         "a fast path: with one shard the general reshape takes the same rows (one block), as a copy"
     ),
+    (IMPL_SHARDING, "is_local", "const-1", "call[1:] -> call[0:]"): (
+        "is_local gets (1, ...) or order_counts, which are None (so (1, ...)) when only the first "
+        "count is above 1: call[0] is 1 whenever call[1:] is all 1s"
+    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
