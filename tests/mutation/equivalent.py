@@ -191,6 +191,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "is_local gets (1, ...) or order_counts, which are None (so (1, ...)) when only the first "
         "count is above 1: call[0] is 1 whenever call[1:] is all 1s"
     ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const+1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "2 if d == 0 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "for now: a traced zero-size dim over an Explicit axis raises E23 before its counts matter "
+        "(audit finding A7, another issue); fixing A7 makes this mutant visible: kill it then"
+    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
