@@ -877,7 +877,15 @@ class CreatesPerCall(nn.Module):
 def test_chunk_size_refuses_a_callable_that_creates_submodules_per_chunk(how: str) -> None:
     x = data((3, 4, 6))  # 12 rows: 3 chunks of at most 5
     prefix = "batchapply.linen.BatchApply: with `chunk_size`, module must not create submodules per call"
-    with pytest.raises(ValueError, match=re.escape(prefix) + ".* created the submodules Dense_1 again"):
+    # The message names the callable and the chunk (kills `_name` returning None, mutation run of
+    # 2026-12-07): a bound method by its qualified name, a lambda by where it was written.
+    name = (
+        "CreatesPerCall.torso"
+        if how == "bound-method-of-caller"
+        else "CreatesPerCall.__call__.<locals>.<lambda>"
+    )
+    again = f"{prefix}: {name} created the submodules Dense_1 again for chunk 1, "
+    with pytest.raises(ValueError, match=re.escape(again)):
         init(CreatesPerCall(how), KEY, x)
     unchunked = init(CreatesPerCall(how).clone(), KEY, x[:1, :4])  # one chunk: one call, one Dense
     assert list(unchunked["params"]) == ["Dense_0"]
@@ -900,14 +908,17 @@ def test_grads_under_chunk_size_are_the_unchunked_ones_for_a_row_independent_lay
 
 
 @pytest.mark.spec("BA-12.12")
-def test_a_partial_of_a_submodule_runs_its_full_chunks_in_one_scan() -> None:
-    # Kills `_liftable`'s partial branch returning None (tests/mutation/results, 2026-12-07): the
-    # partial would then be called once per chunk, correct but unrolled (4 products, no scan).
+@pytest.mark.parametrize("how", ["partial", "bound method"])
+def test_a_partial_of_a_submodule_runs_its_full_chunks_in_one_scan(how: str) -> None:
+    # Kills `_liftable`'s partial and bound-method branches returning None (tests/mutation/results,
+    # 2026-12-07): the callable would then be called once per chunk, correct but unrolled (4
+    # products, no scan).
     class Net(nn.Module):
         @nn.compact
         def __call__(self, x: jax.Array) -> jax.Array:
             dense = nn.Dense(3)
-            return BatchApply(functools.partial(dense), chunk_size=2)(x)
+            f = functools.partial(dense) if how == "partial" else dense.__call__
+            return BatchApply(f, chunk_size=2)(x)
 
     x = data((2, 4, 5))  # 8 rows: 4 full chunks of 2
     variables = init(Net(), KEY, x)
@@ -922,3 +933,18 @@ def test_at_the_top_level_a_callable_that_creates_submodules_per_chunk_raises() 
     model = BatchApply(lambda z: nn.Dense(4)(z), chunk_size=2)
     with pytest.raises(ValueError, match=re.escape(CHUNK_MODULES_PREFIX)):
         model.init(KEY, data((2, 3, 5)))
+
+
+@pytest.mark.spec("BA-12.12")
+@pytest.mark.parametrize("rows", [7, 10, 12], ids=["one-full-chunk-and-2", "two-full-chunks", "two-and-2"])
+def test_init_with_one_full_chunk_creates_the_variables_once(rows: int) -> None:
+    # At init chunk 0 runs before the scan; with one full chunk the scan has nothing left to
+    # do. Kills `return first -> return None` in `_Chunked._map_chunks` (mutation run of
+    # 2026-12-07): the outputs of that chunk were lost.
+    x = data((1, rows, 4))
+    model = BatchApply(nn.Dense(3), chunk_size=5)
+    variables = init(model, KEY, x)
+    want = init(BatchApply(nn.Dense(3)), KEY, x)
+    jax.tree.map(np.testing.assert_array_equal, variables, want)
+    got = model.init_with_output(KEY, x)[0]
+    np.testing.assert_allclose(got, apply(BatchApply(nn.Dense(3)), want, x), rtol=1e-5, atol=1e-5)

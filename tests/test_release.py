@@ -296,12 +296,14 @@ def test_api_examples_render_as_code(site_tree: pathlib.Path) -> None:
         assert prompts >= 5, f"api/{name}: {prompts} >>> prompts in code blocks"
 
 
-# flax is not installed: every import of it fails as a missing package does.
+# A package is not installed (sys.argv[2], flax by default): every import of it fails as a missing
+# package does.
 _WITHOUT_FLAX = """
 import importlib, importlib.abc, sys
+missing = sys.argv[2] if len(sys.argv) > 2 else "flax"
 class NoFlax(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "flax":
+        if name == missing or name.startswith(missing + "."):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NoFlax())
 import batchapply  # the core needs no flax
@@ -321,6 +323,18 @@ def test_flax_modules_without_flax_say_how_to_install_it(module: str) -> None:
     kind, name, message = done.stdout.strip().split("|")
     assert (kind, name) == ("ModuleNotFoundError", "flax")
     assert message.startswith(f'{module} needs flax, which is not installed: pip install "batchapply[flax]"')
+
+
+@pytest.mark.parametrize("module", ["batchapply.linen", "batchapply.nnx"])
+def test_flax_modules_pass_on_a_missing_dependency_of_flax(module: str) -> None:
+    """Only flax itself missing gets the install hint: a package that flax imports (msgpack) keeps
+    its own error (kills the guard's ``raise -> pass``, mutation run of 2026-12-07)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_FLAX, module, "msgpack"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    kind, name, message = done.stdout.strip().split("|")
+    assert (kind, name, message) == ("ModuleNotFoundError", "msgpack", "No module named 'msgpack'")
 
 
 def test_generated_numbers_match_their_json() -> None:

@@ -5,6 +5,7 @@ Sharded inputs (several devices) are tested in tests/sharding/, run by tests/tes
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Any
 
@@ -203,6 +204,7 @@ def test_grad_through_the_shard_major_order_matches_the_c_order() -> None:
     [
         ((8,), ("Auto",), "'x' (Auto, size 8)"),
         ((1,), ("Auto",), None),  # an axis of size 1 shards nothing
+        ((2,), ("Auto",), "'x' (Auto, size 2)"),  # the smallest that can (kills `> 1 -> > 2`)
         ((8,), ("Explicit",), None),  # Explicit axes show in the type: unsharded here
         ((2, 4), ("Explicit", "Auto"), "'y' (Auto, size 4)"),
         ((4, 1), ("Auto", "Auto"), "'x' (Auto, size 4)"),
@@ -248,6 +250,61 @@ def test_a_tracer_on_explicit_axes_shows_its_counts(
     apply = jax.jit(batchapply.BatchApply(lambda r: r, row_order="shard_major", chunk_size=4))
     e24 = r"^BatchApply: `chunk_size` must be a multiple of the shard count 8 "
     with pytest.raises(ValueError, match=e24):
+        apply.trace(x)
+
+
+@pytest.mark.spec("BA-14.6")
+@pytest.mark.parametrize("row_order", ["C", (2, 1), (1, 2)])
+def test_a_tracer_cut_on_every_leading_dim_is_not_merged_in_another_order(row_order: Any) -> None:
+    # Traced abstractly: (4, 4) rows cut (2, 2) over Explicit axes; in any order but shard_major
+    # some device's rows are not one block of the merged batch, so E23, not a silent reshard.
+    # Kills `all(c == 1 ...) -> all(c == 2 ...)` in impl/batchapply/_sharding.py's is_local
+    # (mutation run of 2026-12-07: jax then merged the rows over ('a', 'b') by communicating).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+    from batchapply import _sharding
+
+    mesh = AbstractMesh((2, 2), ("a", "b"), axis_types=(AxisType.Explicit,) * 2)
+    x = jax.ShapeDtypeStruct((4, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a", "b")))
+    with pytest.raises(ValueError, match=re.escape(_sharding.COMMUNICATION_PREFIX)):
+        jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order)).trace(x)
+    shard_major = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order="shard_major")).trace(x)
+    assert shard_major.out_info.shape == (4, 4, 3)
+
+
+@pytest.mark.spec("BA-14.2", "BA-14.6")
+@pytest.mark.parametrize("row_order", ["C", (2, 1), (4, 1)])
+def test_counts_on_the_first_dim_only_are_the_c_order_of_a_leaf_cut_there(row_order: Any) -> None:
+    # Traced abstractly: rows cut 2 ways on the first leading dim only (Explicit axis). Counts
+    # above 1 on the first dim only are the C order (BA-14.2), which keeps each device's rows one
+    # block: no E23, whatever the first count (written for is_local's `call[1:] -> call[0:]`,
+    # which turned out equivalent: the plan passes such counts on as the C order).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2,), ("a",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((8, 2, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a")))
+    traced = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order)).trace(x)
+    assert traced.out_info.shape == (8, 2, 3)
+
+
+@pytest.mark.spec("BA-14.4", "BA-14.9")
+def test_shard_major_counts_of_two_are_counts() -> None:
+    # Traced abstractly: the last leading dim cut 2 ways over an Explicit axis gives counts (1, 2),
+    # so a chunk_size of 3 is not a multiple of them (E24). Kills `any(s > 1 ...) -> any(s > 2 ...)`
+    # in call_counts (mutation run of 2026-12-07: counts of 2 were read as the C order).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2,), ("a",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "a")))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r, row_order="shard_major", chunk_size=3))
+    with pytest.raises(
+        ValueError, match=r"^BatchApply: `chunk_size` must be a multiple of the shard count 2 "
+    ):
         apply.trace(x)
 
 

@@ -22,6 +22,24 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ): "every stacked leaf has the same leading size, the number of full chunks left",
     (
         IMPL_LINEN,
+        "_Chunked._map_chunks",
+        "and_or",
+        "not first or stacked[0].shape[0] == 0 -> not first and stacked[0].shape[0] == 0",
+    ): (
+        "the early return only skips work: nn.scan over zero chunks gives empty outputs, which "
+        "concatenated to chunk 0's are chunk 0's, and with no outputs both return []"
+    ),
+    (
+        IMPL_LINEN,
+        "_Chunked._map_chunks",
+        "const-1",
+        "not first or stacked[0].shape[0] == 0 -> not first or stacked[0].shape[0] == -1",
+    ): (
+        "the early return only skips work: nn.scan over zero chunks gives empty outputs, which "
+        "concatenated to chunk 0's are chunk 0's"
+    ),
+    (
+        IMPL_LINEN,
         "BatchApply._apply.call",
         "const-1",
         "(lifted[-1] if lifted else module)(*merged_args, **merged_kwargs) -> "
@@ -36,6 +54,18 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "const-1",
         "lifted[-1] if lifted else carried -> lifted[-0] if lifted else carried",
     ): "lifted holds at most one entry: the scan step appends the carry and pops it before the next",
+    **{
+        (wrapper, "<module>", "const-1", mutation): (
+            "the import guard sees error.name 'flax' or another package's name, never 'flax.<sub>': "
+            "flax's __init__ imports its submodules (from flax import linen), which turns a missing "
+            "one into ImportError; no package's name ends in '.flax'"
+        )
+        for wrapper in (IMPL_LINEN, IMPL_NNX)
+        for mutation in [
+            "error.name is None or error.name.split('.')[0] != 'flax' -> "
+            "error.name is None or error.name.split('.')[-1] != 'flax'"
+        ]
+    },
     (IMPL_CORE, "_chunk_bounds", "const-1", "[(0, size)] -> [(-1, size)]"): (
         "dead branch: _call_in_chunks returns before calling _chunk_bounds when size <= chunk_size"
     ),
@@ -126,6 +156,53 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ): "every array has ndim >= 0, so both only ask whether the leaf is an array",
     (IMPL_SHARDING, "leaf_counts", "const-1", "(1,) * num_dims -> (0,) * num_dims"): (
         "a NumPy leaf's counts are only read by any(s > 1 ...): (0, ...) and (1, ...) both say one shard"
+    ),
+    (
+        IMPL_SHARDING,
+        "c_order_is_local",
+        "const+1",
+        "explicit is None or is_local(explicit, (1,) * num_dims) -> "
+        "explicit is None or is_local(explicit, (2,) * num_dims)",
+    ): (
+        "performance only: it picks the fused or lazy fast path (_exec_fused, _exec_reshape); a wrong "
+        "False falls back on _sharding.merge/split, which check locality themselves, same values"
+    ),
+    (IMPL_SHARDING, "is_local", "const-1", "all((c == 1 for c in leaf)) -> all((c == 0 for c in leaf))"): (
+        "no count is 0 (leaf_counts gives 1 for a zero-size dim), and for a leaf of all 1s the general "
+        "rule below answers True too (no dim is cut)"
+    ),
+    (
+        IMPL_SHARDING,
+        "is_local",
+        "const-1",
+        "[c == s > 1 for c, s in zip(leaf, call, strict=True)] -> "
+        "[c == s > 0 for c, s in zip(leaf, call, strict=True)]",
+    ): (
+        "cut differs only where c == s == 1, and is read only where c > 1 (c == 1 short-circuits) "
+        "or s > 1 (above_one)"
+    ),
+    (IMPL_SHARDING, "join_chunks", "const-1", "tuple(pieces[0].shape[1:]) -> tuple(pieces[-1].shape[1:])"): (
+        "every piece has the same trailing shape (the chunk outputs agree, BA-13.7, checked before)"
+    ),
+    (IMPL_SHARDING, "chunk_of", "const-1", "shards == 1 -> shards == 0"): (
+        "a fast path: with one shard the general reshape takes the same rows (one block), as a copy"
+    ),
+    (IMPL_SHARDING, "is_local", "const-1", "call[1:] -> call[0:]"): (
+        "is_local gets (1, ...) or order_counts, which are None (so (1, ...)) when only the first "
+        "count is above 1: call[0] is 1 whenever call[1:] is all 1s"
+    ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const+1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "2 if d == 0 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "for now: a traced zero-size dim over an Explicit axis raises E23 before its counts matter "
+        "(audit finding A7, another issue); fixing A7 makes this mutant visible: kill it then"
+    ),
+    (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
+        "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
 }
 

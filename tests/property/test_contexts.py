@@ -36,6 +36,9 @@ import batchapply.linen
 import batchapply.nnx
 import batchapply_reference
 from batchapply import _sharding
+from batchapply_conformance import _differential
+from batchapply_conformance._checks import EXTENSION_OPTIONS, Target
+from batchapply_conformance.input_space import MODES, _chunk_size, _divisors, kit_calls
 
 KEY = jax.random.key(0)
 
@@ -113,48 +116,112 @@ def test_traced_chunks_agree_with_eager(
     assert len(set(kinds)) <= 1, f"f saw {side} rows as jax in some chunks and NumPy in others: {kinds}"
 
 
-class _Dense(nn.Module):
-    """A Dense layer reached through ``batchapply.linen.BatchApply`` in one of three ways."""
+def _mixed(x: Any, w: Any, project: Callable[[Any], Any]) -> dict[str, Any]:
+    """``f`` of the layer tests: a layer, then each row the running sum of the rows before it (so the
+    row order and the chunks show), times ``w`` (merged or not); ``w`` comes back as it came."""
+    return {"y": project(x).cumsum(axis=0) * w, "w": w}
 
-    how: str
-    chunk_size: int
+
+@st.composite
+def wrapper_options(draw: st.DrawFn, lead: tuple[int, int]) -> dict[str, Any]:
+    """Every option of a wrapper for the call ``(x, w)`` of :func:`_mixed`, drawn as the kit draws
+    them (``input_space``): ``in_axes`` merging ``w`` or not (tuple or list), ``out_axes`` splitting
+    ``w`` or not, ``row_order`` counts or a name, ``chunk_size`` a multiple of the shards of each kind."""
+    row_order: Any = draw(st.sampled_from(["C", "shard_major", "counts"]))
+    shards = 1
+    if row_order == "counts":
+        counts = tuple(draw(st.sampled_from(_divisors(d))) for d in lead)
+        row_order, shards = counts, counts[0] * counts[1]
+    chunked = draw(st.sampled_from([True, True, False]))
+    chunk_size = _chunk_size(draw, lead[0] * lead[1], shards, set()) if chunked else None
+    # With chunk_size every output leaf is split (BA-13.5): then w is merged and split back.
+    merge_w = chunked or draw(st.booleans())
+    entries = [0, 0 if merge_w else None]
+    in_axes = draw(st.sampled_from([tuple(entries), entries] + ([0] if merge_w else [])))
+    split = [0, {"y": 0, "w": 0}] if merge_w else []
+    out_axes = draw(st.sampled_from(split + ([] if chunked else [{"y": 0, "w": None}])))
+    return {"in_axes": in_axes, "out_axes": out_axes, "row_order": row_order, "chunk_size": chunk_size}
+
+
+def _w(lead: tuple[int, int], options: dict[str, Any]) -> jax.Array:
+    merged = options["in_axes"] == 0 or options["in_axes"][1] == 0
+    shape = lead + (3,) if merged else (3,)
+    return jnp.linspace(0.5, 2, int(np.prod(shape)), dtype=jnp.float32).reshape(shape)
+
+
+def _want(x: Any, w: Any, kernel: Any, bias: Any, options: dict[str, Any]) -> Any:
+    """The reference's answer, with the layer's parameters in NumPy."""
+    project = lambda z: z @ np.asarray(kernel) + np.asarray(bias)  # noqa: E731
+    return batchapply_reference.BatchApply(lambda x, w: _mixed(x, w, project), **options)(
+        np.asarray(x), np.asarray(w)
+    )
+
+
+def _assert_agrees(got: Any, want: Any) -> None:
+    assert set(got) == set(want) == {"y", "w"}
+    np.testing.assert_allclose(np.asarray(got["y"]), want["y"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(got["w"]), want["w"])
+
+
+class _Mixing(nn.Module):
+    """:func:`_mixed` around a Dense layer named ``proj``."""
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if self.how == "module":
-            return batchapply.linen.BatchApply(nn.Dense(3, name="proj"), chunk_size=self.chunk_size)(x)
-        if self.how == "closure":
-            dense = nn.Dense(3, name="proj")
-            return batchapply.linen.BatchApply(lambda z: dense(z), chunk_size=self.chunk_size)(x)
-        # Haiku style: a named layer made inside f.
-        return batchapply.linen.BatchApply(lambda z: nn.Dense(3, name="proj")(z), chunk_size=self.chunk_size)(
-            x
-        )
+    def __call__(self, x: jax.Array, w: jax.Array) -> dict[str, jax.Array]:
+        return _mixed(x, w, nn.Dense(3, name="proj"))
 
 
-@pytest.mark.spec("BA-12.1", "BA-12.12", "BA-13.9")
+def _dense(how: str, options: dict[str, Any]) -> nn.Module:
+    """:class:`_Mixing` reached through ``batchapply.linen.BatchApply`` in one of three ways (the
+    options closed over: flax would freeze them as fields of the caller)."""
+
+    class Dense(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array, w: jax.Array) -> Any:
+            if how == "module":
+                return batchapply.linen.BatchApply(_Mixing(name="mix"), **options)(x, w)
+            if how == "closure":
+                mixing = _Mixing(name="mix")
+                return batchapply.linen.BatchApply(lambda z, v: mixing(z, v), **options)(x, w)
+            # Haiku style: a named layer made inside f.
+            return batchapply.linen.BatchApply(lambda z, v: _Mixing(name="mix")(z, v), **options)(x, w)
+
+    return Dense()
+
+
+def _dense_parameters(params: Any) -> tuple[Any, Any]:
+    """The one Dense layer's kernel and bias, wherever the variable tree holds them."""
+    leaves = jax.tree.leaves(params)
+    (kernel,) = [leaf for leaf in leaves if leaf.ndim == 2]
+    (bias,) = [leaf for leaf in leaves if leaf.ndim == 1]
+    return kernel, bias
+
+
+@pytest.mark.spec("BA-12.1", "BA-12.12", "BA-13.9", "BA-14.2", "BA-4.3", "BA-7.2")
 @settings(max_examples=examples(0.1))
 @given(
     lead=leading,
-    chunk_size=st.integers(1, 7),
     how=st.sampled_from(["module", "closure", "named"]),
     jit=st.booleans(),
+    data=st.data(),
 )
-def test_linen_chunks_in_every_context(lead: tuple[int, int], chunk_size: int, how: str, jit: bool) -> None:
-    """The linen wrapper with ``chunk_size``, eager and jitted, equals the Dense layer on the
-    merged rows (repro 2); a layer named inside ``f`` raises the wrapper's own error (repro 9)."""
+def test_linen_chunks_in_every_context(lead: tuple[int, int], how: str, jit: bool, data: Any) -> None:
+    """The linen wrapper with every option (``chunk_size``, ``row_order``, ``in_axes``, ``out_axes``),
+    eager and jitted, equals the reference on the merged rows (repro 2); a layer named inside ``f``
+    raises the wrapper's own error (repro 9)."""
+    options = data.draw(wrapper_options(lead))
     x = jnp.linspace(-1, 1, int(np.prod(lead)) * 4, dtype=jnp.float32).reshape(lead + (4,))
-    model = _Dense(how, chunk_size)
+    w = _w(lead, options)
+    model = _dense(how, options)
     maybe_jit: Callable[[Any], Any] = jax.jit if jit else (lambda g: g)
-    if how == "named" and np.prod(lead) > chunk_size:
+    chunk_size = options["chunk_size"]
+    if how == "named" and chunk_size is not None and np.prod(lead) > chunk_size:
         with pytest.raises(ValueError, match=re.escape(batchapply.linen.CHUNK_MODULES_PREFIX)):
-            maybe_jit(model.init)(KEY, x)
+            maybe_jit(model.init)(KEY, x, w)
         return
-    variables = maybe_jit(model.init)(KEY, x)
-    params = variables["params"]["proj"]
-    want = np.asarray(x).reshape(-1, 4) @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
-    got = maybe_jit(model.apply)(variables, x)
-    np.testing.assert_allclose(np.asarray(got).reshape(-1, 3), want, rtol=1e-5, atol=1e-6)
+    variables = maybe_jit(model.init)(KEY, x, w)
+    got = maybe_jit(model.apply)(variables, x, w)
+    _assert_agrees(got, _want(x, w, *_dense_parameters(variables["params"]), options))
 
 
 def _axes_cases() -> list[tuple[str, Any, Any, Callable[..., Any], tuple[Any, ...]]]:
@@ -217,39 +284,111 @@ def test_linen_axes_agree_with_batchapply(case: Any, inside: bool, chunk_size: i
     assert _outcome(lambda: model.apply({}, *args)) == want
 
 
-@pytest.mark.spec("BA-12.4", "BA-12.12", "BA-13.9")
+class _NnxMixing(nnx.Module):
+    """:func:`_mixed` around an ``nnx.Linear``; an ``Rngs`` passed to the call is left alone."""
+
+    def __init__(self) -> None:
+        self.proj = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+
+    def __call__(self, x: jax.Array, w: jax.Array, rngs: Any = None) -> dict[str, jax.Array]:
+        return _mixed(x, w, self.proj)
+
+
+@pytest.mark.spec("BA-12.4", "BA-12.7", "BA-12.12", "BA-13.9", "BA-14.2", "BA-4.3", "BA-7.2")
 @settings(max_examples=examples(0.1))
-@given(lead=leading, chunk_size=st.integers(1, 7), jit=st.booleans())
-def test_nnx_chunks_eager_and_jitted(lead: tuple[int, int], chunk_size: int, jit: bool) -> None:
-    """The nnx wrapper with ``chunk_size`` equals the Linear layer on the merged rows."""
+@given(lead=leading, jit=st.booleans(), rngs=st.booleans(), data=st.data())
+def test_nnx_chunks_eager_and_jitted(lead: tuple[int, int], jit: bool, rngs: bool, data: Any) -> None:
+    """The nnx wrapper with every option equals the reference with the Linear layer's parameters,
+    also with an ``Rngs`` passed positionally (its ``in_axes`` entry ignored, BA-12.7)."""
+    options = data.draw(wrapper_options(lead))
     x = jnp.linspace(-1, 1, int(np.prod(lead)) * 4, dtype=jnp.float32).reshape(lead + (4,))
-    linear = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
-    model = batchapply.nnx.BatchApply(linear, chunk_size=chunk_size)
-    got = nnx.jit(lambda m, x: m(x))(model, x) if jit else model(x)
-    bias = linear.bias
+    w = _w(lead, options)
+    mixing = _NnxMixing()
+    wrapper_options_ = dict(options)
+    args: tuple[Any, ...] = (x, w)
+    if rngs:
+        args = (x, w, nnx.Rngs(1))
+        in_axes = options["in_axes"]
+        if in_axes != 0:  # one entry per positional argument: the Rngs gets one too
+            wrapper_options_["in_axes"] = type(in_axes)([*in_axes, data.draw(st.sampled_from([0, None]))])
+    model = batchapply.nnx.BatchApply(mixing, **wrapper_options_)
+    got = nnx.jit(lambda m, *a: m(*a))(model, *args) if jit else model(*args)
+    bias = mixing.proj.bias
     assert bias is not None
-    want = np.asarray(x).reshape(-1, 4) @ np.asarray(linear.kernel[...]) + np.asarray(bias[...])
-    np.testing.assert_allclose(np.asarray(got).reshape(-1, 3), want, rtol=1e-5, atol=1e-6)
+    _assert_agrees(got, _want(x, w, mixing.proj.kernel[...], bias[...], options))
 
 
-@pytest.mark.spec("BA-13.9")
+@pytest.mark.spec("BA-13.9", "BA-14.2", "BA-4.3", "BA-7.2")
 @settings(max_examples=examples(0.1))
-@given(lead=leading, chunk_size=st.integers(1, 7), jit_init=st.booleans(), jit_apply=st.booleans())
+@given(lead=leading, jit_init=st.booleans(), jit_apply=st.booleans(), data=st.data())
 def test_haiku_chunks_in_init_and_apply(
-    lead: tuple[int, int], chunk_size: int, jit_init: bool, jit_apply: bool
+    lead: tuple[int, int], jit_init: bool, jit_apply: bool, data: Any
 ) -> None:
-    """``batchapply.BatchApply(hk.Linear(3), chunk_size=...)`` inside ``hk.transform``: the
-    parameters of ``hk.Linear`` on the merged rows, eager or jitted ``init`` (repro 8), and its
-    output in ``apply``."""
+    """``batchapply.BatchApply`` over ``hk.Linear(3)`` inside ``hk.transform``, with every option:
+    the parameters of ``hk.Linear`` on the merged rows, eager or jitted ``init`` (repro 8), and
+    the reference's output in ``apply``."""
+    options = data.draw(wrapper_options(lead))
     x = jnp.linspace(-1, 1, int(np.prod(lead)) * 4, dtype=jnp.float32).reshape(lead + (4,))
-    net = hk.transform(lambda x: batchapply.BatchApply(hk.Linear(3), chunk_size=chunk_size)(x))
+    w = _w(lead, options)
+
+    def forward(x: jax.Array, w: jax.Array) -> Any:
+        linear = hk.Linear(3)
+        return batchapply.BatchApply(lambda z, v: _mixed(z, v, linear), **options)(x, w)
+
+    net = hk.transform(forward)
     plain = hk.transform(lambda x: hk.Linear(3)(x))
-    params = (jax.jit(net.init) if jit_init else net.init)(KEY, x)
+    params = (jax.jit(net.init) if jit_init else net.init)(KEY, x, w)
     want_params = plain.init(KEY, x.reshape(-1, 4))
     jax.tree.map(np.testing.assert_array_equal, params, want_params)
-    got = (jax.jit(net.apply) if jit_apply else net.apply)(params, None, x)
-    want = plain.apply(want_params, None, x.reshape(-1, 4))
-    np.testing.assert_allclose(np.asarray(got).reshape(-1, 3), want, rtol=1e-5, atol=1e-6)
+    got = (jax.jit(net.apply) if jit_apply else net.apply)(params, None, x, w)
+    _assert_agrees(got, _want(x, w, params["linear"]["w"], params["linear"]["b"], options))
+
+
+def _linen_in_a_module(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """The linen wrapper built in a compact method of the caller (the usual place)."""
+
+    class Caller(nn.Module):
+        @nn.compact
+        def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return batchapply.linen.BatchApply(f, num_dims, **options)(*args, **kwargs)
+
+    caller = Caller()
+    return lambda *args, **kwargs: caller.apply({}, args, kwargs)
+
+
+def _linen_at_the_top_level(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """The linen wrapper bound at the top level by ``apply`` (no caller module)."""
+    wrapper = batchapply.linen.BatchApply(f, num_dims, **options)
+    return lambda *args, **kwargs: wrapper.apply({}, args, kwargs, method=lambda m, a, k: m(*a, **k))
+
+
+def _haiku_transformed(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``batchapply.BatchApply`` inside ``hk.transform``, applied."""
+    net = hk.transform(lambda args, kwargs: batchapply.BatchApply(f, num_dims, **options)(*args, **kwargs))
+    return lambda *args, **kwargs: net.apply({}, None, args, kwargs)
+
+
+ENTRY_POINTS: dict[str, Callable[..., Any]] = {
+    "linen, unbound": batchapply.linen.BatchApply,
+    "linen, in a compact method": _linen_in_a_module,
+    "linen, apply at the top level": _linen_at_the_top_level,
+    "nnx": batchapply.nnx.BatchApply,
+    "haiku, transformed": _haiku_transformed,
+}
+"""Factories ``make(f, num_dims, **options) -> callable`` of the entry points besides ``batchapply``."""
+
+
+@pytest.mark.spec("BA-12.1", "BA-12.3", "BA-12.4", "BA-12.12", "BA-4.2", "BA-4.3", "BA-7.2", "BA-14.2")
+@settings(max_examples=examples(0.1))  # about 1 s per call on 2 cores: 20 in the ci profile
+@given(entry=st.sampled_from(sorted(ENTRY_POINTS)), mode=st.sampled_from(MODES), data=st.data())
+def test_every_entry_point_agrees_with_the_reference(entry: str, mode: str, data: Any) -> None:
+    """The conformance kit's differential (``input_space.kit_calls``, every mode: ``chunk_size``,
+    ``row_order`` counts and ``"shard_major"`` on sharded inputs, ``in_axes``/``out_axes``, a closure
+    that changes) through each wrapper with a plain ``f``: what ``batchapply.BatchApply`` must do,
+    they must do too (BA-12.1, BA-12.4)."""
+    call = data.draw(kit_calls(mode))
+    target = Target(entry, ENTRY_POINTS[entry], batchapply, frozenset(EXTENSION_OPTIONS))
+    assert _differential.problems(target, call) == []
 
 
 TRANSFORMS: dict[str, Callable[[Callable[[Any], Any], Any], Any]] = {
