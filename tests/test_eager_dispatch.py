@@ -324,6 +324,7 @@ def test_a_leaf_deleted_before_the_background_job_is_scheduled_again(
     _exec_fused.wait()  # the merge job met the deleted leaf: its signature is seen again, not ready
     with pytest.raises(ValueError, match="deleted"):  # E28, from the call, never from the thread
         apply(tree)
+    _exec_fused.wait()  # the job that call scheduled met the deleted leaf too
     fresh = tree_of(3)
     apply(fresh)  # schedules it again
     _exec_fused.wait()
@@ -468,7 +469,8 @@ def test_the_background_thread_yields_the_gil_while_it_traces(monkeypatch: pytes
     sleep = _exec_fused._sleep
 
     def counting_sleep(seconds: float) -> None:
-        yields.append(threading.current_thread().name)
+        if seconds == 0:  # a yield (longer sleeps wait for calls running leaf by leaf)
+            yields.append(threading.current_thread().name)
         sleep(seconds)
 
     monkeypatch.setattr(_exec_fused, "_sleep", counting_sleep)
@@ -486,6 +488,24 @@ def test_the_background_thread_yields_the_gil_while_it_traces(monkeypatch: pytes
     apply(tree)
     apply(tree)
     assert yields == []
+
+
+def test_the_background_thread_waits_while_calls_run_leaf_by_leaf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each dispatch of a leaf-by-leaf call gives the GIL up; the thread waits until none runs."""
+    waited: list[int] = []
+    sleep = _exec_fused._sleep
+
+    def counting_sleep(seconds: float) -> None:
+        if seconds:
+            waited.append(_exec_fused._LEAF_BY_LEAF_CALLS[0])
+            _exec_fused._LEAF_BY_LEAF_CALLS[0] = 0  # the call "ends"
+        sleep(seconds)
+
+    monkeypatch.setattr(_exec_fused, "_sleep", counting_sleep)
+    _exec_fused._LEAF_BY_LEAF_CALLS[0] = 1  # a call is running leaf by leaf
+    _exec_fused.BACKGROUND.submit(lambda: _exec_fused._wait_for_calls())
+    _exec_fused.wait()
+    assert waited == [1] and _exec_fused._LEAF_BY_LEAF_CALLS == [0]
 
 
 def test_a_background_job_runs_with_a_short_switch_interval() -> None:

@@ -81,13 +81,28 @@ def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Arra
 
 
 def _pace(j: int) -> None:
-    """At trace time, in the background thread: every 8 leaves, let a waiting call have the GIL.
+    """At trace time, in the background thread: every 8 leaves, let the calls have the GIL.
 
     Tracing a group program is Python work; without this, a call on the main thread would wait
-    for the interpreter's switch interval (5 ms) each time the background thread holds the GIL.
+    for the interpreter's switch interval each time the background thread holds the GIL.
     """
     if j % 8 == 7 and threading.get_ident() == BACKGROUND.ident:
         _sleep(0)
+        _wait_for_calls()
+
+
+# How many leaf-by-leaf reshapes run now, on any thread. Each of their dispatches gives the GIL
+# up, and a background thread that wants it would take it for a switch interval each time (the
+# convoy effect): while they run, the background thread waits at its pace points.
+_LEAF_BY_LEAF_CALLS = [0]
+
+
+def _wait_for_calls() -> None:
+    """In the background thread: sleep while a leaf-by-leaf reshape runs (at most 10 s in all)."""
+    for _ in range(20_000):
+        if not _LEAF_BY_LEAF_CALLS[0]:
+            return
+        _sleep(0.0005)
 
 
 _sleep = time.sleep
@@ -273,7 +288,11 @@ class Fused:
             if _SIGNATURES.visit(key) is READY:  # compiled in the call (background disabled)
                 return self(xs, at, one)
         n = self.min_ndim
-        return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
+        _LEAF_BY_LEAF_CALLS[0] += 1  # the background thread waits meanwhile (_wait_for_calls)
+        try:
+            return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
+        finally:
+            _LEAF_BY_LEAF_CALLS[0] -= 1
 
     def _warm(self, key: Any, xs: list[Any]) -> None:
         """Compile (and run once) the group programs of ``xs``; then the signature is ``READY``.
@@ -284,6 +303,7 @@ class Fused:
         state = READY
         try:
             for start in range(0, len(xs), _GROUP_SIZE):
+                _wait_for_calls()
                 if self.program(xs[start : start + _GROUP_SIZE], *self.static) is None:
                     state = LEAF_BY_LEAF
                     break
