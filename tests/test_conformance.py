@@ -371,3 +371,16 @@ def test_a_check_needing_more_devices_than_jax_sees_did_not_run() -> None:
     outcome = device_check.run(target)
     assert isinstance(outcome, _checks.Outcome)
     assert outcome.status == ("pass" if jax.device_count() >= 2 else "not_run")
+
+
+def test_exitfirst_stops_at_the_first_must_failure() -> None:
+    # --exitfirst (-x), the killing command of `python -m tests.mutation.run --judge cli`: the
+    # first check that FAILs a MUST clause ends the run; what is left is NOT RUN on request.
+    report = conformance.run("broken_targets:fortran_order", profile="dev", isolate=False, exitfirst=True)
+    assert report.exit_code == 1
+    assert "BA-5.1" in report.failing_musts, conformance.render(report)
+    failed = [i for i, case in enumerate(report.cases) if case.status == "FAIL"]
+    assert len(failed) == 1
+    rest = report.cases[failed[0] + 1 :]
+    assert rest and all(case.status == "NOT RUN" and "--exitfirst" in case.detail for case in rest)
+    assert not report.not_run_musts  # stopped on request: only the failure decides the exit status
