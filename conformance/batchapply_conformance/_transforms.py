@@ -5,6 +5,7 @@ jax is imported when these checks run, never when the package is imported.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,6 +129,51 @@ def _chunked(target: Target) -> Outcome:
     return _close(got_grad, want_grad, "jax.grad through make(mlp, 2, chunk_size=5)")
 
 
+def _chunks_under_a_trace(target: Target) -> Outcome:
+    """BA-13.4 under a trace: with a jax.Array input, the full chunks in one ``jax.lax.map`` (``f``
+    traced once on ``c`` rows, then once on the last chunk); with NumPy inputs only, ``f`` called
+    once per chunk on NumPy slices, as in eager mode."""
+    import jax
+    import numpy as np
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    x = np.arange(T * B * F, dtype=np.float32).reshape(T, B, F)  # 12 rows: chunks of 5, 5 and 2
+    seen: list[tuple[str, int]] = []
+
+    def f(y: Any) -> Any:
+        seen.append(("numpy" if isinstance(y, np.ndarray) else type(y).__name__, y.shape[0]))
+        return y * 2
+
+    chunked = target.factory(f, 2, chunk_size=5)
+    got = jax.jit(chunked)(jax.numpy.asarray(x))
+    traced = [rows for _, rows in seen]
+    linen = sys.modules.get("flax.linen")
+    # BA-12.12: a linen wrapper calls a plain callable once per chunk, in a Python loop.
+    looped = linen is not None and isinstance(chunked, linen.Module) and traced == [5, 5, 2]
+    if traced != [5, 2] and not looped:
+        return Outcome(
+            "fail",
+            f"jax.jit(make(f, 2, chunk_size=5)) on a jax.Array of 12 rows called f on {traced} rows; "
+            "BA-13.4 wants the full chunks in one jax.lax.map (f traced once on 5 rows), then the "
+            "last chunk: [5, 2]",
+            {"got": {"rows_per_call": traced}, "expected": {"rows_per_call": [5, 2]}},
+        )
+    outcome = _close(got, x * 2, "jax.jit(make(f, 2, chunk_size=5))(x)")
+    if outcome.status != "pass":
+        return outcome
+    seen.clear()
+    got = jax.jit(lambda: chunked(x))()  # the NumPy input is a constant of the traced program
+    if seen != [("numpy", 5), ("numpy", 5), ("numpy", 2)]:
+        return Outcome(
+            "fail",
+            f"under jax.jit with a NumPy input only, f saw {seen}; BA-13.4 wants one call per chunk "
+            "on NumPy slices, as in eager mode: [('numpy', 5), ('numpy', 5), ('numpy', 2)]",
+            {"got": {"calls": [list(c) for c in seen]}},
+        )
+    return _close(got, x * 2, "jax.jit of make(f, 2, chunk_size=5) on a NumPy constant")
+
+
 def _chunk_refusals(target: Target) -> Outcome:
     """BA-13.10: chunk_size with a symbolic number of rows raises ValueError, not JAX's own error."""
     import jax
@@ -216,6 +262,7 @@ def transform_checks() -> Iterator[Check]:
         ("checkpoint", "BA-8.5", _checkpoint),
         ("export", "BA-8.6", _export),
         ("chunked", "BA-13.9", _chunked),
+        ("chunks under a trace", "BA-13.4", _chunks_under_a_trace),
         ("chunk refusals", "BA-13.10", _chunk_refusals),
         ("chunk memory", "BA-13.11", _chunk_memory),
     ]:
