@@ -174,6 +174,35 @@ def _chunks_under_a_trace(target: Target) -> Outcome:
     return _close(got, x * 2, "jax.jit of make(f, 2, chunk_size=5) on a NumPy constant")
 
 
+def _counted_chunks_under_a_trace(target: Target) -> Outcome:
+    """BA-14.9 under jax.jit: shard counts of 2 (no mesh needed: the counts say it) and chunks of
+    2 local rows per shard, then a shorter last one; ``f`` tags each row with its position in the
+    chunk it saw, so that which rows form a chunk, and their order back, show in the values."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import batchapply_reference
+
+    if "chunk_size" not in target.options or "row_order" not in target.options:
+        return Outcome("na", "the target does not take chunk_size and row_order (SPEC sections 13, 14)")
+
+    def tagged(rows: Any) -> Any:
+        return rows * 10 + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+    def tagged_numpy(rows: Any) -> Any:
+        return rows * 10 + np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+    for counts, leading in (((1, 2), (5, 2)), ((2, 1), (2, 5))):  # 10 rows, 5 per shard
+        data = np.arange(10 * 3, dtype=np.float32).reshape(leading + (3,))
+        got = jax.jit(target.factory(tagged, 2, row_order=counts, chunk_size=4))(jnp.asarray(data))
+        want = batchapply_reference.BatchApply(tagged_numpy, 2, row_order=counts, chunk_size=4)(data)
+        outcome = _close(got, want, f"jax.jit(make(f, 2, row_order={counts}, chunk_size=4)) on {leading}")
+        if outcome.status != "pass":
+            return outcome
+    return Outcome("pass")
+
+
 def _chunk_refusals(target: Target) -> Outcome:
     """BA-13.10: chunk_size with a symbolic number of rows raises ValueError, not JAX's own error."""
     import jax
@@ -263,6 +292,7 @@ def transform_checks() -> Iterator[Check]:
         ("export", "BA-8.6", _export),
         ("chunked", "BA-13.9", _chunked),
         ("chunks under a trace", "BA-13.4", _chunks_under_a_trace),
+        ("counted chunks under a trace", "BA-14.9", _counted_chunks_under_a_trace),
         ("chunk refusals", "BA-13.10", _chunk_refusals),
         ("chunk memory", "BA-13.11", _chunk_memory),
     ]:
