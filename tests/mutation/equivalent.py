@@ -12,6 +12,13 @@ REFERENCE_CORE = "reference/batchapply_reference/_core.py"
 IMPL_SHARDING = "impl/batchapply/_sharding.py"
 IMPL_LINEN = "impl/batchapply/linen.py"
 IMPL_NNX = "impl/batchapply/nnx.py"
+IMPL_PLAN = "impl/batchapply/_plan.py"
+IMPL_EXEC_FUSED = "impl/batchapply/_exec_fused.py"
+IMPL_EXEC_MAP = "impl/batchapply/_exec_map.py"
+IMPL_LEAVES = "impl/batchapply/_leaves.py"
+IMPL_TREES = "impl/batchapply/_trees.py"
+IMPL_ERRORS = "impl/batchapply/_errors.py"
+IMPL_CHUNKS = "impl/batchapply/_chunks.py"
 
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (
@@ -130,13 +137,17 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
 }
 
 
+_CHEAP_LEAVES = (
+    "the conformance CLI: which calls skip the plan table (cheap_leaves) is speed only; the plan is the same"
+)
+
 KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
-    (IMPL_CORE, "_one_placement", "return_none", "return True -> return None"): (
+    (IMPL_LEAVES, "one_placement", "return_none", "return True -> return None"): (
         "the conformance CLI: unreachable, the CLI runs with 8 CPU devices and this is the one-device branch"
     ),
     (
-        IMPL_CORE,
-        "_on_host",
+        IMPL_LEAVES,
+        "on_host",
         "compare_flip",
         "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) < 8",
     ): (
@@ -144,8 +155,8 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "dtype or placement changes); the project's compile-count test kills it"
     ),
     (
-        IMPL_CORE,
-        "_on_host",
+        IMPL_LEAVES,
+        "on_host",
         "const+1",
         "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 9",
     ): (
@@ -164,5 +175,53 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 2) + (8,)}"),
         ]
     },
+    # The --pool core sample of 2026-12-07 (issue 22): the modules the old _core.py was split into.
+    (
+        IMPL_CORE,
+        "BatchApply.__repr__",
+        "compare_flip",
+        "value == option.default -> value != option.default",
+    ): (
+        "the conformance CLI: repr is outside SPEC.md (`repr` and pickling are not part of this "
+        "document); tests/test_repr.py kills it"
+    ),
+    (IMPL_PLAN, "plan_inputs", "drop_not", "not ba._map_when_eager -> ba._map_when_eager"): (
+        "the conformance CLI sees it and reports BA-13.11 FAIL (an eager chunked call merges the whole "
+        "input: peak memory), but BA-13.11 is a SHOULD, which does not set the exit status; values, "
+        "dtypes and calls of f are unchanged"
+    ),
+    (IMPL_PLAN, "PlanCache", "const-1", "16 -> 15"): _CHEAP_LEAVES,
+    (
+        IMPL_PLAN,
+        "PlanCache.plan",
+        "compare_boundary",
+        "len(leaves) > self.cheap_leaves -> len(leaves) >= self.cheap_leaves",
+    ): _CHEAP_LEAVES,
+    (
+        IMPL_PLAN,
+        "PlanCache.plan",
+        "and_or",
+        "ba.chunk_size is None or trace_state_clean() -> ba.chunk_size is None and trace_state_clean()",
+    ): (
+        "equivalent: the chunked calls the table keeps have NumPy leaves only, whose plan is the same in "
+        "and out of a trace (lazy and eager only touch jax.Array leaves; _maps is False for them); "
+        "unchunked calls are only keyed more finely"
+    ),
+    (IMPL_EXEC_FUSED, "<module>", "const-1", "128 -> 127"): (
+        "the conformance CLI: _GROUP_SIZE is how many leaves one fused dispatch takes, speed only"
+    ),
+    (
+        IMPL_EXEC_FUSED,
+        "_split_fused",
+        "const-1",
+        "not all((_sharding.c_order_is_local(y, 1) for y in ys)) -> "
+        "not all((_sharding.c_order_is_local(y, 0) for y in ys))",
+    ): (
+        "equivalent: c_order_is_local is True for one leading dim (nothing after the first dim to move) "
+        "and for none"
+    ),
+    (IMPL_EXEC_MAP, "_inside_haiku_transform", "return_none", "return False -> return None"): (
+        "equivalent: its one caller reads it as a condition, where None is False"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
