@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
         "--exitfirst",
         action="store_true",
         help="stop at the first check that FAILs a MUST clause (the rest are NOT RUN); the exit "
-        "status is 1 exactly when a full run's is",
+        "status is 1 exactly when a full run's is (without --expect)",
     )
     p.add_argument("--seed", type=int, help="a random run from this seed (default: derandomized)")
     p.add_argument("--json", type=pathlib.Path, metavar="PATH", help="also write the report as JSON")
