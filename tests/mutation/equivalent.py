@@ -223,5 +223,30 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_EXEC_MAP, "_inside_haiku_transform", "return_none", "return False -> return None"): (
         "equivalent: its one caller reads it as a condition, where None is False"
     ),
+    (
+        IMPL_CHUNKS,
+        "_concatenate_fused",
+        "negate_cond",
+        "if not _sharding.c_order_is_local(y, 1) -> if not not _sharding.c_order_is_local(y, 1)",
+    ): (
+        "the conformance CLI: c_order_is_local(y, 1) is always True, so the mutant always returns None: "
+        "the caller then concatenates and BA-7.2's split runs on its own, the same values (speed only)"
+    ),
+    (
+        IMPL_CHUNKS,
+        "_host_column",
+        "const-1",
+        "x.committed == column[0].committed -> x.committed == column[-1].committed",
+    ): "equivalent: every piece equal to the first is every piece equal to the last",
+    (
+        IMPL_LEAVES,
+        "on_host",
+        "negate_cond",
+        "if not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted() -> "
+        "if not (not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted())",
+    ): (
+        "the conformance CLI: live concrete arrays never take the host path of eager chunks (speed only); "
+        "NumPy leaves still get False (no weak_type attribute), deleted ones raise E28 before any chunk"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
