@@ -130,48 +130,62 @@ def _chunked(target: Target) -> Outcome:
 
 
 def _chunks_under_a_trace(target: Target) -> Outcome:
-    """BA-13.4 under a trace: with a jax.Array input, the full chunks in one ``jax.lax.map`` (``f``
-    traced once on ``c`` rows, then once on the last chunk); with NumPy inputs only, ``f`` called
-    once per chunk on NumPy slices, as in eager mode."""
+    """BA-13.4 under a trace: a jax.Array input and a NumPy one that JAX holds exactly: the full
+    chunks in one ``jax.lax.map`` (``f`` traced once on ``c`` rows, both inputs tracers, then once
+    on the last chunk); a NumPy input JAX does not hold (masked, datetime64), or NumPy inputs only:
+    ``f`` called once per chunk, the NumPy inputs as NumPy slices, as in eager mode."""
     import jax
     import numpy as np
 
     if "chunk_size" not in target.options:
         return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
     x = np.arange(T * B * F, dtype=np.float32).reshape(T, B, F)  # 12 rows: chunks of 5, 5 and 2
-    seen: list[tuple[str, int]] = []
+    masked = np.ma.masked_array(x, mask=x % 3 == 0)
+    dates = np.arange(T * B).astype("datetime64[s]").reshape(T, B)  # no jax dtype holds it
+    seen: list[tuple[str, ...]] = []
 
-    def f(y: Any) -> Any:
-        seen.append(("numpy" if isinstance(y, np.ndarray) else type(y).__name__, y.shape[0]))
+    def kind(y: Any) -> str:
+        if isinstance(y, np.ma.MaskedArray):
+            return "masked"
+        return "numpy" if isinstance(y, np.ndarray) else "traced"
+
+    def f(y: Any, *z: Any) -> Any:
+        seen.append((*(kind(v) for v in (y, *z)), str(y.shape[0])))
         return y * 2
 
     chunked = target.factory(f, 2, chunk_size=5)
-    got = jax.jit(chunked)(jax.numpy.asarray(x))
-    traced = [rows for _, rows in seen]
     linen = sys.modules.get("flax.linen")
     # BA-12.12: a linen wrapper calls a plain callable once per chunk, in a Python loop.
-    looped = linen is not None and isinstance(chunked, linen.Module) and traced == [5, 5, 2]
-    if traced != [5, 2] and not looped:
-        return Outcome(
-            "fail",
-            f"jax.jit(make(f, 2, chunk_size=5)) on a jax.Array of 12 rows called f on {traced} rows; "
-            "BA-13.4 wants the full chunks in one jax.lax.map (f traced once on 5 rows), then the "
-            "last chunk: [5, 2]",
-            {"got": {"rows_per_call": traced}, "expected": {"rows_per_call": [5, 2]}},
-        )
-    outcome = _close(got, x * 2, "jax.jit(make(f, 2, chunk_size=5))(x)")
-    if outcome.status != "pass":
-        return outcome
-    seen.clear()
-    got = jax.jit(lambda: chunked(x))()  # the NumPy input is a constant of the traced program
-    if seen != [("numpy", 5), ("numpy", 5), ("numpy", 2)]:
-        return Outcome(
-            "fail",
-            f"under jax.jit with a NumPy input only, f saw {seen}; BA-13.4 wants one call per chunk "
-            "on NumPy slices, as in eager mode: [('numpy', 5), ('numpy', 5), ('numpy', 2)]",
-            {"got": {"calls": [list(c) for c in seen]}},
-        )
-    return _close(got, x * 2, "jax.jit of make(f, 2, chunk_size=5) on a NumPy constant")
+    loops = linen is not None and isinstance(chunked, linen.Module)
+    lax_map = [("traced", "traced", "5"), ("traced", "traced", "2")]
+    cases = [
+        ("a jax.Array and a float32 NumPy input", lambda a: chunked(a, x), lax_map),
+        (
+            "a jax.Array and a masked NumPy input",
+            lambda a: chunked(a, masked),
+            [("traced", "masked", rows) for rows in ("5", "5", "2")],
+        ),
+        (
+            "a jax.Array and a datetime64 NumPy input",
+            lambda a: chunked(a, dates),
+            [("traced", "numpy", rows) for rows in ("5", "5", "2")],
+        ),
+        ("a NumPy input only", lambda a: chunked(x), [("numpy", rows) for rows in ("5", "5", "2")]),
+    ]
+    for what, call, want in cases:
+        seen.clear()
+        got = jax.jit(call)(jax.numpy.asarray(x))  # the NumPy inputs are constants of the program
+        if seen != want and not (loops and [c[-1] for c in seen] == ["5", "5", "2"]):
+            return Outcome(
+                "fail",
+                f"jax.jit of make(f, 2, chunk_size=5) on {what} of 12 rows: f saw (inputs, rows) {seen}; "
+                f"BA-13.4 wants {want}",
+                {"got": {"calls": [list(c) for c in seen]}, "expected": {"calls": [list(c) for c in want]}},
+            )
+        outcome = _close(got, x * 2, f"jax.jit of make(f, 2, chunk_size=5) on {what}")
+        if outcome.status != "pass":
+            return outcome
+    return Outcome("pass")
 
 
 def _counted_chunks_under_a_trace(target: Target) -> Outcome:
