@@ -248,5 +248,15 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the conformance CLI: live concrete arrays never take the host path of eager chunks (speed only); "
         "NumPy leaves still get False (no weak_type attribute), deleted ones raise E28 before any chunk"
     ),
+    (
+        IMPL_LEAVES,
+        "on_host",
+        "drop_not",
+        "not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted() -> "
+        "_HOST_STATES or kind(x) != CONCRETE or x.is_deleted()",
+    ): (
+        "the conformance CLI: with the transfer-guard states known (always, on this jax), no leaf takes "
+        "the host path of eager chunks: speed only"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
