@@ -269,5 +269,11 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "another reason (a node raising before the dict) are recursion levels given back that it never "
         "took, which moves a later RecursionError deeper: no bounded check sees that"
     ),
+    (
+        IMPL_TREES,
+        "_unsortable_dict",
+        "const-1",
+        "len(children) == 1 and children[0][0] == () -> len(children) == 1 and children[-1][0] == ()",
+    ): "equivalent: with one child, children[0] is children[-1]",
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
