@@ -275,5 +275,15 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "const-1",
         "len(children) == 1 and children[0][0] == () -> len(children) == 1 and children[-1][0] == ()",
     ): "equivalent: with one child, children[0] is children[-1]",
+    (
+        IMPL_ERRORS,
+        "structures",
+        "return_none",
+        "return f'the axes have structure {axes_def}, the value has structure "
+        "{tree_util.tree_structure(tree)}' -> return None",
+    ): (
+        "the conformance CLI: the structures come after the E7/E11 prefix, which is all SPEC BA-10.1 "
+        "promises (the rest is free text, a SHOULD); the project's tests check it"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
