@@ -285,5 +285,9 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the conformance CLI: the structures come after the E7/E11 prefix, which is all SPEC BA-10.1 "
         "promises (the rest is free text, a SHOULD); the project's tests check it"
     ),
+    (IMPL_ERRORS, "leading_shape", "const-1", "{paths()[mergeable[0]]} -> {paths()[mergeable[-1]]}"): (
+        "the conformance CLI: which path E9's message names first comes after its prefix, which is all "
+        "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
