@@ -289,5 +289,9 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the conformance CLI: which path E9's message names first comes after its prefix, which is all "
         "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
     ),
+    (IMPL_ERRORS, "chunk_where", "compare_flip", "shards > 1 -> shards <= 1"): (
+        "the conformance CLI: both branches start with E17's prefix; how the rows are named comes after "
+        "it, free text (SPEC BA-10.1); the project's tests check it"
+    ),
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
