@@ -158,7 +158,7 @@ def _chunks_under_a_trace(target: Target) -> Outcome:
     # BA-12.12: a linen wrapper calls a plain callable once per chunk, in a Python loop.
     loops = linen is not None and isinstance(chunked, linen.Module)
     lax_map = [("traced", "traced", "5"), ("traced", "traced", "2")]
-    cases = [
+    cases: list[tuple[str, Callable[[Any], Any], list[tuple[str, ...]]]] = [
         ("a jax.Array and a float32 NumPy input", lambda a: chunked(a, x), lax_map),
         (
             "a jax.Array and a masked NumPy input",
