@@ -157,7 +157,7 @@ def _chunks_under_a_trace(target: Target) -> Outcome:
     linen = sys.modules.get("flax.linen")
     # BA-12.12: a linen wrapper calls a plain callable once per chunk, in a Python loop.
     loops = linen is not None and isinstance(chunked, linen.Module)
-    lax_map = [("traced", "traced", "5"), ("traced", "traced", "2")]
+    lax_map: list[tuple[str, ...]] = [("traced", "traced", "5"), ("traced", "traced", "2")]
     cases: list[tuple[str, Callable[[Any], Any], list[tuple[str, ...]]]] = [
         ("a jax.Array and a float32 NumPy input", lambda a: chunked(a, x), lax_map),
         (
