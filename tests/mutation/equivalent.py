@@ -293,5 +293,45 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the conformance CLI: both branches start with E17's prefix; how the rows are named comes after "
         "it, free text (SPEC BA-10.1); the project's tests check it"
     ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const+1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "1 if d == 1 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises E24 first "
+        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
+    ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const-1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "1 if d == -1 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises E24 first "
+        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
+    ),
+    **{
+        (IMPL_SHARDING, "call_counts", operator, mutation): (
+            "the conformance CLI: all-one counts instead of None are the C order (order_counts gives None, "
+            "one shard); only the eager chunks' lazy slicing is lost, peak memory (BA-13.11, a SHOULD)"
+        )
+        for operator, mutation in [
+            (
+                "const+1",
+                "None if all((s == 1 for s in counts)) else counts -> "
+                "None if all((s == 2 for s in counts)) else counts",
+            ),
+            (
+                "const-1",
+                "None if all((s == 1 for s in counts)) else counts -> "
+                "None if all((s == 0 for s in counts)) else counts",
+            ),
+        ]
+    },
 }
 """Mutants that the conformance CLI (``--judge cli``) cannot see, with why; the tests kill them."""
