@@ -301,7 +301,8 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "1 if d == 1 else math.prod((mesh.shape[name] for name in axes))",
     ): (
         "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
-        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises E24 first "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
+        "E24 first "
         "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
     ),
     (
@@ -312,7 +313,8 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "1 if d == -1 else math.prod((mesh.shape[name] for name in axes))",
     ): (
         "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
-        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises E24 first "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
+        "E24 first "
         "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
     ),
     **{
