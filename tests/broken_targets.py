@@ -31,10 +31,25 @@ def fortran_order(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any
     return call
 
 
+def _sortable(tree: Any) -> bool:
+    """Whether every dict in ``tree`` has keys that sort. jax's flatten of one that has not leaks
+    the recursion budget (jaxlib 0.10.2), which the kit's BA-1.5 check sees: the wrappers leave
+    such a tree to the wrapped ``batchapply``, which raises E27 and gives the budget back."""
+    from batchapply import _trees
+
+    try:
+        _trees.raise_if_unsortable(tree, "tree")
+    except TypeError:
+        return False
+    return True
+
+
 def _tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
     """``jax.tree_util.tree_map``, or ``tree`` as it is where jax cannot flatten it (a dict with
     unsortable keys: the wrapped ``batchapply`` raises its own error, E27, which is not the fault
     under test)."""
+    if not _sortable(tree):
+        return tree
     try:
         return tree_util.tree_map(fn, tree)
     except (TypeError, ValueError):
@@ -121,6 +136,8 @@ def vmap_split(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
 
 def _flat(tree: Any) -> list[Any]:
     """The leaves of ``tree`` (jax's flattening), or [] where jax cannot flatten it."""
+    if not _sortable(tree):
+        return []
     try:
         return list(tree_util.tree_leaves(tree))
     except (TypeError, ValueError):
@@ -906,6 +923,45 @@ def chunks_last_first(
     return call
 
 
+def unrolled_under_trace(
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
+) -> Callable[..., Any]:
+    """Under a trace, cuts the chunks with a Python loop as eager mode does: ``f`` is traced once per
+    chunk (a program as long as ``N / c``), not once in a ``jax.lax.map`` (BA-13.4)."""
+    import batchapply
+
+    chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
+    if chunk_size is None:
+        return chunked
+    state: dict[str, int] = {}
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        n = state["rows"]
+        parts = []
+        for a in range(0, n, chunk_size):
+
+            def cut(x: Any, a: int = a) -> Any:
+                if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n:
+                    return x[a : a + chunk_size]
+                return x
+
+            chunk_args, chunk_kwargs = _tree_map(cut, (args, kwargs))
+            parts.append(f(*chunk_args, **chunk_kwargs))
+        return tree_util.tree_map(lambda *rows: _cat(list(rows)), *parts)
+
+    unrolled = batchapply.BatchApply(g, num_dims, **options)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        n = int(np.prod(lead)) if lead is not None else 0
+        if n <= chunk_size or not any(_is_tracer(x) for x in _flat((args, kwargs))):
+            return chunked(*args, **kwargs)
+        state["rows"] = n
+        return unrolled(*args, **kwargs)
+
+    return call
+
+
 CORPUS: dict[str, str] = {
     "scalars_as_arrays": "BA-1.2",
     "nodes_as_leaves": "BA-1.3",
@@ -922,6 +978,7 @@ CORPUS: dict[str, str] = {
     "jax_inputs_transposed": "BA-5.1",
     "swapped_dims": "BA-5.1",
     "chunks_last_first": "BA-13.4",
+    "unrolled_under_trace": "BA-13.4",
     "numpy_to_jax": "BA-5.3",
     "bfloat16_as_float32": "BA-5.2",
     "writes_output_in_place": "BA-5.5",

@@ -5,9 +5,9 @@ JAX-only pytree nodes (BA-1.3), the options as read-only attributes (BA-2.6), de
 the key order of rebuilt dicts (BA-7.6: golden comparison ignores it), the result under
 ``jax.jit`` (BA-8.7), 64-bit chunk outputs (BA-13.8), chunk outputs on other devices
 (BA-13.7) and zero-size sharded dims (BA-14.12). jax is imported when they run, never when
-the package is imported. An E27 500 levels deep (BA-1.5) is not checked here: on a target
-whose jax flatten leaks the recursion budget it would break the checks after it; the golden
-case ``E27-deep-in-the-inputs`` is 50 deep.
+the package is imported. An E27 500 levels deep (BA-1.5) runs in a thread of its own: on a
+target whose jax flatten leaks the recursion budget, it leaks that thread's only (the golden
+case ``E27-deep-in-the-inputs`` is 50 deep).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, on_jax
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax
 
 OPTIONS = ("f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order")
 
@@ -253,9 +253,54 @@ def _zero_size_sharded_dim(target: Target) -> Outcome:
     return Outcome("pass")
 
 
+def _deep_errors_in_a_thread(target: Target) -> Outcome:
+    """BA-1.5: E27 on an input 500 levels deep, then a valid input 500 deep, three times. It runs
+    in a thread of its own: the recursion budget is per thread, so a target whose flatten leaks it
+    fails here without breaking the checks after this one."""
+    import numpy as np
+
+    def nest(leaf: Any) -> Any:
+        for _ in range(500):
+            leaf = [leaf]
+        return leaf
+
+    bad = nest({1: np.zeros((2, 3)), "a": np.zeros((2, 3))})
+    good = nest(np.ones((2, 3, 4)))
+    apply = target.factory(lambda x, deep: x, 2)
+    found: list[str] = []
+
+    def run() -> None:
+        for k in range(3):
+            try:
+                apply(np.zeros((2, 3, 1)), bad)
+                found.append(f"round {k}: the unsortable dict 500 deep raised nothing (E27)")
+                return
+            except RecursionError as e:
+                found.append(f"round {k}: the unsortable dict 500 deep raised {describe_error(e)}, not E27")
+                return
+            except Exception:  # E27 or not: the error rows' checks judge which (BA-1.7)
+                pass
+            try:
+                apply(np.zeros((2, 3, 1)), good)
+            except BaseException as e:
+                got = describe_error(e)
+                found.append(f"round {k}: after that error, a valid input 500 deep raised {got}")
+                return
+
+    size = threading.stack_size(64 << 20)
+    try:
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(size)
+    thread.join()
+    return Outcome("fail", found[0]) if found else Outcome("pass")
+
+
 def audit_checks() -> Iterator[Check]:
     for name, clauses, check, devices in [
         ("pytree nodes registered with JAX only", ("BA-1.3",), _jax_only_nodes, 1),
+        ("E27 500 deep, then a valid call, in a thread", ("BA-1.5",), _deep_errors_in_a_thread, 1),
         ("options are read-only attributes", ("BA-2.6",), _read_only, 1),
         ("deleted input", ("BA-5.9", "BA-10.4", "BA-10.7"), _deleted, 1),
         ("f raises partway", ("BA-6.3",), _f_raises, 1),

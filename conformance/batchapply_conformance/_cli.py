@@ -96,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 even when a MUST clause's check could not run (its status stays NOT RUN)",
     )
+    p.add_argument(
+        "-x",
+        "--exitfirst",
+        action="store_true",
+        help="stop at the first check that FAILs a MUST clause (the rest are NOT RUN); the exit "
+        "status is 1 exactly when a full run's is (without --expect)",
+    )
     p.add_argument("--seed", type=int, help="a random run from this seed (default: derandomized)")
     p.add_argument("--json", type=pathlib.Path, metavar="PATH", help="also write the report as JSON")
     p.add_argument("--failures-only", action="store_true", help="print only FAIL, XPASS and NOT RUN rows")
@@ -225,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             isolate=True,
             limits=Limits(timeout=args.timeout, memory_mib=args.memory_limit),
             helpers=args.helpers,
+            exitfirst=args.exitfirst,
         )
     except TargetError as e:
         print(f"batchapply-conformance: error: {' '.join(str(e).split())}", file=sys.stderr)

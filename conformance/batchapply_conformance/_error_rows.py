@@ -120,6 +120,19 @@ def _e17(t: Target) -> Any:
     return t.factory(f, 2, chunk_size=2)(_x(1, 5, 3))
 
 
+def _e17_counted(t: Target) -> Any:
+    """E17 with shard counts of 2 (BA-14.9's chunks: local rows of every shard)."""
+    if "row_order" not in t.options:
+        raise _Skip
+    seen: list[int] = []
+
+    def f(rows: Any) -> Any:
+        seen.append(1)
+        return rows.astype("float32" if len(seen) == 1 else "int32")
+
+    return t.factory(f, 2, chunk_size=2, row_order=(1, 2))(_x(1, 4, 3))
+
+
 def _e29_merge(t: Target) -> Any:
     """``merge_leading_dims`` raises E29's type, naming itself (BA-9.1)."""
     if not hasattr(t.module, "merge_leading_dims"):
@@ -231,7 +244,7 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[Attempt, ...]]] = {
             lambda t: _make(t, lambda r: {"a": r, "s": "x"}, 2, chunk_size=2)(_x(2, 3, 4)),
         ),
     ),
-    "E17": (("chunk_size",), (_e17,)),
+    "E17": (("chunk_size",), (_e17, _e17_counted)),
     "E18": (("chunk_size", "trace"), (_e18,)),
     "E20": (
         ("row_order",),

@@ -242,6 +242,7 @@ def run(
     isolate: bool | None = None,
     limits: Limits | None = None,
     helpers: str | None = None,
+    exitfirst: bool = False,
 ) -> Report:
     """Run every check (or those of ``clauses``) on ``target``; one result per SPEC clause.
 
@@ -262,6 +263,9 @@ def run(
             hang is that case's FAIL). Default: when ``target`` is a name.
         limits: Seconds and resident memory per check (isolated runs only).
         helpers: The module to find SPEC section 9's helpers in (default: next to the factory).
+        exitfirst: Stop at the first check that FAILs a MUST clause (not an expected failure):
+            the checks after it are NOT RUN, on request. The exit status is the same as a full
+            run's whenever it is 1; the report shows one failure, not all of them.
 
     Returns:
         The :class:`Report`.
@@ -290,14 +294,17 @@ def run(
     }
     todo = [i for i in selected if checks[i].family not in skipped and checks[i].name not in excluded]
     info: dict[str, Any] = {}
+    stop = _first_failure(results, expected_failures or {}) if exitfirst else None
     if isolate:
         name = target if isinstance(target, str) else target.name
-        found, info = _run_isolated(name, checks, todo, limits, helpers, profile, examples, seed, progress)
+        found, info = _run_isolated(
+            name, checks, todo, limits, helpers, profile, examples, seed, progress, stop
+        )
     else:
         if isinstance(target, str):
             target = Target.load(target)
         target.preflight()  # TargetError at once, not a report of crashes
-        found = _run_in_process(target, checks, todo, progress)
+        found = _run_in_process(target, checks, todo, progress, stop)
         name = target.name
     cases = []
     for i in selected:
@@ -307,6 +314,8 @@ def run(
             outcome, seconds = Outcome("not_run", f"{SKIPPED} (--skip {check.family})"), 0.0
         elif check.name in excluded:
             outcome, seconds = Outcome("not_run", f"{SKIPPED} (--exclude {check.name})"), 0.0
+        elif i not in found:
+            outcome, seconds = Outcome("not_run", f"{SKIPPED} (--exitfirst: stopped at a failure)"), 0.0
         else:
             outcome, seconds = found[i]
         fold(results, check, outcome)
@@ -354,11 +363,29 @@ def run_check(check: Check, target: Target) -> Outcomes:
     return diagnosed(check, target)
 
 
+def _first_failure(
+    results: Mapping[str, ClauseResult], expected: Mapping[str, str]
+) -> Callable[[Check, Outcomes], bool]:
+    """Whether a check's outcome FAILs a MUST clause that is not an expected failure (--exitfirst)."""
+
+    def stop(check: Check, found: Outcomes) -> bool:
+        for outcome in found if isinstance(found, list) else [found]:
+            if outcome.status != "fail":
+                continue
+            for clause in outcome.charged if outcome.charged is not None else check.clauses:
+                if clause in results and results[clause].must and clause not in expected:
+                    return True
+        return False
+
+    return stop
+
+
 def _run_in_process(
     target: Target,
     checks: list[Check],
     todo: list[int],
     progress: Callable[[int, int, str], None] | None,
+    stop: Callable[[Check, Outcomes], bool] | None = None,
 ) -> dict[int, tuple[Outcomes, float]]:
     found = {}
     for done, i in enumerate(todo, 1):
@@ -366,6 +393,8 @@ def _run_in_process(
         found[i] = (run_check(checks[i], target), time.perf_counter() - began)
         if progress is not None:
             progress(done, len(todo), checks[i].name)
+        if stop is not None and stop(checks[i], found[i][0]):
+            break
     return found
 
 
@@ -379,6 +408,7 @@ def _run_isolated(
     examples: int,
     seed: int | None,
     progress: Callable[[int, int, str], None] | None,
+    stop: Callable[[Check, Outcomes], bool] | None = None,
 ) -> tuple[dict[int, tuple[Outcomes, float]], dict[str, Any]]:
     """Each check of ``todo`` in the worker, bounded; a lost worker is replaced and the run goes on."""
     # The worker sees the caller's sys.path (and the current directory, as `python -m` does),
@@ -413,6 +443,8 @@ def _run_isolated(
             found[i] = (outcome, time.perf_counter() - began)
             if progress is not None:
                 progress(done, len(todo), check.name)
+            if stop is not None and stop(check, outcome):
+                break
     finally:
         worker.close()
     return found, info

@@ -153,6 +153,15 @@ def _shard_major_under_jit(target: Target) -> Outcome:
     # count). Without a mesh nothing is hidden, and the counts are all 1 (issue 24).
     mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Auto,))
     hidden = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
+    # An Auto axis of size 1 shards nothing: the counts are all 1, no E22.
+    single = AbstractMesh((1,), ("x",), axis_types=(AxisType.Auto,))
+    seen = jax.ShapeDtypeStruct((2, 4, 3), jnp.float32, sharding=NamedSharding(single, PartitionSpec()))
+    try:
+        jax.jit(target.factory(lambda r: r, 2, row_order="shard_major")).trace(seen)
+    except Exception as e:
+        return Outcome(
+            "fail", f"row_order='shard_major' under jax.jit with an Auto axis of size 1: {describe_error(e)}"
+        )
     try:
         jax.jit(target.factory(lambda r: r, 2, row_order="shard_major")).trace(hidden)
     except ValueError as e:

@@ -5,6 +5,7 @@ jax is imported when these checks run, never when the package is imported.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,6 +129,94 @@ def _chunked(target: Target) -> Outcome:
     return _close(got_grad, want_grad, "jax.grad through make(mlp, 2, chunk_size=5)")
 
 
+def _chunks_under_a_trace(target: Target) -> Outcome:
+    """BA-13.4 under a trace: a jax.Array input and a NumPy one that JAX holds exactly: the full
+    chunks in one ``jax.lax.map`` (``f`` traced once on ``c`` rows, both inputs tracers, then once
+    on the last chunk); a NumPy input JAX does not hold (masked, datetime64), or NumPy inputs only:
+    ``f`` called once per chunk, the NumPy inputs as NumPy slices, as in eager mode."""
+    import jax
+    import numpy as np
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    x = np.arange(T * B * F, dtype=np.float32).reshape(T, B, F)  # 12 rows: chunks of 5, 5 and 2
+    masked = np.ma.masked_array(x, mask=x % 3 == 0)
+    dates = np.arange(T * B).astype("datetime64[s]").reshape(T, B)  # no jax dtype holds it
+    seen: list[tuple[str, ...]] = []
+
+    def kind(y: Any) -> str:
+        if isinstance(y, np.ma.MaskedArray):
+            return "masked"
+        return "numpy" if isinstance(y, np.ndarray) else "traced"
+
+    def f(y: Any, *z: Any) -> Any:
+        seen.append((*(kind(v) for v in (y, *z)), str(y.shape[0])))
+        return y * 2
+
+    chunked = target.factory(f, 2, chunk_size=5)
+    linen = sys.modules.get("flax.linen")
+    # BA-12.12: a linen wrapper calls a plain callable once per chunk, in a Python loop.
+    loops = linen is not None and isinstance(chunked, linen.Module)
+    lax_map: list[tuple[str, ...]] = [("traced", "traced", "5"), ("traced", "traced", "2")]
+    cases: list[tuple[str, Callable[[Any], Any], list[tuple[str, ...]]]] = [
+        ("a jax.Array and a float32 NumPy input", lambda a: chunked(a, x), lax_map),
+        (
+            "a jax.Array and a masked NumPy input",
+            lambda a: chunked(a, masked),
+            [("traced", "masked", rows) for rows in ("5", "5", "2")],
+        ),
+        (
+            "a jax.Array and a datetime64 NumPy input",
+            lambda a: chunked(a, dates),
+            [("traced", "numpy", rows) for rows in ("5", "5", "2")],
+        ),
+        ("a NumPy input only", lambda a: chunked(x), [("numpy", rows) for rows in ("5", "5", "2")]),
+    ]
+    for what, call, want in cases:
+        seen.clear()
+        got = jax.jit(call)(jax.numpy.asarray(x))  # the NumPy inputs are constants of the program
+        if seen != want and not (loops and [c[-1] for c in seen] == ["5", "5", "2"]):
+            return Outcome(
+                "fail",
+                f"jax.jit of make(f, 2, chunk_size=5) on {what} of 12 rows: f saw (inputs, rows) {seen}; "
+                f"BA-13.4 wants {want}",
+                {"got": {"calls": [list(c) for c in seen]}, "expected": {"calls": [list(c) for c in want]}},
+            )
+        outcome = _close(got, x * 2, f"jax.jit of make(f, 2, chunk_size=5) on {what}")
+        if outcome.status != "pass":
+            return outcome
+    return Outcome("pass")
+
+
+def _counted_chunks_under_a_trace(target: Target) -> Outcome:
+    """BA-14.9 under jax.jit: shard counts of 2 (no mesh needed: the counts say it) and chunks of
+    2 local rows per shard, then a shorter last one; ``f`` tags each row with its position in the
+    chunk it saw, so that which rows form a chunk, and their order back, show in the values."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import batchapply_reference
+
+    if "chunk_size" not in target.options or "row_order" not in target.options:
+        return Outcome("na", "the target does not take chunk_size and row_order (SPEC sections 13, 14)")
+
+    def tagged(rows: Any) -> Any:
+        return rows * 10 + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+    def tagged_numpy(rows: Any) -> Any:
+        return rows * 10 + np.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+    for counts, leading in (((1, 2), (5, 2)), ((2, 1), (2, 5))):  # 10 rows, 5 per shard
+        data = np.arange(10 * 3, dtype=np.float32).reshape(leading + (3,))
+        got = jax.jit(target.factory(tagged, 2, row_order=counts, chunk_size=4))(jnp.asarray(data))
+        want = batchapply_reference.BatchApply(tagged_numpy, 2, row_order=counts, chunk_size=4)(data)
+        outcome = _close(got, want, f"jax.jit(make(f, 2, row_order={counts}, chunk_size=4)) on {leading}")
+        if outcome.status != "pass":
+            return outcome
+    return Outcome("pass")
+
+
 def _chunk_refusals(target: Target) -> Outcome:
     """BA-13.10: chunk_size with a symbolic number of rows raises ValueError, not JAX's own error."""
     import jax
@@ -216,6 +305,8 @@ def transform_checks() -> Iterator[Check]:
         ("checkpoint", "BA-8.5", _checkpoint),
         ("export", "BA-8.6", _export),
         ("chunked", "BA-13.9", _chunked),
+        ("chunks under a trace", "BA-13.4", _chunks_under_a_trace),
+        ("counted chunks under a trace", "BA-14.9", _counted_chunks_under_a_trace),
         ("chunk refusals", "BA-13.10", _chunk_refusals),
         ("chunk memory", "BA-13.11", _chunk_memory),
     ]:

@@ -12,6 +12,13 @@ REFERENCE_CORE = "reference/batchapply_reference/_core.py"
 IMPL_SHARDING = "impl/batchapply/_sharding.py"
 IMPL_LINEN = "impl/batchapply/linen.py"
 IMPL_NNX = "impl/batchapply/nnx.py"
+IMPL_PLAN = "impl/batchapply/_plan.py"
+IMPL_EXEC_FUSED = "impl/batchapply/_exec_fused.py"
+IMPL_EXEC_MAP = "impl/batchapply/_exec_map.py"
+IMPL_LEAVES = "impl/batchapply/_leaves.py"
+IMPL_TREES = "impl/batchapply/_trees.py"
+IMPL_ERRORS = "impl/batchapply/_errors.py"
+IMPL_CHUNKS = "impl/batchapply/_chunks.py"
 
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (
@@ -207,13 +214,17 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
 }
 
 
+_CHEAP_LEAVES = (
+    "the conformance CLI: which calls skip the plan table (cheap_leaves) is speed only; the plan is the same"
+)
+
 KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
-    (IMPL_CORE, "_one_placement", "return_none", "return True -> return None"): (
+    (IMPL_LEAVES, "one_placement", "return_none", "return True -> return None"): (
         "the conformance CLI: unreachable, the CLI runs with 8 CPU devices and this is the one-device branch"
     ),
     (
-        IMPL_CORE,
-        "_on_host",
+        IMPL_LEAVES,
+        "on_host",
         "compare_flip",
         "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) < 8",
     ): (
@@ -221,8 +232,8 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "dtype or placement changes); the project's compile-count test kills it"
     ),
     (
-        IMPL_CORE,
-        "_on_host",
+        IMPL_LEAVES,
+        "on_host",
         "const+1",
         "jax.dtypes.itemsize_bits(dtype) >= 8 -> jax.dtypes.itemsize_bits(dtype) >= 9",
     ): (
@@ -239,6 +250,166 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             ("const-1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 1) + (7,)}"),
             ("const+1", "{(1,) * (n - 1) + (8,)} -> {(2,) * (n - 1) + (8,)}"),
             ("const+1", "{(1,) * (n - 1) + (8,)} -> {(1,) * (n - 2) + (8,)}"),
+        ]
+    },
+    # The --pool core sample of 2026-12-07 (issue 22): the modules the old _core.py was split into.
+    (
+        IMPL_CORE,
+        "BatchApply.__repr__",
+        "compare_flip",
+        "value == option.default -> value != option.default",
+    ): (
+        "the conformance CLI: repr is outside SPEC.md (`repr` and pickling are not part of this "
+        "document); tests/test_repr.py kills it"
+    ),
+    (IMPL_PLAN, "plan_inputs", "drop_not", "not ba._map_when_eager -> ba._map_when_eager"): (
+        "the conformance CLI sees it and reports BA-13.11 FAIL (an eager chunked call merges the whole "
+        "input: peak memory), but BA-13.11 is a SHOULD, which does not set the exit status; values, "
+        "dtypes and calls of f are unchanged"
+    ),
+    (IMPL_PLAN, "PlanCache", "const-1", "16 -> 15"): _CHEAP_LEAVES,
+    (
+        IMPL_PLAN,
+        "PlanCache.plan",
+        "compare_boundary",
+        "len(leaves) > self.cheap_leaves -> len(leaves) >= self.cheap_leaves",
+    ): _CHEAP_LEAVES,
+    (
+        IMPL_PLAN,
+        "PlanCache.plan",
+        "and_or",
+        "ba.chunk_size is None or trace_state_clean() -> ba.chunk_size is None and trace_state_clean()",
+    ): (
+        "equivalent: the chunked calls the table keeps have NumPy leaves only, whose plan is the same in "
+        "and out of a trace (lazy and eager only touch jax.Array leaves; _maps is False for them); "
+        "unchunked calls are only keyed more finely"
+    ),
+    (IMPL_EXEC_FUSED, "<module>", "const-1", "128 -> 127"): (
+        "the conformance CLI: _GROUP_SIZE is how many leaves one fused dispatch takes, speed only"
+    ),
+    (
+        IMPL_EXEC_FUSED,
+        "_split_fused",
+        "const-1",
+        "not all((_sharding.c_order_is_local(y, 1) for y in ys)) -> "
+        "not all((_sharding.c_order_is_local(y, 0) for y in ys))",
+    ): (
+        "equivalent: c_order_is_local is True for one leading dim (nothing after the first dim to move) "
+        "and for none"
+    ),
+    (IMPL_EXEC_MAP, "_inside_haiku_transform", "return_none", "return False -> return None"): (
+        "equivalent: its one caller reads it as a condition, where None is False"
+    ),
+    (
+        IMPL_CHUNKS,
+        "_concatenate_fused",
+        "negate_cond",
+        "if not _sharding.c_order_is_local(y, 1) -> if not not _sharding.c_order_is_local(y, 1)",
+    ): (
+        "the conformance CLI: c_order_is_local(y, 1) is always True, so the mutant always returns None: "
+        "the caller then concatenates and BA-7.2's split runs on its own, the same values (speed only)"
+    ),
+    (
+        IMPL_CHUNKS,
+        "_host_column",
+        "const-1",
+        "x.committed == column[0].committed -> x.committed == column[-1].committed",
+    ): "equivalent: every piece equal to the first is every piece equal to the last",
+    (
+        IMPL_LEAVES,
+        "on_host",
+        "negate_cond",
+        "if not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted() -> "
+        "if not (not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted())",
+    ): (
+        "the conformance CLI: live concrete arrays never take the host path of eager chunks (speed only); "
+        "NumPy leaves still get False (no weak_type attribute), deleted ones raise E28 before any chunk"
+    ),
+    (
+        IMPL_LEAVES,
+        "on_host",
+        "drop_not",
+        "not _HOST_STATES or kind(x) != CONCRETE or x.is_deleted() -> "
+        "_HOST_STATES or kind(x) != CONCRETE or x.is_deleted()",
+    ): (
+        "the conformance CLI: with the transfer-guard states known (always, on this jax), no leaf takes "
+        "the host path of eager chunks: speed only"
+    ),
+    (
+        IMPL_TREES,
+        "raise_if_unsortable",
+        "and_or",
+        "error is not None and 'Comparator raised exception' in str(error) -> "
+        "error is not None or 'Comparator raised exception' in str(error)",
+    ): (
+        "the conformance CLI: E27 and its message are unchanged; only where jax's flatten failed for "
+        "another reason (a node raising before the dict) are recursion levels given back that it never "
+        "took, which moves a later RecursionError deeper: no bounded check sees that"
+    ),
+    (
+        IMPL_TREES,
+        "_unsortable_dict",
+        "const-1",
+        "len(children) == 1 and children[0][0] == () -> len(children) == 1 and children[-1][0] == ()",
+    ): "equivalent: with one child, children[0] is children[-1]",
+    (
+        IMPL_ERRORS,
+        "structures",
+        "return_none",
+        "return f'the axes have structure {axes_def}, the value has structure "
+        "{tree_util.tree_structure(tree)}' -> return None",
+    ): (
+        "the conformance CLI: the structures come after the E7/E11 prefix, which is all SPEC BA-10.1 "
+        "promises (the rest is free text, a SHOULD); the project's tests check it"
+    ),
+    (IMPL_ERRORS, "leading_shape", "const-1", "{paths()[mergeable[0]]} -> {paths()[mergeable[-1]]}"): (
+        "the conformance CLI: which path E9's message names first comes after its prefix, which is all "
+        "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
+    ),
+    (IMPL_ERRORS, "chunk_where", "compare_flip", "shards > 1 -> shards <= 1"): (
+        "the conformance CLI: both branches start with E17's prefix; how the rows are named comes after "
+        "it, free text (SPEC BA-10.1); the project's tests check it"
+    ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const+1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "1 if d == 1 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
+        "E24 first "
+        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
+    ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const-1",
+        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+        "1 if d == -1 else math.prod((mesh.shape[name] for name in axes))",
+    ): (
+        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
+        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
+        "E24 first "
+        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
+    ),
+    **{
+        (IMPL_SHARDING, "call_counts", operator, mutation): (
+            "the conformance CLI: all-one counts instead of None are the C order (order_counts gives None, "
+            "one shard); only the eager chunks' lazy slicing is lost, peak memory (BA-13.11, a SHOULD)"
+        )
+        for operator, mutation in [
+            (
+                "const+1",
+                "None if all((s == 1 for s in counts)) else counts -> "
+                "None if all((s == 2 for s in counts)) else counts",
+            ),
+            (
+                "const-1",
+                "None if all((s == 1 for s in counts)) else counts -> "
+                "None if all((s == 0 for s in counts)) else counts",
+            ),
         ]
     },
 }

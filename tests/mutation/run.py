@@ -18,11 +18,19 @@ out), *survived* when they pass, *equivalent* when it survives and
 Results: ``tests/mutation/results/<file>.csv`` and ``.md`` (file, line, operator,
 mutation, status, killing test); the score is killed / (sampled - equivalent).
 
+``--pool NAME`` draws one sample of ``--sample`` mutants from the mutants of all the
+``--files`` together (each mutant equally likely, whatever its file: ``random.Random(f"{seed}:pool")``
+over the files' mutants in ``--files`` order), and writes ``results/NAME.csv`` and ``.md``.
+``--pool core`` takes the modules the old ``impl/batchapply/_core.py`` was split into (issue 25)::
+
+    python -m tests.mutation.run --judge cli --pool core --sample 60 --seed 0
+
 ``--judge cli`` measures the conformance kit instead of the tests (issue 22): the killing
-command is the CLI, ``python -m batchapply_conformance batchapply:BatchApply --profile ci``,
+command is the CLI, ``python -m batchapply_conformance batchapply:BatchApply --profile ci -x``,
 run against the mutated copy; a mutant is killed when it exits non-zero (a MUST clause
-FAILs or did not run, or the target no longer loads), and the killing "test" is the first
-failing clause. Results: ``tests/mutation/results/<file>.cli.csv`` and ``.md``.
+FAILs or did not run, or the target no longer loads), and the killing "test" is the
+failing clause. ``-x`` (``--exitfirst``) stops the CLI at its first MUST failure: the exit
+status is the same as a full run's, sooner. Results: ``tests/mutation/results/<file>.cli.csv`` and ``.md``.
 One test process at a time: a run of 60 mutants took about 25 to 40 minutes on the shared 2-core machine.
 """
 
@@ -62,6 +70,22 @@ FILES = [  # the impl's core is split by how a call runs (issue 25, docs/archite
     "reference/batchapply_reference/_core.py",
     "impl/batchapply/_sharding.py",
 ]
+POOLS = {
+    # What the old impl/batchapply/_core.py was split into (issue 25): issue 22's "_core.py" sample.
+    "core": [
+        "impl/batchapply/_core.py",
+        "impl/batchapply/_plan.py",
+        "impl/batchapply/_exec_reshape.py",
+        "impl/batchapply/_exec_fused.py",
+        "impl/batchapply/_exec_chunks.py",
+        "impl/batchapply/_exec_local.py",
+        "impl/batchapply/_exec_map.py",
+        "impl/batchapply/_chunks.py",
+        "impl/batchapply/_leaves.py",
+        "impl/batchapply/_trees.py",
+        "impl/batchapply/_errors.py",
+    ],
+}
 # The fastest killers first: pytest -x stops at the first failure.
 TESTS = [
     "tests/test_eager_paths.py",
@@ -202,9 +226,10 @@ def _run_tests_forked(tree: pathlib.Path, tests: list[str], timeout: float) -> t
     return False, f"(exit {code}: {tail[0][:80]})", seconds
 
 
-CLI = [sys.executable, "-m", "batchapply_conformance", "batchapply:BatchApply", "--profile", "ci"]
+CLI = [sys.executable, "-m", "batchapply_conformance", "batchapply:BatchApply", "--profile", "ci", "-x"]
 """The killing command of ``--judge cli``: the conformance kit's CLI with its default profile."""
-FAILING_CLAUSE = re.compile(r"^(BA-\d+\.\d+)\s+MUST\s+(?:FAIL|NOT RUN)", re.MULTILINE)
+FAILING_CLAUSE = re.compile(r"^(BA-\d+\.\d+)\s+MUST\s+FAIL", re.MULTILINE)
+NOT_RUN_CLAUSE = re.compile(r"^(BA-\d+\.\d+)\s+MUST\s+NOT RUN(?!.*--exitfirst)", re.MULTILINE)
 
 
 def _run_cli(tree: pathlib.Path, timeout: float) -> tuple[bool, str, float]:
@@ -224,11 +249,22 @@ def _run_cli(tree: pathlib.Path, timeout: float) -> tuple[bool, str, float]:
     seconds = time.monotonic() - start
     if done.returncode == 0:
         return True, "", seconds
-    found = FAILING_CLAUSE.search(done.stdout)
+    found = FAILING_CLAUSE.search(done.stdout) or NOT_RUN_CLAUSE.search(done.stdout)
     if found:
         return False, found.group(1), seconds
     tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["?"]
     return False, f"(exit {done.returncode}: {tail[0][:80]})", seconds
+
+
+def pooled_sample(
+    files: list[str], found: dict[str, list[mutants.Mutant]], n: int, seed: int
+) -> list[mutants.Mutant]:
+    """``n`` of the mutants of all ``files`` (all if fewer), each equally likely; in file, then line order."""
+    everything = [m for file in files for m in found[file]]
+    if n < len(everything):
+        everything = random.Random(f"{seed}:pool").sample(everything, n)
+    order = {file: i for i, file in enumerate(files)}
+    return sorted(everything, key=lambda m: (order[m.file], m.line, m.index, m.operator, m.k))
 
 
 def _write(file: str, rows: list[dict[str, str]], header: str, suffix: str = "") -> pathlib.Path:
@@ -257,17 +293,17 @@ def timed_out(row: dict[str, str]) -> bool:
     return row["killed_by"].startswith("(timeout")
 
 
-def _row_key(row: dict[str, str]) -> tuple[str, str, str]:
-    return (row["line"], row["operator"], row["mutation"])
+def _row_key(row: dict[str, str]) -> tuple[str, str, str, str]:
+    return (row["file"], row["line"], row["operator"], row["mutation"])
 
 
-def _mutant_key(m: mutants.Mutant) -> tuple[str, str, str]:
-    return (str(m.line), m.operator, f"{m.before} -> {m.after}")
+def _mutant_key(m: mutants.Mutant) -> tuple[str, str, str, str]:
+    return (m.file, str(m.line), m.operator, f"{m.before} -> {m.after}")
 
 
 def _previous(
     file: str, chosen: list[mutants.Mutant], suffix: str = ""
-) -> dict[tuple[str, str, str], dict[str, str]]:
+) -> dict[tuple[str, str, str, str], dict[str, str]]:
     """The rows of ``file``'s last results, by mutant; each must be one of ``chosen`` (all of them,
     unless that run was ``--incremental`` and stopped early)."""
     path = RESULTS / (file.replace("/", "__").removesuffix(".py") + suffix + ".csv")
@@ -290,6 +326,7 @@ def _header(
     counts: dict[str, int],
     rechecked: bool,
     final: bool,
+    sources: dict[str, str],
 ) -> str:
     """The results' header: what ran, the counts and score, the command."""
     counted = done - counts["equivalent"]
@@ -302,17 +339,19 @@ def _header(
             if final or args.incremental
             else f", {done} done"
         )
+    selection = f"--pool {args.pool}" if args.pool else f"--files {file}"
+    title = f"pool `{args.pool}` ({', '.join(f'`{f}`' for f in sources)})" if args.pool else f"`{file}`"
     command = (
-        f"Command: `python -m tests.mutation.run --judge cli --files {file} "
+        f"Command: `python -m tests.mutation.run --judge cli {selection} "
         f"--sample {args.sample} --seed {args.seed}`; killing command: "
         f"`{' '.join(CLI[1:])}` (exit status not 0)"
         if args.judge == "cli"
-        else f"Command: `python -m tests.mutation.run --files {file} --sample {args.sample} "
+        else f"Command: `python -m tests.mutation.run {selection} --sample {args.sample} "
         f"--seed {args.seed}{' --fork' if args.fork else ''}{' --incremental' if args.incremental else ''}"
         f"{' --recheck' if rechecked else ''}`; tests: {' '.join(args.tests)}"
     )
     return (
-        f"# Mutation results: `{file}`\n\n"
+        f"# Mutation results: {title}\n\n"
         f"{datetime.date.today().isoformat()}"
         f"{' (the survivors of the last run rerun)' if rechecked else ''}: {run}; "
         f"killed {counts['killed']}, equivalent {counts['equivalent']}, "
@@ -325,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--files", nargs="+", default=FILES, help="source files, relative to the repo root")
-    parser.add_argument("--sample", type=int, default=60, help="mutants per file (default 60)")
+    parser.add_argument("--sample", type=int, default=60, help="mutants per file or pool (default 60)")
+    parser.add_argument(
+        "--pool",
+        choices=sorted(POOLS),
+        default="",
+        help="one sample from the mutants of these files together (results named after the pool)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test selection")
@@ -381,36 +426,41 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.fork and args.judge == "tests" and not args.list:
         _preload()
-    plans = []
-    found_by_file: dict[str, list[mutants.Mutant]] = {}
-    for file in args.files:
-        source = (ROOT / file).read_text()
-        found = mutants.find(file, source)
-        found_by_file[file] = found
-        chosen = mutants.sample(found, args.sample, args.seed)
+    plans = []  # (what the results are named after, the files' sources, the chosen mutants)
+    groups = [(file, [file]) for file in args.files]
+    if args.pool:
+        groups = [(f"pool-{args.pool}", POOLS[args.pool])]
+    for label, files in groups:
+        sources = {file: (ROOT / file).read_text() for file in files}
+        found = {file: mutants.find(file, sources[file]) for file in files}
+        every = [m for file in files for m in found[file]]
+        if args.pool:
+            chosen = pooled_sample(files, found, args.sample, args.seed)
+        else:
+            chosen = mutants.sample(every, args.sample, args.seed)
         if args.match:
             texts = args.match.split("||")
-            chosen = [m for m in found if any(t in f"{m.before} -> {m.after}" for t in texts)]
+            chosen = [m for m in every if any(t in f"{m.before} -> {m.after}" for t in texts)]
         if args.functions:
             names = set(args.functions.split(","))
-            chosen = [m for m in found if m.function in names]
+            chosen = [m for m in every if m.function in names]
         if args.only:
             chosen = [chosen[int(i)] for i in args.only.split(",")]
-        plans.append((file, source, chosen))
+        plans.append((label, sources, chosen, len(every)))
     if args.list:
-        for file, _, chosen in plans:
+        for _, _, chosen, _ in plans:
             for i, m in enumerate(chosen):
-                print(f"{i:3d} {file}:{m.line} {m.function} {m.operator}: {m.before} -> {m.after}")
+                print(f"{i:3d} {m.file}:{m.line} {m.function} {m.operator}: {m.before} -> {m.after}")
         return 0
 
     status = 0
     with tempfile.TemporaryDirectory(prefix="batchapply-mutation-") as tmp:
         tree = pathlib.Path(tmp)
         _copy_tree(tree)
-        for file, source, chosen in plans:
-            target = tree / file
-            # The baseline: the unparsed, unmutated file passes, so a failure is the mutant's doing.
-            target.write_text(mutants.apply_none(source))
+        for file, sources, chosen, total in plans:
+            # The baseline: the unparsed, unmutated files pass, so a failure is the mutant's doing.
+            for name, source in sources.items():
+                (tree / name).write_text(mutants.apply_none(source))
             passed, failing, seconds = judge(tree)
             if not passed:
                 print(f"{file}: the unmutated copy fails ({failing}); nothing measured", flush=True)
@@ -425,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.incremental:  # any prefix of a random order is a random sample
                 random.Random(f"{args.seed}:{file}:order").shuffle(order)
             done: dict[int, dict[str, str]] = {}
-            total, rechecked = len(found_by_file[file]), previous is not None
+            rechecked = previous is not None
             counts = {"killed": 0, "survived": 0, "equivalent": 0}
 
             writes = not (args.no_write or args.only or args.match)
@@ -441,14 +491,15 @@ def main(argv: list[str] | None = None) -> int:
                     done[i] = {**before, "status": "equivalent", "killed_by": equivalents[m.key]}
                     counts["equivalent"] += 1
                     continue
-                target.write_text(mutants.apply(source, m))
+                target = tree / m.file
+                target.write_text(mutants.apply(sources[m.file], m))
                 passed, failing, seconds = judge(tree)
-                target.write_text(source)
+                target.write_text(mutants.apply_none(sources[m.file]))
                 reason = equivalents.get(m.key)
                 verdict = "killed" if not passed else ("equivalent" if reason else "survived")
                 counts[verdict] += 1
                 done[i] = {
-                    "file": file,
+                    "file": m.file,
                     "line": str(m.line),
                     "function": m.function,
                     "operator": m.operator,
@@ -457,15 +508,16 @@ def main(argv: list[str] | None = None) -> int:
                     "killed_by": failing if not passed else (reason or ""),
                 }
                 print(
-                    f"  [{i:3d}] {verdict:10s} {seconds:5.1f}s line {m.line} {m.operator}: "
+                    f"  [{i:3d}] {verdict:10s} {seconds:5.1f}s {m.file}:{m.line} {m.operator}: "
                     f"{m.before} -> {m.after}" + (f"  [{failing}]" if failing else ""),
                     flush=True,
                 )
                 if writes and args.incremental:
-                    text = _header(file, args, sampled, total, len(done), counts, rechecked, False)
+                    text = _header(file, args, sampled, total, len(done), counts, rechecked, False, sources)
                     _write(file, [done[j] for j in sorted(done)], text, suffix)
-            target.write_text(source)
-            text = _header(file, args, sampled, total, len(done), counts, rechecked, True)
+            for name, source in sources.items():
+                (tree / name).write_text(source)
+            text = _header(file, args, sampled, total, len(done), counts, rechecked, True, sources)
             if writes:
                 written = _write(file, [done[j] for j in sorted(done)], text, suffix)
                 print(f"  written {written.relative_to(ROOT)}")
