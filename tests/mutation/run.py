@@ -53,7 +53,7 @@ from tests.mutation import equivalent, mutants
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "mutation" / "results"
-FILES = [  # the impl's core is split by how a call runs (issue 25, docs/architecture.md)
+CORE = [  # what the old impl/batchapply/_core.py was split into (issue 25, docs/architecture.md)
     "impl/batchapply/_core.py",
     "impl/batchapply/_plan.py",
     "impl/batchapply/_exec_reshape.py",
@@ -62,30 +62,18 @@ FILES = [  # the impl's core is split by how a call runs (issue 25, docs/archite
     "impl/batchapply/_exec_local.py",
     "impl/batchapply/_exec_map.py",
     "impl/batchapply/_chunks.py",
-    "impl/batchapply/_options.py",
-    "impl/batchapply/_errors.py",
     "impl/batchapply/_leaves.py",
     "impl/batchapply/_trees.py",
+    "impl/batchapply/_errors.py",
+]
+FILES = [
+    *CORE,
+    "impl/batchapply/_options.py",
     "impl/batchapply/_helpers.py",
     "reference/batchapply_reference/_core.py",
     "impl/batchapply/_sharding.py",
 ]
-POOLS = {
-    # What the old impl/batchapply/_core.py was split into (issue 25): issue 22's "_core.py" sample.
-    "core": [
-        "impl/batchapply/_core.py",
-        "impl/batchapply/_plan.py",
-        "impl/batchapply/_exec_reshape.py",
-        "impl/batchapply/_exec_fused.py",
-        "impl/batchapply/_exec_chunks.py",
-        "impl/batchapply/_exec_local.py",
-        "impl/batchapply/_exec_map.py",
-        "impl/batchapply/_chunks.py",
-        "impl/batchapply/_leaves.py",
-        "impl/batchapply/_trees.py",
-        "impl/batchapply/_errors.py",
-    ],
-}
+POOLS = {"core": CORE}  # issue 22's "_core.py" sample, drawn over the split core
 # The fastest killers first: pytest -x stops at the first failure.
 TESTS = [
     "tests/test_eager_paths.py",
