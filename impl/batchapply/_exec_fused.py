@@ -282,11 +282,12 @@ class Fused:
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
             return ys
         if state is SEEN:  # the second call: compile the group programs off the critical path
-            _SIGNATURES.set(key, COMPILING if _bytes(xs) <= _WARM_BYTES else LEAF_BY_LEAF)
-            if _SIGNATURES.visit(key) is COMPILING:
+            warm = _bytes(xs) <= _WARM_BYTES
+            _SIGNATURES.set(key, COMPILING if warm else LEAF_BY_LEAF)
+            if warm:
                 BACKGROUND.submit(functools.partial(self._warm, key, list(xs)))
-            if _SIGNATURES.visit(key) is READY:  # compiled in the call (background disabled)
-                return self(xs, at, one)
+                if _SIGNATURES.visit(key) is READY:  # compiled in the call (background disabled)
+                    return self(xs, at, one)
         n = self.min_ndim
         _LEAF_BY_LEAF_CALLS[0] += 1  # the background thread waits meanwhile (_wait_for_calls)
         try:
@@ -328,7 +329,7 @@ class Fused:
 
 
 def _bytes(xs: list[Any]) -> int:
-    """The bytes of the leaves ``xs``, once per signature (a typed PRNG key counts its key data)."""
+    """The bytes of the leaves ``xs``, read once per signature."""
     try:
         return sum(x.nbytes for x in xs)
     except Exception:  # an array type without nbytes: too large to warm, to be safe
