@@ -336,7 +336,8 @@ def _header(
         if args.judge == "cli"
         else f"Command: `python -m tests.mutation.run {selection} --sample {args.sample} "
         f"--seed {args.seed}{' --fork' if args.fork else ''}{' --incremental' if args.incremental else ''}"
-        f"{' --recheck' if rechecked else ''}`; tests: {' '.join(args.tests)}"
+        f"{' --recheck' if rechecked else ''}{' --resume' if args.resume else ''}`; "
+        f"tests: {' '.join(args.tests)}"
     )
     return (
         f"# Mutation results: {title}\n\n"
@@ -390,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         "its survivors)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --incremental: keep the last results' rows (a timeout is rerun, a survivor now "
+        "listed in equivalent.py counts as equivalent) and run only the mutants they lack",
+    )
+    parser.add_argument(
         "--fork",
         action="store_true",
         help="run each mutant's tests in a child forked from this process, which has imported jax, "
@@ -402,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         help="what must catch the mutants: the test selection (default) or the conformance CLI (ci profile)",
     )
     args = parser.parse_args(argv)
+    if args.resume and args.recheck:
+        parser.error("--resume and --recheck: run one, then the other")
     suffix = ".cli" if args.judge == "cli" else ""
     equivalents = {**equivalent.EQUIVALENT, **(equivalent.KIT_EQUIVALENT if args.judge == "cli" else {})}
 
@@ -455,21 +464,28 @@ def main(argv: list[str] | None = None) -> int:
                 status = 1
                 continue
             print(f"{file}: baseline passes in {seconds:.0f} s; {len(chosen)} mutants", flush=True)
-            previous = _previous(file, chosen, suffix) if args.recheck else None
+            previous = _previous(file, chosen, suffix) if args.recheck or args.resume else None
             sampled = len(chosen)
-            if previous is not None:  # an --incremental run stopped early: only the mutants it ran
+            if previous is not None and args.recheck:  # a stopped --incremental run: only the mutants it ran
                 chosen = [m for m in chosen if _mutant_key(m) in previous]
             order = list(range(len(chosen)))
             if args.incremental:  # any prefix of a random order is a random sample
                 random.Random(f"{args.seed}:{file}:order").shuffle(order)
             done: dict[int, dict[str, str]] = {}
-            rechecked = previous is not None
+            rechecked = previous is not None and args.recheck
             counts = {"killed": 0, "survived": 0, "equivalent": 0}
 
             writes = not (args.no_write or args.only or args.match)
             for i in order:
                 m = chosen[i]
                 before = previous.get(_mutant_key(m)) if previous is not None else None
+                if before is not None and args.resume and not timed_out(before):
+                    verdict = before["status"]
+                    if verdict == "survived" and m.key in equivalents:
+                        before = {**before, "status": "equivalent", "killed_by": equivalents[m.key]}
+                    done[i] = before
+                    counts[before["status"]] += 1
+                    continue
                 if before is not None and before["status"] == "killed" and not timed_out(before):
                     done[i] = before  # more tests cannot revive a killed mutant
                     counts["killed"] += 1
