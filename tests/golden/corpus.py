@@ -820,12 +820,14 @@ def input_classes() -> Iterator[Spec]:
     for leading in [(1024, 1024), (65536, 65536)]:
         yield {
             "name": f"rows-without-elements-{'x'.join(map(str, leading))}x0",
-            "clauses": ["BA-1.6", "BA-5.4"],
+            # N is not 0 (BA-5.4): only the rows' lack of elements is tested (BA-1.6).
+            "clauses": ["BA-1.6"],
             "args": [array(leading + (0,), "float32"), array(leading + (2, 0), "int8")],
         }
     yield {
         "name": "rows-without-elements-row-order",
-        "clauses": ["BA-1.6", "BA-14.2"],
+        # An output without elements cannot show the row order (BA-14.2): no work per row only.
+        "clauses": ["BA-1.6"],
         "row_order": (4, 2),
         "args": [array((1024, 1024, 0), "float32")],
     }
