@@ -183,14 +183,14 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def on_jax(check: Callable[[Target], Outcome], devices: int = 1) -> Callable[[Target], Outcome]:
+def on_jax(check: Callable[[Target], Outcomes], devices: int = 1) -> Callable[[Target], Outcomes]:
     """``check`` run where jax is installed and sees ``devices`` devices, its exception a FAIL.
 
     Without jax the check does not apply (N/A); with too few devices it did not run (NOT RUN,
     fail closed: the CLI simulates 8 CPU devices, a pytest process may not).
     """
 
-    def run(target: Target) -> Outcome:
+    def run(target: Target) -> Outcomes:
         try:
             import jax
         except ImportError:

@@ -3,54 +3,123 @@
 The row order itself (BA-14.1 to BA-14.4 on NumPy inputs) is pinned by the golden corpus.
 These checks need a target that takes ``row_order``; those that need several devices are
 NOT RUN on one (on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` gives eight;
-the CLI sets it when it is not set).
+the CLI sets it when it is not set). With n devices, n even and at least 4, they run on a
+(2, n / 2) mesh, on every layout of ``x [T, B, F]``: B cut, T cut, and both cut (the one
+that tells shard-major order from C order); with 2 or 3 devices, on an (n,) mesh, the first two.
+Each check runs with Auto and with Explicit axes where the SPEC says what both do.
 jax is imported when they run, never when the package is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax
+from batchapply_conformance._checks import Check, Outcome, Outcomes, Target, describe_error, on_jax
 
 COLLECTIVE = re.compile(
     r"\b(all-gather|all-to-all|all-reduce|collective-permute|reduce-scatter)(?:-start)?\("
 )
-T, F, HIDDEN = 4, 3, 5
+F, HIDDEN = 3, 5
+PREFIXES = {
+    "E22": "BatchApply: row_order='shard_major' cannot see the sharding of",
+    "E23": "BatchApply: this row order needs communication",
+    "E24": "BatchApply: `chunk_size` must be a multiple of the shard count",
+    "E25": "BatchApply: chunk_size on a sharded batch needs row_order",
+}
 
 
-def _setup(axis_type: str) -> tuple[Any, Any, Any, Any, int]:
-    """A 1-D mesh over every device, an MLP, x [T, B, F] with B split over the mesh, and its data."""
+def _mesh(axis_type: str) -> Any:
+    """Every device in a (2, n / 2) mesh ("x", "y") when n is even and at least 4, else (n,) ("d",)."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import AxisType
+
+    n, kind = jax.device_count(), getattr(AxisType, axis_type)
+    if n >= 4 and n % 2 == 0:
+        return jax.make_mesh((2, n // 2), ("x", "y"), axis_types=(kind, kind))
+    return jax.make_mesh((n,), ("d",), axis_types=(kind,))
+
+
+def _layouts(mesh: Any) -> list[tuple[str, Any, tuple[int, int]]]:
+    """(name, PartitionSpec of the leading dims (T, B), shard counts) of x [T, B, F] on ``mesh``:
+    B cut over every device, T cut over every device, and (on two mesh axes) both cut."""
     from jax.sharding import PartitionSpec as P
 
-    n = jax.device_count()
-    mesh = jax.make_mesh((n,), ("d",), axis_types=(getattr(AxisType, axis_type),))
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=(F, HIDDEN)).astype(np.float32)
-    data = rng.normal(size=(T, 2 * n, F)).astype(np.float32)
-    x = jax.device_put(data, NamedSharding(mesh, P(None, "d", None)))
-    return mesh, (lambda rows: jnp.tanh(rows @ w)), x, data, n
+    n, names = mesh.size, tuple(mesh.axis_names)
+    every = names if len(names) > 1 else names[0]
+    found = [("[T, B@all]", P(None, every), (1, n)), ("[T@all, B]", P(every, None), (n, 1))]
+    if len(names) == 2:
+        found.append(("[T@x, B@y]", P("x", "y"), (mesh.shape["x"], mesh.shape["y"])))
+    return found
 
 
-def _by_hand(f: Callable[[Any], Any], data: Any) -> Any:
+def _data(seed: int = 0) -> Any:
+    """x [T, B, F] with T = n and B = 2 n: every layout divides it; 2 n local rows per device."""
+    import jax
     import numpy as np
 
-    t, b = data.shape[:2]
-    return np.asarray(f(data.reshape(t * b, -1))).reshape(t, b, -1)
+    n = jax.device_count()
+    return np.random.default_rng(seed).normal(size=(n, 2 * n, F)).astype(np.float32)
+
+
+def _put(data: Any, mesh: Any, leading: Any) -> Any:
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    return jax.device_put(data, NamedSharding(mesh, P(*leading, *(None,) * (data.ndim - len(leading)))))
+
+
+@functools.cache
+def _weights() -> Any:
+    import numpy as np
+
+    return np.random.default_rng(1).normal(size=(F, HIDDEN)).astype(np.float32)
+
+
+def _f(rows: Any) -> Any:
+    """Row-independent (its per-device program needs no collective)."""
+    import jax.numpy as jnp
+
+    return jnp.tanh(rows @ _weights())
+
+
+def _tagged(rows: Any) -> Any:
+    """Row-independent, but each output row carries its position in the rows f saw: the
+    values show the row order and the chunks (BA-14.2, BA-14.9)."""
+    import jax.numpy as jnp
+
+    return _f(rows) + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
+
+
+def _f_numpy(rows: Any) -> Any:
+    import numpy as np
+
+    return np.tanh(rows @ _weights())
+
+
+def _tagged_numpy(rows: Any) -> Any:
+    import numpy as np
+
+    return _f_numpy(rows) + np.arange(rows.shape[0], dtype=np.float32)[:, None]
+
+
+def _reference(f: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    """The reference's output on the NumPy data (given the same shard counts)."""
+    import batchapply_reference
+
+    return batchapply_reference.BatchApply(f, **options)(*args)
 
 
 def _values(got: Any, want: Any, what: str) -> Outcome | None:
     import numpy as np
 
-    if np.allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5):
+    if np.allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4):
         return None
-    return Outcome("fail", f"{what}: values differ from the hand-written computation")
+    return Outcome("fail", f"{what}: values differ from the reference's with the same shard counts")
 
 
 def _compiled_locally(apply: Any, x: Any, where: str) -> Outcome | None:
@@ -64,83 +133,194 @@ def _compiled_locally(apply: Any, x: Any, where: str) -> Outcome | None:
     return None
 
 
+def _raises(row: str, names: str, where: str, call: Callable[..., Any], *args: Any) -> Outcome | None:
+    """None when ``call(*args)`` raises ValueError ``row`` naming ``names``, else a FAIL."""
+    try:
+        call(*args)
+    except ValueError as e:
+        if str(e).startswith(PREFIXES[row]) and names in str(e):
+            return None
+        return Outcome("fail", f"{where}: expected {row} naming {names}, got {describe_error(e)}")
+    except Exception as e:
+        return Outcome("fail", f"{where}: expected ValueError {row}, got {describe_error(e)}")
+    return Outcome("fail", f"{where}: no error ({row} expected)")
+
+
 def _no_collectives(target: Target) -> Outcome:
+    """BA-14.5 (and the order of BA-14.2): shard-major merges of every layout compile without a
+    collective, keep the input's sharding, and give the reference's rows."""
     import jax
 
+    data = _data()
     for axis_type in ("Auto", "Explicit"):
-        mesh, f, x, data, n = _setup(axis_type)
-        with jax.set_mesh(mesh):
-            apply = jax.jit(target.factory(f, 2, row_order=(1, n)))
-            problem = _compiled_locally(apply, x, f"{axis_type} axes, [T, B@d, F], row_order=(1, {n})")
-            if problem:
-                return problem
-            got = apply(x)
-        # f is row-independent: any order gives the hand-written C-order values.
-        problem = _values(got, _by_hand(f, data), f"{axis_type} axes, row_order=(1, {n})")
-        if problem:
-            return problem
+        mesh = _mesh(axis_type)
+        for name, leading, counts in _layouts(mesh):
+            # Under jit, Auto-axis tracers hide their sharding (E22): "shard_major" with Explicit only.
+            for order in [counts, "shard_major"] if axis_type == "Explicit" else [counts]:
+                where = f"{axis_type} axes, {name}, row_order={order!r}"
+                with jax.set_mesh(mesh):
+                    x = _put(data, mesh, leading)
+                    apply = jax.jit(target.factory(_tagged, 2, row_order=order))
+                    problem = _compiled_locally(apply, x, where)
+                    if problem:
+                        return problem
+                    got = apply(x)
+                problem = _values(got, _reference(_tagged_numpy, data, row_order=counts), where)
+                if problem:
+                    return problem
     return Outcome("pass")
 
 
 def _explicit_c_order(target: Target) -> Outcome:
+    """BA-14.6 with Explicit axes: the C order raises E23 where it would move rows (a leaf cut
+    after its first leading dim), and merges where rows stay (cut on the first dim only)."""
     import jax
 
-    mesh, f, x, _, _ = _setup("Explicit")
-    with jax.set_mesh(mesh):
-        try:
-            jax.jit(target.factory(f, 2))(x)
-        except ValueError as e:
-            if str(e).startswith("BatchApply: this row order needs communication") and "args[0]" in str(e):
-                return Outcome("pass")
-            return Outcome("fail", f"expected E23 naming args[0], got {describe_error(e)}")
-        except Exception as e:
-            return Outcome("fail", f"expected ValueError E23, got {describe_error(e)}")
-    return Outcome("fail", "C order on [T, B@d, F] with Explicit axes: no error (rows moved silently)")
+    data = _data()
+    mesh = _mesh("Explicit")
+    for name, leading, counts in _layouts(mesh):
+        with jax.set_mesh(mesh):
+            x = _put(data, mesh, leading)
+            if all(s == 1 for s in counts[1:]):  # C order is local: no error, the C-order rows
+                where = f"Explicit axes, {name}, C order (rows stay on their devices)"
+                apply = jax.jit(target.factory(_tagged, 2))
+                problem = _compiled_locally(apply, x, where) or _values(
+                    apply(x), _reference(_tagged_numpy, data), where
+                )
+                if problem:
+                    return problem
+                continue
+            for mode, wrap in (("jit", jax.jit), ("eager", lambda g: g)):
+                where = f"Explicit axes, {name}, C order, {mode}"
+                call = wrap(target.factory(_f, 2))
+                problem = _raises("E23", "args[0]", where, call, x)
+                if problem:
+                    return problem
+    return _explicit_leaves(target, mesh) or _explicit_outputs(target, mesh) or Outcome("pass")
+
+
+def _explicit_leaves(target: Target, mesh: Any) -> Outcome | None:
+    """A second leaf is merged in the first's shard-major order only where its rows stay local."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import PartitionSpec as P
+
+    if len(mesh.axis_names) != 2:
+        return None
+    # The call's counts come from a [T@x, B@y] leaf. A second leaf cut only on T (or not at all)
+    # keeps each device's rows in one block of the merged rows; one cut on B, or the other way
+    # round, does not (E23, naming it).
+    seconds = [(P("x", None), True), (P(None, None), True), (P(None, "y"), False), (P("y", "x"), False)]
+    a_data, b_data = _data(0), _data(1)
+    apply = jax.jit(target.factory(lambda p, q: (jnp.tanh(p), jnp.tanh(q)), 2, row_order="shard_major"))
+    for second, local in seconds:
+        where = f"Explicit axes, args[0] [T@x, B@y], args[1] {second}, row_order='shard_major'"
+        with jax.set_mesh(mesh):
+            a, b = _put(a_data, mesh, P("x", "y")), _put(b_data, mesh, second)
+            if not local:
+                problem = _raises("E23", "args[1]", where, apply, a, b)
+                if problem:
+                    return problem
+                continue
+            compiled = apply.lower(a, b).compile()
+            found = COLLECTIVE.findall(compiled.as_text() or "")
+            if found:
+                return Outcome("fail", f"{where}: collectives {found}")
+            got = apply(a, b)
+        if not got[1].sharding.is_equivalent_to(b.sharding, 3):
+            return Outcome("fail", f"{where}: args[1]'s output sharding {got[1].sharding}")
+        for out, want in ((got[0], np.tanh(a_data)), (got[1], np.tanh(b_data))):
+            problem = _values(out, want, where)
+            if problem:
+                return problem
+    return None
+
+
+def _explicit_outputs(target: Target, mesh: Any) -> Outcome | None:
+    """An output that f reshards so that its C-order split would move rows: E23, eagerly, on
+    every call (the first and the repeated signature), with and without chunk_size."""
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    n = mesh.size
+    every = tuple(mesh.axis_names)
+    # 6 n rows over n devices, 6 each, split into (3, 2 n): some device's rows straddle two rows of T.
+    data = _data()[:3].reshape(3, 2 * n, F)
+    for options in ({}, {"chunk_size": 2 * n}):
+        if options and "chunk_size" not in target.options:
+            continue
+        with jax.set_mesh(mesh):
+            x = _put(data, mesh, P(None, None))
+            apply = target.factory(lambda r: jax.sharding.reshard(r, P(every, None)), 2, **options)
+            for call in ("first", "second"):
+                where = f"Explicit axes, f reshards its output, {options or 'no options'}, {call} call"
+                problem = _raises("E23", "output", where, apply, x)
+                if problem:
+                    return problem
+    return None
 
 
 def _auto_values(target: Target) -> Outcome:
+    """BA-14.7: under jit with Auto axes, every layout gives the reference's values (a
+    cumulative sum over rows shows the order), in C order and with the counts."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    import batchapply_reference
-
-    mesh, f, x, data, n = _setup("Auto")
-
-    def mixing(rows: Any) -> Any:  # a cumulative sum over rows: the order shows in the values
-        return jnp.cumsum(f(rows), axis=0)
+    def mixing(rows: Any) -> Any:
+        return jnp.cumsum(_f(rows), axis=0)
 
     def mixing_numpy(rows: Any) -> Any:
-        return np.cumsum(np.asarray(f(rows)), axis=0)
+        return np.cumsum(_f_numpy(rows), axis=0)
 
-    with jax.set_mesh(mesh):
-        c_order = jax.jit(target.factory(mixing, 2))(x)
-        counted = jax.jit(target.factory(mixing, 2, row_order=(1, n)))(x)
-    for got, counts in ((c_order, "C"), (counted, (1, n))):
-        want = batchapply_reference.BatchApply(mixing_numpy, row_order=counts)(data)
-        problem = _values(got, want, f"Auto axes, row_order={counts!r}, a cumulative sum over rows")
-        if problem:
-            return problem
+    data = _data()
+    mesh = _mesh("Auto")
+    for name, leading, counts in _layouts(mesh):
+        for order in ("C", counts):
+            with jax.set_mesh(mesh):
+                got = jax.jit(target.factory(mixing, 2, row_order=order))(_put(data, mesh, leading))
+            where = f"Auto axes, {name}, row_order={order!r}, a cumulative sum over rows"
+            problem = _values(got, _reference(mixing_numpy, data, row_order=order), where)
+            if problem:
+                return problem
     return Outcome("pass")
 
 
 def _shard_map(target: Target) -> Outcome:
+    """BA-14.8: inside jax.shard_map each device merges its own rows in C order, with
+    row_order "C" and "shard_major": no collective, a cumulative sum per device's block."""
     import jax
-    from jax.sharding import PartitionSpec as P
+    import jax.numpy as jnp
+    import numpy as np
 
+    def mixing(rows: Any) -> Any:
+        return jnp.cumsum(_f(rows), axis=0)
+
+    def mixing_numpy(rows: Any) -> Any:
+        return np.cumsum(_f_numpy(rows), axis=0)
+
+    data = _data()
     for axis_type in ("Auto", "Explicit"):
-        mesh, f, x, data, _ = _setup(axis_type)
-        with jax.set_mesh(mesh):
-            body = jax.jit(
-                jax.shard_map(target.factory(f, 2), mesh=mesh, in_specs=P(None, "d"), out_specs=P(None, "d"))
-            )
-            found = COLLECTIVE.findall(body.lower(x).compile().as_text() or "")
-            if found:
-                return Outcome("fail", f"inside shard_map ({axis_type} axes): collectives {found}")
-            got = body(x)
-        problem = _values(got, _by_hand(f, data), f"inside shard_map ({axis_type} axes)")
-        if problem:
-            return problem
+        mesh = _mesh(axis_type)
+        name, leading, counts = _layouts(mesh)[-1]  # cut on both leading dims where the mesh allows
+        for order in ("C", "shard_major"):
+            where = f"inside shard_map ({axis_type} axes, {name}, row_order={order!r})"
+            with jax.set_mesh(mesh):
+                apply = target.factory(mixing, 2, row_order=order)
+                body = jax.jit(jax.shard_map(apply, mesh=mesh, in_specs=leading, out_specs=leading))
+                x = _put(data, mesh, leading)
+                found = COLLECTIVE.findall(body.lower(x).compile().as_text() or "")
+                if found:
+                    return Outcome("fail", f"{where}: collectives {found}")
+                got = np.asarray(body(x))
+            t, b = data.shape[0] // counts[0], data.shape[1] // counts[1]
+            for i in range(counts[0]):
+                for j in range(counts[1]):
+                    block = (slice(i * t, (i + 1) * t), slice(j * b, (j + 1) * b))
+                    problem = _values(got[block], _reference(mixing_numpy, data[block]), where)
+                    if problem:
+                        return problem
     return Outcome("pass")
 
 
@@ -173,68 +353,226 @@ def _shard_major_under_jit(target: Target) -> Outcome:
     )
 
 
-def _chunks_stay_local(target: Target) -> Outcome:
-    """BA-14.10: chunks of 2 local rows of every shard: no collective, the input's sharding,
-    and the chunks of BA-14.9 (f tags each row with its position in the chunk it saw)."""
+def _abstract(
+    sizes: tuple[int, ...], types: tuple[str, ...], shape: tuple[int, ...], entries: tuple[Any, ...]
+) -> Any:
+    """An abstract input (no devices needed) on an abstract mesh of ``sizes`` named x, y, ..."""
     import jax
     import jax.numpy as jnp
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    names = ("x", "y", "z")[: len(sizes)]
+    mesh = AbstractMesh(sizes, names, axis_types=tuple(getattr(AxisType, t) for t in types))
+    return jax.ShapeDtypeStruct(shape, jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(*entries)))
+
+
+def _abstract_meshes(target: Target) -> Outcomes:
+    """Section 14 traced abstractly under jax.jit (any device count): which tracers hide their
+    counts (E22, BA-14.4), the counts their types show (E24 with chunk_size, BA-14.9), and
+    which orders keep a cut leaf's rows local (E23, BA-14.6). Each failure is charged to its clause."""
+    import jax
+
+    # (clause, what, sizes, axis types, shape, spec entries, options, the error row or None)
+    cases: list[tuple[str, str, Any, Any, Any, Any, dict[str, Any], str | None]] = [
+        ("BA-14.4", "an Auto axis of size 2", (2,), ("Auto",), (2, 4, 3), (), {}, "E22"),
+        ("BA-14.4", "an Auto axis of size 1", (1,), ("Auto",), (2, 4, 3), (), {}, None),
+        ("BA-14.4", "an unsharded input, Explicit axis", (8,), ("Explicit",), (2, 4, 3), (), {}, None),
+        ("BA-14.4", "Explicit x and Auto y", (2, 4), ("Explicit", "Auto"), (2, 4, 3), (), {}, "E22"),
+        ("BA-14.4", "Auto axes of size 4 and 1", (4, 1), ("Auto", "Auto"), (2, 4, 3), (), {}, "E22"),
+        (
+            "BA-14.9",
+            "B over an Explicit axis of 8",
+            (8,),
+            ("Explicit",),
+            (2, 8, 3),
+            (None, "x"),
+            {"chunk_size": 4},
+            "E24",
+        ),
+        (
+            "BA-14.9",
+            "B over Explicit axes 2 x 4",
+            (2, 4),
+            ("Explicit",) * 2,
+            (2, 8, 3),
+            (None, ("x", "y")),
+            {"chunk_size": 4},
+            "E24",
+        ),
+        (
+            "BA-14.9",
+            "B over an Explicit axis of 2",
+            (2,),
+            ("Explicit",),
+            (2, 4, 3),
+            (None, "x"),
+            {"chunk_size": 3},
+            "E24",
+        ),
+    ]
+    found: list[Outcome] = []
+    for clause, what, sizes, types, shape, entries, options, row in cases:
+        if "chunk_size" in options and "chunk_size" not in target.options:
+            continue
+        x = _abstract(sizes, types, shape, entries)
+        apply = jax.jit(target.factory(lambda r: r, 2, row_order="shard_major", **options))
+        where = f"row_order='shard_major', {options or 'no chunk_size'}, under jax.jit, {what}"
+        names = "" if row == "E24" else "args[0]"  # E24 names the counts, not a leaf
+        problem = (
+            _traces(apply, x, shape, where) if row is None else _raises(row, names, where, apply.trace, x)
+        )
+        if problem:
+            found.append(dataclasses.replace(problem, charged=(clause,)))
+    # Rows (4, 4) cut (2, 2) over Explicit axes: every order but shard-major moves rows (E23);
+    # rows cut on the first leading dim only are in C order whatever the first count.
+    cut_both = _abstract((2, 2), ("Explicit",) * 2, (4, 4, 3), ("x", "y"))
+    cut_first = _abstract((2,), ("Explicit",), (8, 2, 3), ("x",))
+    for x, order, row in [
+        (cut_both, "C", "E23"),
+        (cut_both, (2, 1), "E23"),
+        (cut_both, (1, 2), "E23"),
+        (cut_both, "shard_major", None),
+        (cut_first, "C", None),
+        (cut_first, (2, 1), None),
+        (cut_first, (4, 1), None),
+    ]:
+        apply = jax.jit(target.factory(lambda r: r * 2, 2, row_order=order))
+        where = f"row_order={order!r} under jax.jit, {x.sharding.spec} over Explicit axes {x.sharding.mesh}"
+        problem = (
+            _traces(apply, x, x.shape, where)
+            if row is None
+            else _raises(row, "args[0]", where, apply.trace, x)
+        )
+        if problem:
+            found.append(dataclasses.replace(problem, charged=("BA-14.6",)))
+    return found or Outcome("pass")
+
+
+def _traces(apply: Any, x: Any, shape: tuple[int, ...], where: str) -> Outcome | None:
+    """None when ``apply`` traces on ``x`` to an output of ``shape``, else a FAIL."""
+    try:
+        got = apply.trace(x).out_info.shape
+    except Exception as e:
+        return Outcome("fail", f"{where}: raised {describe_error(e)}")
+    return (
+        None if tuple(got) == tuple(shape) else Outcome("fail", f"{where}: output shape {got}, want {shape}")
+    )
+
+
+def _counts_read_eagerly(target: Target) -> Outcome:
+    """BA-14.4, BA-14.3: eagerly, "shard_major" reads the counts of the first sharded leaf (a
+    replicated leaf comes first) and merges every leaf in that order; the output keeps the
+    input's sharding."""
+    import jax
     import numpy as np
 
-    import batchapply_reference
-
-    if "chunk_size" not in target.options:
-        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    data = _data()
+    mask = np.random.default_rng(2).normal(size=data.shape[:2] + (1,)).astype(np.float32)
     for axis_type in ("Auto", "Explicit"):
-        mesh, f, x, data, n = _setup(axis_type)
-
-        def tagged(rows: Any, f: Callable[[Any], Any] = f) -> Any:
-            return f(rows) + jnp.arange(rows.shape[0], dtype=rows.dtype)[:, None]
-
-        def tagged_numpy(rows: Any, f: Callable[[Any], Any] = f) -> Any:
-            return np.asarray(f(rows)) + np.arange(rows.shape[0], dtype=np.float32)[:, None]
-
-        with jax.set_mesh(mesh):  # T * 2 local rows per device, 2 of them per chunk
-            apply = jax.jit(target.factory(tagged, 2, row_order=(1, n), chunk_size=2 * n))
-            problem = _compiled_locally(apply, x, f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}")
-            if problem:
-                return problem
-            got = apply(x)
-        want = batchapply_reference.BatchApply(tagged_numpy, row_order=(1, n), chunk_size=2 * n)(data)
-        problem = _values(got, want, f"{axis_type} axes, row_order=(1, {n}), chunk_size={2 * n}")
+        mesh = _mesh(axis_type)
+        name, leading, counts = _layouts(mesh)[-1]
+        where = f"{axis_type} axes, eager, args[0] replicated, args[1] {name}, row_order='shard_major'"
+        with jax.set_mesh(mesh):
+            x, replicated = _put(data, mesh, leading), _put(mask, mesh, (None, None))
+            got = target.factory(lambda w, r: _tagged(r) * w, 2, row_order="shard_major")(replicated, x)
+        if not got.sharding.is_equivalent_to(x.sharding, 3):
+            return Outcome("fail", f"{where}: output sharding {got.sharding}, input's {x.sharding}")
+        want = _reference(lambda w, r: _tagged_numpy(r) * w, mask, data, row_order=counts)
+        problem = _values(got, want, where)
         if problem:
             return problem
     return Outcome("pass")
 
 
-def _c_order_chunks(target: Target) -> Outcome:
-    """BA-14.11: chunk_size with the C order on a visibly sharded batch raises E25."""
+def _chunk_cases(mesh: Any) -> list[tuple[str, Any, tuple[int, int], Any, int]]:
+    """(name, leading spec, counts, data, chunk_size) for the local-chunk checks: every layout
+    that cuts B, with 3 local rows of every shard per chunk (2 n local rows: a short last
+    chunk); and B cut over every device with T = 5 and n / 2 local rows per chunk, so that
+    (with 8 devices) the full chunks cover as many local rows as there are shards."""
+    import jax
+
+    n = jax.device_count()
+    data = _data()
+    found = [
+        (name, leading, counts, data, 3 * n) for name, leading, counts in _layouts(mesh) if counts[1] > 1
+    ]
+    name, leading, counts = _layouts(mesh)[0]
+    if n % 2 == 0:
+        found.append((f"{name}, T = 5", leading, counts, _data()[:5], n // 2 * n))
+    return found
+
+
+def _chunks_stay_local(target: Target) -> Outcome:
+    """BA-14.10, BA-14.9: chunks of local rows of every shard (a short last chunk), under jit
+    and eagerly: no collective, the input's sharding, the chunks of BA-14.9 (f tags each row
+    with its position in the chunk it saw)."""
     import jax
 
     if "chunk_size" not in target.options:
         return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
-    for axis_type, wrap in (("Auto", None), ("Explicit", None), ("Explicit", jax.jit)):
-        mesh, f, x, _, n = _setup(axis_type)
-        call = target.factory(f, 2, chunk_size=n)
-        where = f"{axis_type} axes, {'jit' if wrap else 'eager'}, [T, B@d, F], chunk_size={n}"
-        with jax.set_mesh(mesh):
-            try:
-                (wrap(call) if wrap else call)(x)
-            except ValueError as e:
-                if str(e).startswith(
-                    "BatchApply: chunk_size on a sharded batch needs row_order"
-                ) and "args[0]" in str(e):
-                    continue
-                return Outcome("fail", f"{where}: expected E25 naming args[0], got {describe_error(e)}")
-            except Exception as e:
-                return Outcome("fail", f"{where}: expected ValueError E25, got {describe_error(e)}")
-        return Outcome("fail", f"{where}: no error (C-order chunks of a sharded batch)")
+    for axis_type in ("Auto", "Explicit"):
+        mesh = _mesh(axis_type)
+        for name, leading, counts, data, chunk in _chunk_cases(mesh):
+            for mode in ("jit", "eager"):
+                # Under jit, Auto-axis tracers hide their sharding (E22): pass the counts there.
+                order: Any = counts if (axis_type, mode) == ("Auto", "jit") else "shard_major"
+                where = f"{axis_type} axes, {mode}, {name}, row_order={order!r}, chunk_size={chunk}"
+                apply = target.factory(_tagged, 2, row_order=order, chunk_size=chunk)
+                with jax.set_mesh(mesh):
+                    x = _put(data, mesh, leading)
+                    if mode == "jit":
+                        apply = jax.jit(apply)
+                        problem = _compiled_locally(apply, x, where)
+                        if problem:
+                            return problem
+                    got = apply(x)
+                if not got.sharding.is_equivalent_to(x.sharding, 3):
+                    return Outcome("fail", f"{where}: output sharding {got.sharding}, input's {x.sharding}")
+                want = _reference(_tagged_numpy, data, row_order=counts, chunk_size=chunk)
+                problem = _values(got, want, where)
+                if problem:
+                    return problem
     return Outcome("pass")
 
 
-def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Target], Outcome]:
+def _c_order_chunks(target: Target) -> Outcome:
+    """BA-14.11: chunk_size with the C order on a visibly sharded batch raises E25 (eagerly, and
+    under jit with Explicit axes); with N <= chunk_size there is no chunk to cut: no error."""
+    import jax
+
+    if "chunk_size" not in target.options:
+        return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
+    data = _data()
+    n = jax.device_count()
+    for axis_type in ("Auto", "Explicit"):
+        mesh = _mesh(axis_type)
+        for name, leading, counts in _layouts(mesh):
+            wraps = [("eager", None)] + ([("jit", jax.jit)] if axis_type == "Explicit" else [])
+            with jax.set_mesh(mesh):
+                x = _put(data, mesh, leading)
+                for mode, wrap in wraps:
+                    call = target.factory(_f, 2, chunk_size=n)
+                    call = wrap(call) if wrap else call
+                    where = f"{axis_type} axes, {mode}, {name}, chunk_size={n}"
+                    problem = _raises("E25", "args[0]", where, call, x)
+                    if problem:
+                        return problem
+                if axis_type == "Auto" or counts[1] == 1:  # one call, the C order as without chunk_size
+                    where = f"{axis_type} axes, eager, {name}, chunk_size={data.shape[0] * data.shape[1]}"
+                    try:
+                        got = target.factory(_f, 2, chunk_size=data.shape[0] * data.shape[1])(x)
+                    except Exception as e:
+                        return Outcome("fail", f"{where}: N <= chunk_size raised {describe_error(e)}")
+                    problem = _values(got, _reference(_f_numpy, data), where)
+                    if problem:
+                        return problem
+    return Outcome("pass")
+
+
+def _guarded(check: Callable[[Target], Outcomes], devices: int) -> Callable[[Target], Outcomes]:
     on_devices = on_jax(check, devices)
 
-    def run(target: Target) -> Outcome:
+    def run(target: Target) -> Outcomes:
         if target.module.__name__ == "batchapply_reference":
             return Outcome("na", "needs tracers or several devices; the NumPy reference sees neither")
         if "row_order" not in target.options:
@@ -247,6 +585,8 @@ def _guarded(check: Callable[[Target], Outcome], devices: int) -> Callable[[Targ
 def sharding_checks() -> Iterator[Check]:
     for name, clauses, check, devices in [
         ("shard_major under jit", ("BA-14.4",), _shard_major_under_jit, 1),
+        ("shard_major counts, eager", ("BA-14.4", "BA-14.3"), _counts_read_eagerly, 2),
+        ("abstract meshes", ("BA-14.4", "BA-14.6", "BA-14.9"), _abstract_meshes, 1),
         ("no collectives", ("BA-14.5",), _no_collectives, 2),
         ("explicit C order", ("BA-14.6",), _explicit_c_order, 2),
         ("auto values", ("BA-14.7",), _auto_values, 2),

@@ -211,6 +211,36 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
+    **{
+        (IMPL_SHARDING, "is_local", operator, mutation): (
+            "the order test only anticipates jax: a leaf whose cut dims do not come first among the "
+            "call's reaches the general merge, where jax's Explicit-axes reshape refuses the merge of an "
+            "unsharded factor before a sharded one; merge turns that into the same E23 naming the same leaf"
+        )
+        for operator, mutation in [("compare_flip", "s > 1 -> s <= 1"), ("const+1", "s > 1 -> s > 2")]
+    },
+    **{
+        (IMPL_SHARDING, "order_counts", operator, mutation): (
+            "counts above 1 on the first leading dim only, passed on instead of None: the general merge "
+            "and split with counts (s, 1, ...) give the C order (BA-14.2 says they are the same), with the "
+            "same shardings (the shard factor of the first dim stays major); the chunks read shards anyway"
+        )
+        for operator, mutation in [
+            (
+                "and_or",
+                "shards is None or all((s == 1 for s in shards[1:])) -> "
+                "shards is None and all((s == 1 for s in shards[1:]))",
+            ),
+            (
+                "const-1",
+                "shards is None or all((s == 1 for s in shards[1:])) -> "
+                "shards is None or all((s == 0 for s in shards[1:]))",
+            ),
+        ]
+    },
+    (IMPL_SHARDING, "join_chunks", "const-1", "shards == 1 -> shards == 0"): (
+        "a fast path: with one shard the general reshape joins the same rows (one block), as a copy"
+    ),
 }
 
 
