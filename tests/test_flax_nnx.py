@@ -221,8 +221,11 @@ def test_rngs_passed_at_call_time_are_the_callers_object() -> None:
     np.testing.assert_array_equal(second, by_hand(nnx.Dropout(0.5), x, rngs=twin))
 
 
+# Whatever in_axes says at an nnx object's position (an axis, None, or a structure written
+# for the object's own pytree), the object itself reaches f (BA-12.7).
 @pytest.mark.spec("BA-12.7")
-def test_positional_nnx_objects_pass_through() -> None:
+@pytest.mark.parametrize("axes", [(0, 0), (0, None), (0, {"noise": 0})], ids=str)
+def test_positional_nnx_objects_pass_through(axes: tuple[Any, ...]) -> None:
     seen: list[Any] = []
 
     def f(x: jax.Array, rngs: nnx.Rngs) -> jax.Array:
@@ -230,7 +233,7 @@ def test_positional_nnx_objects_pass_through() -> None:
         return x + jax.random.normal(rngs.noise(), x.shape[-1:])
 
     rngs = nnx.Rngs(noise=1)
-    out = BatchApply(f, in_axes=(0, 0))(data((3, 4, 6)), rngs)
+    out = BatchApply(f, in_axes=axes)(data((3, 4, 6)), rngs)
     assert seen == [rngs] and seen[0] is rngs
     want = np.asarray(data((3, 4, 6))) + np.asarray(jax.random.normal(nnx.Rngs(noise=1).noise(), (6,)))
     np.testing.assert_allclose(out, want, rtol=1e-6)

@@ -20,12 +20,7 @@ import pytest
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
-KNOWN_BUGS = {
-    "broken_targets:linen": (
-        "batchapply.linen: a defaultdict in in_axes is frozen into a dict (E7, BA-4.4); chunk_size under "
-        "jax.jit reads `committed` of a tracer (BA-13.9); reported in issue 22's report"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 """Correct wrappers that do not conform yet, because of bugs in what they wrap."""
 
 
