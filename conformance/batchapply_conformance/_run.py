@@ -430,7 +430,7 @@ def _run_isolated(
                 if fresh:
                     _start(worker, init, name, limits)
                     fresh = False
-                outcome = worker.ask(("run", i), limits.seconds(check.family))[1]
+                outcome = worker.ask(("run", i, check.name), limits.seconds(check.family))[1]
             except WorkerLost as e:
                 fresh = True
                 outcome = Outcome(

@@ -13,7 +13,8 @@ The runner talks to it over a socket pair with pickled messages:
   and builds the checks; the answer is ``("ready",)`` or ``("error", kind, line)``;
 - ``("preflight",)`` makes the Target (which may call the factory to probe its options),
   finds its helpers and calls it on a tiny case: ``("ok", info)`` or ``("error", ...)``;
-- ``("run", index)`` runs one check: ``("outcome", outcomes)``.
+- ``("run", index, name)`` runs one check: ``("outcome", outcomes)`` (NOT RUN when the worker's
+  check ``index`` is not ``name``).
 
 Memory is bounded by watching the worker's resident set (``/proc/PID/status``), not
 with ``RLIMIT_AS``: XLA reserves large virtual ranges that it never touches, so an
@@ -267,7 +268,20 @@ def _answer(message: tuple[Any, ...], state: dict[str, Any]) -> tuple[Any, ...]:
             return ("error", e.kind, str(e))
         return ("ok", info)
     if kind == "run":
-        check = state["checks"][message[1]]
+        _, index, name = message
+        check = state["checks"][index] if index < len(state["checks"]) else None
+        if check is None or check.name != name:
+            # The runner's and the worker's check lists differ (the kit's files or the golden
+            # corpus changed between the two imports): no check is judged by another's outcome.
+            found = "none" if check is None else repr(check.name)
+            return (
+                "outcome",
+                Outcome(
+                    "not_run",
+                    f"the worker's check {index} is {found}, not {name!r}: "
+                    "the kit's files changed during the run; run it again",
+                ),
+            )
         try:
             return ("outcome", run_check(check, state["target"]))
         except BaseException as e:  # a SystemExit or KeyboardInterrupt raised by the target is a verdict

@@ -238,6 +238,30 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             ),
         ]
     },
+    **{
+        (
+            IMPL_SHARDING,
+            "leaf_counts",
+            operator,
+            f"1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
+            f"1 if d == {value} else math.prod((mesh.shape[name] for name in axes))",
+        ): (
+            "for now: it differs only for a leading dim of size 0 on an Explicit mesh axis under a trace, "
+            "where batchapply raises 'this row order needs communication' either way (the mutant may "
+            "raise E24 first with a chunk_size); fixing that (BA-14.12, docs/testing.md) makes it visible"
+        )
+        for operator, value in [("const+1", 1), ("const-1", -1)]
+    },
+    (
+        IMPL_SHARDING,
+        "c_order_is_local",
+        "const-1",
+        "explicit is None or is_local(explicit, (1,) * num_dims) -> "
+        "explicit is None or is_local(explicit, (0,) * num_dims)",
+    ): (
+        "it only picks a fast path (the fused merge, lazy eager chunks): where it says no, the "
+        "leaf-by-leaf merge checks locality itself with the C order's counts and merges the same rows"
+    ),
     (IMPL_SHARDING, "join_chunks", "const-1", "shards == 1 -> shards == 0"): (
         "a fast path: with one shard the general reshape joins the same rows (one block), as a copy"
     ),
@@ -399,30 +423,6 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (IMPL_ERRORS, "chunk_where", "compare_flip", "shards > 1 -> shards <= 1"): (
         "the conformance CLI: both branches start with E17's prefix; how the rows are named comes after "
         "it, free text (SPEC BA-10.1); the project's tests check it"
-    ),
-    (
-        IMPL_SHARDING,
-        "leaf_counts",
-        "const+1",
-        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
-        "1 if d == 1 else math.prod((mesh.shape[name] for name in axes))",
-    ): (
-        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
-        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
-        "E24 first "
-        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
-    ),
-    (
-        IMPL_SHARDING,
-        "leaf_counts",
-        "const-1",
-        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
-        "1 if d == -1 else math.prod((mesh.shape[name] for name in axes))",
-    ): (
-        "the conformance CLI: it differs only for a leading dim of size 0 on an Explicit mesh axis under a "
-        "trace, where batchapply raises 'this row order needs communication' anyway (the mutant raises "
-        "E24 first "
-        "with chunk_size=3); the kit cannot pin which error a call that fails in both must raise"
     ),
     **{
         (IMPL_SHARDING, "call_counts", operator, mutation): (
