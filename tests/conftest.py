@@ -86,3 +86,16 @@ def _background_compiles_done() -> Iterator[None]:
     that none runs into the next test (which may count compiles or patch jax; issue 26)."""
     yield
     _exec_fused.wait()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the long child processes of the selected tests now, beside this one (tests/background.py)."""
+    from tests import background
+
+    background.start_for(item.nodeid for item in session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests import background
+
+    background.stop_all()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -15,6 +18,7 @@ import pytest
 
 import batchapply_conformance as conformance
 from batchapply_conformance import _gate, _run
+from tests import background
 
 TESTS = pathlib.Path(__file__).resolve().parent
 SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.json").read_text())
@@ -24,21 +28,24 @@ SCHEMA = json.loads((pathlib.Path(conformance.__file__).parent / "report.schema.
 FLAX_DEVIATIONS = _gate.read_expectations(pathlib.Path("flax.linen"), set())
 
 
-def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
-    """Run the installed console script; its exit status, stdout and JSON report."""
-    report = tmp_path / "report.json"
+def _cli_env() -> dict[str, str]:
     # 8 simulated CPU devices, so that the multi-device checks of SPEC section 14 run too.
-    env = {
+    return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
         "JAX_PLATFORMS": "cpu",
     }
+
+
+def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
+    """Run the installed console script; its exit status, stdout and JSON report."""
+    report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "batchapply_conformance", *args, "--json", str(report)],
         capture_output=True,
         text=True,
-        env=env,
+        env=_cli_env(),
         check=False,
         timeout=600,
     )
@@ -46,13 +53,50 @@ def cli(*args: str, tmp_path: pathlib.Path) -> tuple[int, str, dict[str, Any]]:
     return done.returncode, done.stdout, json.loads(report.read_text())
 
 
+REPORTS = pathlib.Path(tempfile.mkdtemp(prefix="batchapply-cli-"))
+atexit.register(shutil.rmtree, REPORTS, True)
+
+
+def cli_in_background(name: str, tests: tuple[str, ...], *args: str) -> None:
+    """``cli(*args)`` as a child started beside the tests that read it (tests/background.py)."""
+    argv = [sys.executable, "-m", "batchapply_conformance", *args, "--json", str(REPORTS / f"{name}.json")]
+    background.register(name, tests, argv, _cli_env(), timeout=600)
+
+
+def cli_result(name: str) -> tuple[int, str, dict[str, Any]]:
+    done = background.result(name)
+    assert done.returncode in (0, 1, 3), done.stderr
+    return done.returncode, done.stdout, json.loads((REPORTS / f"{name}.json").read_text())
+
+
+cli_in_background(
+    "cli batchapply",
+    ("tests/test_conformance.py::test_batchapply_conforms",),
+    "batchapply:BatchApply",
+    "--profile",
+    "dev",
+)
+cli_in_background(
+    "cli flax.linen",
+    (
+        "tests/test_conformance.py::test_flax_linen_fails_exactly_where_it_deviates",
+        "tests/test_conformance.py::test_report_follows_its_schema",
+    ),
+    "flax.linen:BatchApply",
+    "--profile",
+    "dev",
+    "--expect",
+    "flax.linen",
+)
+
+
 def statuses(report: dict[str, Any], status: str) -> set[str]:
     return {c["clause"] for c in report["clauses"] if c["status"] == status}
 
 
 @pytest.mark.spec("BA-10.1")
-def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
-    code, out, report = cli("batchapply:BatchApply", "--profile", "dev", tmp_path=tmp_path)
+def test_batchapply_conforms() -> None:
+    code, out, report = cli_result("cli batchapply")
     assert code == 0, out
     assert statuses(report, "FAIL") == set()
     # Section 12 is about the Flax module wrappers, which a factory target does not have.
@@ -62,11 +106,10 @@ def test_batchapply_conforms(tmp_path: pathlib.Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def flax_linen_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, Any]]:
+def flax_linen_run() -> tuple[int, str, dict[str, Any]]:
     """One CLI run on flax.linen.BatchApply with the expectation file that ships with the kit,
     read by the tests of its verdicts and of the schema."""
-    folder = tmp_path_factory.mktemp("flax_linen")
-    return cli("flax.linen:BatchApply", "--profile", "dev", "--expect", "flax.linen", tmp_path=folder)
+    return cli_result("cli flax.linen")
 
 
 def test_flax_linen_fails_exactly_where_it_deviates(flax_linen_run: tuple[int, str, dict[str, Any]]) -> None:
@@ -123,12 +166,27 @@ def _one_fault_targets() -> dict[str, set[str]]:
 
 ONE_FAULT = _one_fault_targets()
 
+background.register(
+    "one-fault FAIL sets",
+    ("tests/test_conformance.py::test_a_single_fault_fails_exactly_its_clauses",),
+    [sys.executable, str(TESTS / "corpus_worker.py"), "dev", "--full", *sorted(ONE_FAULT)],
+    {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"},
+)
+
+
+@pytest.fixture(scope="module")
+def one_fault_runs() -> dict[str, dict[str, Any]]:
+    """Every clause of each one-fault target, run by tests/corpus_worker.py on 8 devices, beside the tests."""
+    done = background.result("one-fault FAIL sets")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {run["target"]: run for run in map(json.loads, done.stdout.splitlines()) if "target" in run}
+
 
 @pytest.mark.parametrize("target", sorted(ONE_FAULT))
-def test_a_single_fault_fails_exactly_its_clauses(target: str) -> None:
-    report = conformance.run(target, profile="dev", isolate=False)
-    failing = {c.clause for c in report.clauses if c.status == "FAIL"}
-    assert failing == ONE_FAULT[target], conformance.render(report)
+def test_a_single_fault_fails_exactly_its_clauses(
+    one_fault_runs: dict[str, dict[str, Any]], target: str
+) -> None:
+    assert set(one_fault_runs[target]["fails"]) == ONE_FAULT[target], one_fault_runs[target]
 
 
 def test_golden_comparison_charges_each_property_to_its_clause() -> None:

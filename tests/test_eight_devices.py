@@ -32,11 +32,12 @@ Measured (2-core machine, shared): about two minutes, see docs/testing.md.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import jax
 import pytest
+
+from tests import background
 
 DEVICES = 8
 MODULES = [
@@ -52,10 +53,8 @@ MODULES = [
 SELECTION = "not test_flax or chunk"
 
 
-@pytest.mark.spec("BA-13.9", "BA-14.4", "BA-14.8", "BA-12.12")
-def test_selected_modules_on_eight_devices() -> None:
-    if jax.device_count() >= DEVICES:
-        pytest.skip("this process already sees eight devices: the selected modules run here")
+def _child() -> background.Job:
+    """The selected modules in a child that sees eight devices (run beside the tests: tests/background.py)."""
     profile = os.environ.get("BATCHAPPLY_HYPOTHESIS_PROFILE")
     env = {
         **os.environ,
@@ -63,14 +62,17 @@ def test_selected_modules_on_eight_devices() -> None:
         "JAX_PLATFORMS": "cpu",
         "BATCHAPPLY_HYPOTHESIS_PROFILE": "thorough" if profile == "thorough" else "devices",
     }
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *MODULES, "-k", SELECTION],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *MODULES, "-k", SELECTION]
+    return background.register("eight devices", ("tests/test_eight_devices.py",), argv, env)
+
+
+if jax.device_count() < DEVICES:
+    _child()
+
+
+@pytest.mark.spec("BA-13.9", "BA-14.4", "BA-14.8", "BA-12.12")
+def test_selected_modules_on_eight_devices() -> None:
+    if jax.device_count() >= DEVICES:
+        pytest.skip("this process already sees eight devices: the selected modules run here")
+    child = background.result("eight devices")
     assert child.returncode == 0 and " passed" in child.stdout, child.stdout[-4000:] + child.stderr[-2000:]

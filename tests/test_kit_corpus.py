@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
 import sys
 from typing import Any
 
 import broken_targets  # type: ignore[import-not-found]
 import pytest
+
+from tests import background
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -24,17 +25,17 @@ KNOWN_BUGS: dict[str, str] = {}
 """Correct wrappers that do not conform yet, because of bugs in what they wrap."""
 
 
+background.register(
+    "kit corpus",
+    ("tests/test_kit_corpus.py",),
+    [sys.executable, str(TESTS / "corpus_worker.py"), "dev"],
+    {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"},
+)
+
+
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, dict[str, Any]]:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, str(TESTS / "corpus_worker.py"), "dev"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=900,
-    )
+    done = background.result("kit corpus")  # started beside the tests (tests/background.py)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {line["target"]: line for line in lines}
