@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import types
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -125,3 +126,29 @@ def test_chunk_size_equal_to_the_rows_traces_the_unchunked_program() -> None:
     chunked = jax.make_jaxpr(batchapply.BatchApply(f, chunk_size=6))(x)
     unchunked = jax.make_jaxpr(batchapply.BatchApply(f))(x)
     assert str(chunked) == str(unchunked)
+
+
+@pytest.mark.spec("BA-13.4", "BA-14.4")
+@pytest.mark.parametrize("row_order", ["C", "shard_major", (1, 1)], ids=str)
+def test_counts_of_one_chunk_lazily_as_the_c_order_does(
+    monkeypatch: pytest.MonkeyPatch, row_order: Any
+) -> None:
+    """Counts that are all 1 (an unsharded jax.Array with "shard_major", or 1s given) are the C
+    order: eager chunks take their rows from the input itself, which is never merged whole
+    (BA-13.11's peak memory). Kills ``call_counts``' ``all(s == 1 ...) -> all(s == 0 ...)``
+    (the full _sharding.py run, 2026-12-07), which merged the whole input first."""
+    from batchapply import _exec_fused, _sharding
+
+    merged: list[str] = []
+    for module, name in ((_sharding, "merge"), (_exec_fused, "_merge_fused")):
+        program = getattr(module, name)
+
+        def counted(*args: Any, program: Any = program, name: str = name, **kwargs: Any) -> Any:
+            merged.append(name)
+            return program(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    x = jnp.arange(96.0).reshape(4, 6, 4)
+    out = batchapply.BatchApply(lambda rows: rows * 2, chunk_size=5, row_order=row_order)(x)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(x) * 2)
+    assert merged == []

@@ -262,6 +262,20 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "it only picks a fast path (the fused merge, lazy eager chunks): where it says no, the "
         "leaf-by-leaf merge checks locality itself with the C order's counts and merges the same rows"
     ),
+    (
+        IMPL_SHARDING,
+        "merge",
+        "delete_raise",
+        "raise _communication_error(x, paths()[i], row_order) from None -> pass",
+    ): (
+        "for now: is_local, checked first, mirrors jax's Explicit-axes reshape rules, so jax refuses a "
+        "merge it lets through only for a leading dim of size 0 over an Explicit axis (the BA-14.12 "
+        "finding in docs/testing.md), where the call fails either way; fixing that decides this one"
+    ),
+    (IMPL_SHARDING, "join_chunks", "const+1", "tuple(pieces[0].shape[1:]) -> tuple(pieces[1].shape[1:])"): (
+        "a sharded batch is joined from two chunks or more (N > chunk_size), all of the same trailing "
+        "shape (the chunk outputs agree, BA-13.7, checked before)"
+    ),
     (IMPL_SHARDING, "join_chunks", "const-1", "shards == 1 -> shards == 0"): (
         "a fast path: with one shard the general reshape joins the same rows (one block), as a copy"
     ),

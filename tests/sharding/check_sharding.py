@@ -434,3 +434,23 @@ def test_leading_shapes_are_checked_before_the_chunks_shardings() -> None:
         b = put(np.zeros((T, B // 2, F), np.float32), m, P("x", "y"))
         with pytest.raises(ValueError, match=r"^BatchApply: inputs disagree on their leading shape"):
             batchapply.BatchApply(lambda p, q: p, chunk_size=8)(a, b)
+
+
+def _kit_checks() -> list[str]:
+    from batchapply_conformance._sharding import sharding_checks
+
+    return [check.name for check in sharding_checks()]
+
+
+@pytest.mark.spec("BA-14.3", "BA-14.4", "BA-14.5", "BA-14.6", "BA-14.7", "BA-14.8", "BA-14.9", "BA-14.10")
+@pytest.mark.parametrize("name", _kit_checks())
+def test_the_kits_section_14_checks_pass_on_batchapply(name: str) -> None:
+    """The conformance kit's own checks of section 14, on batchapply, here on 8 devices: what
+    the kit asks of any target (every layout of a 2 x 4 mesh, abstract meshes), we ask of ours."""
+    from batchapply_conformance._checks import Outcome, Target
+    from batchapply_conformance._sharding import sharding_checks
+
+    (check,) = [c for c in sharding_checks() if c.name == name]
+    found = check.run(Target.load("batchapply:BatchApply"))
+    outcomes = found if isinstance(found, list) else [found]
+    assert [o.status for o in outcomes] == ["pass"], [o.detail for o in outcomes if isinstance(o, Outcome)]
