@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -933,6 +934,45 @@ def test_at_the_top_level_a_callable_that_creates_submodules_per_chunk_raises() 
     model = BatchApply(lambda z: nn.Dense(4)(z), chunk_size=2)
     with pytest.raises(ValueError, match=re.escape(CHUNK_MODULES_PREFIX)):
         model.init(KEY, data((2, 3, 5)))
+
+
+@pytest.mark.spec("BA-12.11")
+def test_a_parent_given_in_a_plain_method_keeps_flax_s_own_error() -> None:
+    # Built in a plain method, the wrapper is a plain callable (BA-12.11), unless the user
+    # named its parent: then flax's AssignSubModuleError says what is wrong. Kills
+    # `self.parent is None or isinstance(...) -> and` (linen.py's full mutation run, 2026-12-07).
+    class Outer(nn.Module):
+        given: bool
+
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(2)(x)
+
+        def method(self, x: jax.Array) -> jax.Array:
+            return BatchApply(jnp.tanh, parent=self)(x) if self.given else BatchApply(jnp.tanh)(x)
+
+    x = data((2, 3, 4))
+    variables = Outer(False).init(KEY, x)
+    np.testing.assert_allclose(Outer(False).apply(variables, x, method=Outer.method), np.tanh(x), rtol=1e-6)
+    with pytest.raises(flax.errors.AssignSubModuleError):
+        Outer(True).apply(variables, x, method=Outer.method)
+
+
+@pytest.mark.spec("BA-12.12")
+def test_a_name_clash_on_the_first_chunk_keeps_flax_s_own_error() -> None:
+    # A name already taken in the caller is the user's clash, not a submodule made once per
+    # chunk: on the first chunk flax's NameInUseError passes through unchanged. Kills
+    # `before is None or not calls -> and` in the chunk watcher (linen.py's full mutation run,
+    # 2026-12-07), which raised the wrapper's chunk error instead.
+    class Clash(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            nn.Dense(4, name="proj")(x)
+            return BatchApply(lambda z: nn.Dense(4, name="proj")(z), chunk_size=2)(x)
+
+    with pytest.raises(flax.errors.NameInUseError) as info:
+        Clash().init(KEY, data((2, 3, 5)))
+    assert not str(info.value).startswith(CHUNK_MODULES_PREFIX)
 
 
 @pytest.mark.spec("BA-12.12")
