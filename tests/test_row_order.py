@@ -315,3 +315,22 @@ def test_a_zero_size_leading_dim_is_one_shard(lib: types.ModuleType) -> None:
     # `d // s if s else 1 -> else 2` in impl/batchapply/_sharding.py's leaf_counts.
     out = lib.BatchApply(lambda r: r * 2, row_order="shard_major", chunk_size=1)(jnp.zeros((0, 3, 2)))
     assert out.shape == (0, 3, 2)
+
+
+@pytest.mark.spec("BA-14.12", "BA-14.6")
+@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize("row_order", ["C", "shard_major"])
+def test_a_zero_size_leading_dim_over_an_explicit_axis_has_no_rows_to_move(
+    row_order: str, chunk_size: int | None
+) -> None:
+    # Traced abstractly: B = 0 cut over an Explicit axis. No row has a device to stay on, so the
+    # count is 1 and the call gives the empty result; it used to raise E23, because jax's
+    # reshape refuses that dim (the finding of the CLI's _sharding.py mutation run, 2026-12-07).
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2,), ("b",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((2, 0, 1), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "b")))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order, chunk_size=chunk_size))
+    assert apply.trace(x).out_info.shape == (2, 0, 1)

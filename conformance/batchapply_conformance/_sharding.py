@@ -459,6 +459,33 @@ def _traces(apply: Any, x: Any, shape: tuple[int, ...], where: str) -> Outcome |
     )
 
 
+def _zero_rows(target: Target) -> Outcome:
+    """BA-14.12: a leading dim of size 0 cut over Explicit mesh axes holds no rows to place: its
+    count is 1, and the call (C order or "shard_major", eagerly and under jit, with and without
+    chunk_size) gives the empty result, not E23 (jax's own reshape refuses that dim)."""
+    import jax
+    import numpy as np
+
+    mesh = _mesh("Explicit")
+    name, leading, _ = _layouts(mesh)[0]  # B cut over every device
+    data = np.zeros((2, 0, F), np.float32)
+    options: list[dict[str, Any]] = [{}] + ([{"chunk_size": 3}] if "chunk_size" in target.options else [])
+    for order in ("C", "shard_major"):
+        for extra in options:
+            for mode, wrap in (("eager", None), ("jit", jax.jit)):
+                where = f"Explicit axes, {name}, B = 0, row_order={order!r}, {extra or 'unchunked'}, {mode}"
+                call = target.factory(lambda r: r * 2, 2, row_order=order, **extra)
+                with jax.set_mesh(mesh):
+                    x = _put(data, mesh, leading)
+                    try:
+                        got = (wrap(call) if wrap else call)(x)
+                    except Exception as e:
+                        return Outcome("fail", f"{where}: raised {describe_error(e)}")
+                if tuple(got.shape) != data.shape:
+                    return Outcome("fail", f"{where}: output shape {got.shape}, want {data.shape}")
+    return Outcome("pass")
+
+
 def _counts_read_eagerly(target: Target) -> Outcome:
     """BA-14.4, BA-14.3: eagerly, "shard_major" reads the counts of the first sharded leaf (a
     replicated leaf comes first) and merges every leaf in that order; the output keeps the
@@ -587,6 +614,7 @@ def sharding_checks() -> Iterator[Check]:
         ("shard_major under jit", ("BA-14.4",), _shard_major_under_jit, 1),
         ("shard_major counts, eager", ("BA-14.4", "BA-14.3"), _counts_read_eagerly, 2),
         ("abstract meshes", ("BA-14.4", "BA-14.6", "BA-14.9"), _abstract_meshes, 1),
+        ("zero-size dim over Explicit axes", ("BA-14.12",), _zero_rows, 2),
         ("no collectives", ("BA-14.5",), _no_collectives, 2),
         ("explicit C order", ("BA-14.6",), _explicit_c_order, 2),
         ("auto values", ("BA-14.7",), _auto_values, 2),

@@ -18,7 +18,9 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from batchapply import _exec_fused, _sharding
 from batchapply._leaves import (
@@ -123,10 +125,24 @@ def merge(plan: InputPlan, leaves: list[Any], paths: Callable[[], list[str]]) ->
             return FAILED  # a merge that keeps the shape (num_dims=1) would not see a deleted array
         if lazy and kind(x) == CONCRETE and _sharding.c_order_is_local(x, n):
             return x  # merged chunk by chunk, by _exec_chunks._take_rows
+        if size == 0:
+            return _without_rows(x, n)
         return _sharding.merge(x, n, counts, row_order, paths, i)
 
     program = (_exec_fused._merge_fused, (n, leading), n) if counts is None and not lazy else None
     return reshape_leaves(leaves, plan.selected, program, merge_one, plan.leaf_kinds)
+
+
+def _without_rows(x: Any, n: int) -> Any:
+    """A ``jax.Array`` or tracer whose leading dims hold no rows (N = 0), merged: no row has a
+    device to stay on, so every count is 1 (BA-14.12) and the C order is local. Over Explicit
+    mesh axes jax's reshape refuses a dim of size 0 that an axis cuts; replicated first (no
+    element moves), it does not."""
+    sharding = jax.typeof(x).sharding if isinstance(x, jax.core.Tracer) else x.sharding
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is not None and not mesh.empty and AxisType.Explicit in mesh.axis_types:
+        x = jax.sharding.reshard(x, NamedSharding(mesh, PartitionSpec()))
+    return x.reshape((0,) + tuple(x.shape[n:]))
 
 
 def split(

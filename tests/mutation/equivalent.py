@@ -198,16 +198,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "is_local gets (1, ...) or order_counts, which are None (so (1, ...)) when only the first "
         "count is above 1: call[0] is 1 whenever call[1:] is all 1s"
     ),
-    (
-        IMPL_SHARDING,
-        "leaf_counts",
-        "const+1",
-        "1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
-        "2 if d == 0 else math.prod((mesh.shape[name] for name in axes))",
-    ): (
-        "for now: a traced zero-size dim over an Explicit axis raises E23 before its counts matter "
-        "(audit finding A7, another issue); fixing A7 makes this mutant visible: kill it then"
-    ),
     (IMPL_SHARDING, "is_local", "return_none", "return False -> return None"): (
         "None is as falsy as False: every caller (merge, c_order_is_local and theirs) uses it as a condition"
     ),
@@ -238,20 +228,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             ),
         ]
     },
-    **{
-        (
-            IMPL_SHARDING,
-            "leaf_counts",
-            operator,
-            f"1 if d == 0 else math.prod((mesh.shape[name] for name in axes)) -> "
-            f"1 if d == {value} else math.prod((mesh.shape[name] for name in axes))",
-        ): (
-            "for now: it differs only for a leading dim of size 0 on an Explicit mesh axis under a trace, "
-            "where batchapply raises 'this row order needs communication' either way (the mutant may "
-            "raise E24 first with a chunk_size); fixing that (BA-14.12, docs/testing.md) makes it visible"
-        )
-        for operator, value in [("const+1", 1), ("const-1", -1)]
-    },
     (
         IMPL_SHARDING,
         "c_order_is_local",
@@ -268,9 +244,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "delete_raise",
         "raise _communication_error(x, paths()[i], row_order) from None -> pass",
     ): (
-        "for now: is_local, checked first, mirrors jax's Explicit-axes reshape rules, so jax refuses a "
-        "merge it lets through only for a leading dim of size 0 over an Explicit axis (the BA-14.12 "
-        "finding in docs/testing.md), where the call fails either way; fixing that decides this one"
+        "defensive: is_local, checked first, mirrors jax's Explicit-axes reshape rules, and a leaf "
+        "without rows (the one case where they differed, BA-14.12) no longer reaches merge; no merge "
+        "that is_local lets through is known to be refused by jax"
     ),
     (IMPL_SHARDING, "join_chunks", "const+1", "tuple(pieces[0].shape[1:]) -> tuple(pieces[1].shape[1:])"): (
         "a sharded batch is joined from two chunks or more (N > chunk_size), all of the same trailing "
