@@ -125,7 +125,7 @@ def merge(plan: InputPlan, leaves: list[Any], paths: Callable[[], list[str]]) ->
             return FAILED  # a merge that keeps the shape (num_dims=1) would not see a deleted array
         if lazy and kind(x) == CONCRETE and _sharding.c_order_is_local(x, n):
             return x  # merged chunk by chunk, by _exec_chunks._take_rows
-        if size == 0:
+        if size == 0 and not isinstance(x, _NUMPY_TYPES):
             return _without_rows(x, n)
         return _sharding.merge(x, n, counts, row_order, paths, i)
 
