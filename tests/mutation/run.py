@@ -297,8 +297,8 @@ def _previous(
     path = RESULTS / (file.replace("/", "__").removesuffix(".py") + suffix + ".csv")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    wanted = {_mutant_key(m) for m in chosen}
-    if any(_row_key(row) not in wanted for row in rows) or len(rows) > len(wanted):
+    wanted = {_mutant_key(m) for m in chosen}  # two mutants can make the same edit: one key
+    if any(_row_key(row) not in wanted for row in rows) or len(rows) > len(chosen):
         raise SystemExit(
             f"{path} lists another sample (the source or the seed changed): run without --recheck"
         )
