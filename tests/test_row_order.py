@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -321,7 +321,7 @@ def test_a_zero_size_leading_dim_is_one_shard(lib: types.ModuleType) -> None:
 @pytest.mark.parametrize("chunk_size", [None, 3])
 @pytest.mark.parametrize("row_order", ["C", "shard_major"])
 def test_a_zero_size_leading_dim_over_an_explicit_axis_has_no_rows_to_move(
-    row_order: str, chunk_size: int | None
+    row_order: Literal["C", "shard_major"], chunk_size: int | None
 ) -> None:
     # Traced abstractly: B = 0 cut over an Explicit axis. No row has a device to stay on, so the
     # count is 1 and the call gives the empty result; it used to raise E23, because jax's
