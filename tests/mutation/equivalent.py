@@ -252,6 +252,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a sharded batch is joined from two chunks or more (N > chunk_size), all of the same trailing "
         "shape (the chunk outputs agree, BA-13.7, checked before)"
     ),
+    (
+        IMPL_SHARDING,
+        "leaf_counts",
+        "const-1",
+        "d // s if s else 1 -> d // s if s else 0",
+    ): (
+        "a concrete leaf's count of 0 (a dim of size 0, shard shape 0) reads as 'not cut' wherever "
+        "counts are read (any(s > 1), the first count above 1), and a leaf without rows is merged by "
+        "the no-rows path whatever its counts (BA-14.12)"
+    ),
     (IMPL_SHARDING, "join_chunks", "const-1", "shards == 1 -> shards == 0"): (
         "a fast path: with one shard the general reshape joins the same rows (one block), as a copy"
     ),
