@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -40,13 +41,15 @@ class Job:
             return
         # Closed by wait(), once read: they outlive this call, so no `with`.
         self.files = (tempfile.TemporaryFile(), tempfile.TemporaryFile())  # noqa: SIM115
+        # Niced, so that the tests of this process keep their core: by the `nice` program, since
+        # a preexec_fn would make subprocess fork this (multithreaded, jax) process.
+        nice = shutil.which("nice")
         self.process = subprocess.Popen(
-            list(self.argv),
+            [nice, "-n", "10", *self.argv] if nice else list(self.argv),
             cwd=ROOT,
             env=self.env,
             stdout=self.files[0],
             stderr=self.files[1],
-            preexec_fn=lambda: os.nice(10),  # the tests of this process first
         )
 
     def wait(self) -> subprocess.CompletedProcess[str]:
