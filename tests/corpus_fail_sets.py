@@ -8,6 +8,7 @@ and the seconds. About 40 minutes on the 2-core machine, so not part of the test
 
     python -m tests.corpus_fail_sets            # every target
     python -m tests.corpus_fail_sets fortran_order numpy_to_jax
+    python -m tests.corpus_fail_sets --reports DIR   # from saved reports DIR/NAME.json
 """
 
 from __future__ import annotations
@@ -48,14 +49,25 @@ def fail_set(name: str) -> tuple[int, list[str], float]:
     return done.returncode, sorted(c["clause"] for c in clauses if c["status"] == "FAIL"), seconds
 
 
+def from_report(path: pathlib.Path) -> tuple[int, list[str], float]:
+    """(exit status, the clauses that FAIL, seconds) from a saved ``--json`` report."""
+    report = json.loads(path.read_text())
+    fails = sorted(c["clause"] for c in report["clauses"] if c["status"] == "FAIL")
+    return report["exit_code"], fails, report["seconds"]
+
+
 def main(argv: list[str]) -> int:
     sys.path[:0] = [str(ROOT / "tests")]
     import broken_targets  # type: ignore[import-not-found]
 
+    reports = None
+    if argv[:1] == ["--reports"]:  # the CLI's JSON reports of an earlier run, one per target
+        reports, argv = pathlib.Path(argv[1]), argv[2:]
     names = argv or sorted(broken_targets.CORPUS)
     rows = []
     for name in names:
-        code, fails, seconds = fail_set(name)
+        saved = reports / f"{name.replace(':', '_')}.json" if reports is not None else None
+        code, fails, seconds = from_report(saved) if saved is not None else fail_set(name)
         own = broken_targets.CORPUS[name]
         others = [c for c in fails if c != own]
         verdict = (
@@ -72,7 +84,8 @@ def main(argv: list[str]) -> int:
     header = (
         f"# Exact FAIL sets of the one-fault corpus\n\n{datetime.date.today().isoformat()}, "
         f"`python -m tests.corpus_fail_sets{' ' + ' '.join(argv) if argv else ''}` "
-        "(the CLI, default profile, every clause, one target at a time).\n\n"
+        "(the CLI, default profile, every clause, one target at a time"
+        f"{'; tabled from saved `batchapply-conformance TARGET --json` reports' if reports else ''}).\n\n"
         "| target | its clause | verdict | other clauses that FAIL | exit | s |\n|---|---|---|---|---|---|\n"
     )
     OUT.write_text(header + "\n".join(rows) + "\n")
