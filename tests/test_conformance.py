@@ -146,6 +146,8 @@ SINGLE_FAULTS = {
     # where BA-13.4 wants one call per chunk on NumPy slices
     "broken_targets:numpy_to_jax": {"BA-5.3", "BA-7.2", "BA-13.4"},
     "broken_targets:vmap_split": {"BA-5.3", "BA-7.2"},  # outputs come back as jax.Array (outputs only)
+    # Python scalars reach f as 0-d arrays, so f's outputs cannot be split: the input's fault (BA-1.2)
+    "broken_targets:scalars_as_arrays": {"BA-1.2"},
 }
 
 

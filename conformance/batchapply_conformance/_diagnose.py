@@ -21,6 +21,7 @@ too, to the clauses it cites about inputs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -295,6 +296,10 @@ def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target
     inputs = tuple(c for c in case.clauses if not c.startswith(OUTPUT_SECTION))
     if not outputs or not inputs:
         return outcome
+    changed = _passed_through(case, target) if PASS_THROUGH_CLAUSE in case.clauses else None
+    if changed is not None:  # f was given another object: what it returned was wrong before the split
+        detail = f"{outcome.detail} (on the inputs: {changed})"
+        return dataclasses.replace(outcome, charged=(PASS_THROUGH_CLAUSE,), detail=detail)
     import batchapply_reference
 
     control = dataclasses.replace(case, function="first_row_leaf", out_axes=0)
@@ -311,6 +316,39 @@ def _which_side(outcome: Outcome, case: golden.GoldenCase | None, target: Target
         return outcome
     why = "the same call returning only its first array passes"
     return dataclasses.replace(outcome, charged=outputs, detail=f"{outcome.detail} (on the outputs: {why})")
+
+
+PASS_THROUGH_CLAUSE = "BA-1.2"
+"""Leaves that are not merged reach ``f`` as the very same objects."""
+
+
+def _passed_through(case: golden.GoldenCase, target: Target) -> str | None:
+    """Which non-array input leaf of ``case`` did not reach ``f`` as the same object (BA-1.2), or
+    None. The call is made with an ``f`` that records what it gets and returns its first array,
+    and without the case's options: no option merges or changes a leaf that is not an array."""
+    if case.target != "BatchApply" or type(case.num_dims) is not int:
+        return None
+    try:
+        from jax import tree_util
+    except ImportError:
+        return None
+    args, kwargs = copy.deepcopy((list(case.args), dict(case.kwargs)))
+    given = [x for x in tree_util.tree_leaves((args, kwargs)) if not hasattr(x, "shape")]
+    seen: list[Any] = []
+
+    def record(*a: Any, **k: Any) -> Any:
+        leaves = tree_util.tree_leaves((a, k))
+        seen.extend(leaves)
+        return next((x for x in leaves if getattr(x, "ndim", 0) >= 1), None)
+
+    with contextlib.suppress(Exception):  # a failed split: what f was given is recorded already
+        target.factory(record, case.num_dims)(*args, **kwargs)
+    if not seen:
+        return None
+    for x in given:
+        if not any(y is x for y in seen):
+            return f"f did not get the {type(x).__name__} {x!r} itself, but another object"
+    return None
 
 
 def _property_clauses(case: golden.GoldenCase, kind: str) -> tuple[str, ...]:
