@@ -334,3 +334,19 @@ def test_a_zero_size_leading_dim_over_an_explicit_axis_has_no_rows_to_move(
     x = jax.ShapeDtypeStruct((2, 0, 1), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "b")))
     apply = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order, chunk_size=chunk_size))
     assert apply.trace(x).out_info.shape == (2, 0, 1)
+
+
+@pytest.mark.spec("BA-14.12", "BA-14.3")
+def test_a_zero_size_dim_beside_a_cut_one_counts_as_one_shard() -> None:
+    # Traced abstractly: T cut over an Explicit axis, B = 0 cut over another. B's count is 1
+    # (BA-14.12), so the counts (2, 1) divide the leading shape (4, 0) and the call gives the
+    # empty result. Kills leaf_counts' `1 if d == 0 -> 0 if d == 0` (the full _sharding.py
+    # mutation run, 2026-12-07), whose count 0 divided by zero.
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((2, 2), ("a", "b"), axis_types=(AxisType.Explicit,) * 2)
+    x = jax.ShapeDtypeStruct((4, 0, 1), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a", "b")))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order="shard_major"))
+    assert apply.trace(x).out_info.shape == (4, 0, 1)

@@ -427,6 +427,12 @@ def _abstract_meshes(target: Target) -> Outcomes:
     # rows cut on the first leading dim only are in C order whatever the first count.
     cut_both = _abstract((2, 2), ("Explicit",) * 2, (4, 4, 3), ("x", "y"))
     cut_first = _abstract((2,), ("Explicit",), (8, 2, 3), ("x",))
+    # T cut, B = 0 cut too: B's count is 1 (BA-14.12), the counts (2, 1), the empty result.
+    no_rows = _abstract((2, 2), ("Explicit",) * 2, (4, 0, 3), ("x", "y"))
+    apply = jax.jit(target.factory(lambda r: r * 2, 2, row_order="shard_major"))
+    problem = _traces(apply, no_rows, no_rows.shape, "row_order='shard_major' under jax.jit, (4@x, 0@y, 3)")
+    if problem:
+        found.append(dataclasses.replace(problem, charged=("BA-14.12",)))
     for x, order, row in [
         (cut_both, "C", "E23"),
         (cut_both, (2, 1), "E23"),
@@ -613,7 +619,7 @@ def sharding_checks() -> Iterator[Check]:
     for name, clauses, check, devices in [
         ("shard_major under jit", ("BA-14.4",), _shard_major_under_jit, 1),
         ("shard_major counts, eager", ("BA-14.4", "BA-14.3"), _counts_read_eagerly, 2),
-        ("abstract meshes", ("BA-14.4", "BA-14.6", "BA-14.9"), _abstract_meshes, 1),
+        ("abstract meshes", ("BA-14.4", "BA-14.6", "BA-14.9", "BA-14.12"), _abstract_meshes, 1),
         ("zero-size dim over Explicit axes", ("BA-14.12",), _zero_rows, 2),
         ("no collectives", ("BA-14.5",), _no_collectives, 2),
         ("explicit C order", ("BA-14.6",), _explicit_c_order, 2),

@@ -207,8 +207,38 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             "call's reaches the general merge, where jax's Explicit-axes reshape refuses the merge of an "
             "unsharded factor before a sharded one; merge turns that into the same E23 naming the same leaf"
         )
-        for operator, mutation in [("compare_flip", "s > 1 -> s <= 1"), ("const+1", "s > 1 -> s > 2")]
+        for operator, mutation in [
+            ("compare_flip", "s > 1 -> s <= 1"),
+            ("const+1", "s > 1 -> s > 2"),
+            ("const+1", "call[1:] -> call[2:]"),
+        ]
     },
+    (
+        IMPL_SHARDING,
+        "is_local",
+        "compare_boundary",
+        "[c == s > 1 for c, s in zip(leaf, call, strict=True)] -> "
+        "[c == s >= 1 for c, s in zip(leaf, call, strict=True)]",
+    ): (
+        "cut differs only where c == s == 1, and is read only where c > 1 (c == 1 short-circuits) "
+        "or s > 1 (above_one)"
+    ),
+    **{
+        (IMPL_SHARDING, "c_order_is_local", operator, mutation): (
+            "it only picks a fast path (the fused merge, lazy eager chunks): where it says no (None is "
+            "falsy), the leaf-by-leaf merge checks locality itself and merges the same rows"
+        )
+        for operator, mutation in [
+            (
+                "return_none",
+                "return explicit is None or is_local(explicit, (1,) * num_dims) -> return None",
+            ),
+        ]
+    },
+    (IMPL_SHARDING, "join_chunks", "return_none", "return concatenate(pieces) -> return None"): (
+        "unreachable: join_chunks' one caller is the local executor, which runs for shard counts "
+        "above 1 only (a call whose counts are all 1 is the C order, BA-14.2)"
+    ),
     **{
         (IMPL_SHARDING, "order_counts", operator, mutation): (
             "counts above 1 on the first leading dim only, passed on instead of None: the general merge "
@@ -226,6 +256,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
                 "shards is None or all((s == 1 for s in shards[1:])) -> "
                 "shards is None or all((s == 0 for s in shards[1:]))",
             ),
+            ("const-1", "shards[1:] -> shards[0:]"),
         ]
     },
     (
