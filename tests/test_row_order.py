@@ -350,3 +350,20 @@ def test_a_zero_size_dim_beside_a_cut_one_counts_as_one_shard() -> None:
     x = jax.ShapeDtypeStruct((4, 0, 1), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec("a", "b")))
     apply = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order="shard_major"))
     assert apply.trace(x).out_info.shape == (4, 0, 1)
+
+
+@pytest.mark.spec("BA-14.9", "BA-14.10")
+def test_local_chunks_whose_full_chunks_match_another_dim_trace() -> None:
+    # Traced abstractly: B = 16 cut over 8 devices (2 local rows each, per row of T = 5: 10 local
+    # rows), chunk_size 32 (4 local rows of every shard): 2 full chunks, then 2 rows. The full
+    # chunks' 8 local rows equal both the shard count and the feature size. Kills stack_chunks'
+    # `blocks.shape[1] -> [0]` and `-> [2]` (the full _sharding.py mutation run, 2026-12-07),
+    # which left the short chunk's rows in the stack.
+    from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
+
+    import batchapply
+
+    mesh = AbstractMesh((8,), ("x",), axis_types=(AxisType.Explicit,))
+    x = jax.ShapeDtypeStruct((5, 16, 8), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec(None, "x")))
+    apply = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order="shard_major", chunk_size=32))
+    assert apply.trace(x).out_info.shape == (5, 16, 8)
