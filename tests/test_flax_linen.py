@@ -959,6 +959,18 @@ def test_a_parent_given_in_a_plain_method_keeps_flax_s_own_error() -> None:
         Outer(True).apply(variables, x, method=Outer.method)
 
 
+@pytest.mark.spec("BA-12.12", "BA-1.6")
+def test_init_with_rows_without_elements_runs_every_chunk() -> None:
+    # At init chunk 0 runs first, then the scan over the other full chunks, skipped only when
+    # there are none: not when a row holds no elements. Kills `stacked[0].shape[0] == 0 ->
+    # .shape[-1] == 0` in `_Chunked._map_chunks` (linen.py's full mutation run, 2026-12-07).
+    x = jnp.ones((1, 12, 0))
+    out, variables = BatchApply(
+        nn.Dense(3, kernel_init=nn.initializers.zeros), chunk_size=4
+    ).init_with_output(KEY, x)
+    assert out.shape == (1, 12, 3) and variables["params"]["kernel"].shape == (0, 3)
+
+
 @pytest.mark.spec("BA-12.12")
 def test_a_name_clash_on_the_first_chunk_keeps_flax_s_own_error() -> None:
     # A name already taken in the caller is the user's clash, not a submodule made once per

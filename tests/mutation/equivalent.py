@@ -24,6 +24,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (
         IMPL_LINEN,
         "_Chunked._map_chunks",
+        "const+1",
+        "not first or stacked[0].shape[0] == 0 -> not first or stacked[0].shape[1] == 0",
+    ): "a stacked input is [chunks, rows per chunk, ...]: its dim 1 is chunk_size, never 0",
+    (
+        IMPL_LINEN,
+        "_Chunked._map_chunks",
         "const-1",
         "not first or stacked[0].shape[0] == 0 -> not first or stacked[-1].shape[0] == 0",
     ): "every stacked leaf has the same leading size, the number of full chunks left",
