@@ -936,6 +936,26 @@ def test_at_the_top_level_a_callable_that_creates_submodules_per_chunk_raises() 
         model.init(KEY, data((2, 3, 5)))
 
 
+@pytest.mark.spec("BA-12.11", "BA-12.12")
+def test_built_in_a_plain_method_it_chunks_as_a_plain_callable() -> None:
+    # In a plain method the wrapper has no scope and no module of its own to watch for
+    # submodules made per chunk: it chunks as a plain callable does. Kills `caller is not None
+    # and not lifted -> or` (linen.py's full mutation run, 2026-12-07), which read the
+    # children of no module.
+    class Outer(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return nn.Dense(2)(x)
+
+        def method(self, x: jax.Array) -> jax.Array:
+            return BatchApply(jnp.tanh, chunk_size=4)(x)
+
+    x = data((2, 5, 3))
+    variables = Outer().init(KEY, x)
+    out = Outer().apply(variables, x, method=Outer.method)
+    np.testing.assert_allclose(np.asarray(out), np.tanh(x), rtol=1e-6)
+
+
 @pytest.mark.spec("BA-12.11")
 def test_a_parent_given_in_a_plain_method_keeps_flax_s_own_error() -> None:
     # Built in a plain method, the wrapper is a plain callable (BA-12.11), unless the user
