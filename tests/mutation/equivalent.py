@@ -23,6 +23,16 @@ IMPL_CHUNKS = "impl/batchapply/_chunks.py"
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (
         IMPL_LINEN,
+        "BatchApply.__post_init__",
+        "delete_call",
+        "object.__setattr__(self, 'parent', None) -> pass",
+    ): (
+        "a wrapper built where flax forbids submodules keeps its caller as parent: only `_apply` reads "
+        "it, to watch the caller's children for submodules made per chunk, and there flax forbids "
+        "new submodules anyway (AssignSubModuleError), so every call ends as it does without a parent"
+    ),
+    (
+        IMPL_LINEN,
         "_Chunked._map_chunks",
         "const+1",
         "not first or stacked[0].shape[0] == 0 -> not first or stacked[0].shape[1] == 0",
