@@ -107,6 +107,19 @@ def _tagged_numpy(rows: Any) -> Any:
     return _f_numpy(rows) + np.arange(rows.shape[0], dtype=np.float32)[:, None]
 
 
+def _mixing(rows: Any) -> Any:
+    """A cumulative sum over rows: the order of the rows shows in the values."""
+    import jax.numpy as jnp
+
+    return jnp.cumsum(_f(rows), axis=0)
+
+
+def _mixing_numpy(rows: Any) -> Any:
+    import numpy as np
+
+    return np.cumsum(_f_numpy(rows), axis=0)
+
+
 def _reference(f: Callable[..., Any], *args: Any, **options: Any) -> Any:
     """The reference's output on the NumPy data (given the same shard counts)."""
     import batchapply_reference
@@ -265,23 +278,15 @@ def _auto_values(target: Target) -> Outcome:
     """BA-14.7: under jit with Auto axes, every layout gives the reference's values (a
     cumulative sum over rows shows the order), in C order and with the counts."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    def mixing(rows: Any) -> Any:
-        return jnp.cumsum(_f(rows), axis=0)
-
-    def mixing_numpy(rows: Any) -> Any:
-        return np.cumsum(_f_numpy(rows), axis=0)
 
     data = _data()
     mesh = _mesh("Auto")
     for name, leading, counts in _layouts(mesh):
         for order in ("C", counts):
             with jax.set_mesh(mesh):
-                got = jax.jit(target.factory(mixing, 2, row_order=order))(_put(data, mesh, leading))
+                got = jax.jit(target.factory(_mixing, 2, row_order=order))(_put(data, mesh, leading))
             where = f"Auto axes, {name}, row_order={order!r}, a cumulative sum over rows"
-            problem = _values(got, _reference(mixing_numpy, data, row_order=order), where)
+            problem = _values(got, _reference(_mixing_numpy, data, row_order=order), where)
             if problem:
                 return problem
     return Outcome("pass")
@@ -291,14 +296,7 @@ def _shard_map(target: Target) -> Outcome:
     """BA-14.8: inside jax.shard_map each device merges its own rows in C order, with
     row_order "C" and "shard_major": no collective, a cumulative sum per device's block."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
-
-    def mixing(rows: Any) -> Any:
-        return jnp.cumsum(_f(rows), axis=0)
-
-    def mixing_numpy(rows: Any) -> Any:
-        return np.cumsum(_f_numpy(rows), axis=0)
 
     data = _data()
     for axis_type in ("Auto", "Explicit"):
@@ -307,7 +305,7 @@ def _shard_map(target: Target) -> Outcome:
         for order in ("C", "shard_major"):
             where = f"inside shard_map ({axis_type} axes, {name}, row_order={order!r})"
             with jax.set_mesh(mesh):
-                apply = target.factory(mixing, 2, row_order=order)
+                apply = target.factory(_mixing, 2, row_order=order)
                 body = jax.jit(jax.shard_map(apply, mesh=mesh, in_specs=leading, out_specs=leading))
                 x = _put(data, mesh, leading)
                 found = COLLECTIVE.findall(body.lower(x).compile().as_text() or "")
@@ -318,7 +316,7 @@ def _shard_map(target: Target) -> Outcome:
             for i in range(counts[0]):
                 for j in range(counts[1]):
                     block = (slice(i * t, (i + 1) * t), slice(j * b, (j + 1) * b))
-                    problem = _values(got[block], _reference(mixing_numpy, data[block]), where)
+                    problem = _values(got[block], _reference(_mixing_numpy, data[block]), where)
                     if problem:
                         return problem
     return Outcome("pass")
