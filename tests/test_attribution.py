@@ -180,3 +180,40 @@ def test_a_golden_crash_on_masked_arrays_goes_to_the_mask_clause() -> None:
     assert set(check.clauses) == {"BA-5.7", "BA-1.3"}  # the case cites both
     found = _diagnose.run_check(check, masked)
     assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-5.7",)]
+
+
+def changed(merge: Callable[[Any], Any] = lambda x: x, split: Callable[[Any], Any] = lambda x: x) -> Target:
+    """``batchapply.BatchApply`` whose ``f`` gets each array leaf through ``merge`` and whose
+    caller gets each output array leaf through ``split`` (one side's fault at a time)."""
+    import jax
+
+    def arrays(fn: Callable[[Any], Any], tree: Any) -> Any:
+        return jax.tree_util.tree_map(lambda x: fn(x) if isinstance(x, np.ndarray) else x, tree)
+
+    def factory(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+        apply = batchapply.BatchApply(
+            lambda *a, **k: f(*arrays(merge, a), **arrays(merge, k)), num_dims, **options
+        )
+        return lambda *args, **kwargs: arrays(split, apply(*args, **kwargs))
+
+    return Target(name="test", factory=factory, module=batchapply, options=frozenset())
+
+
+UPCAST = lambda x: x.astype(np.float64) if x.dtype == np.float32 else x  # noqa: E731
+MERGE_FAULT, SPLIT_FAULT = changed(merge=UPCAST), changed(split=UPCAST)
+
+
+@pytest.mark.parametrize(("fault", "clauses"), [(MERGE_FAULT, ("BA-5.2",)), (SPLIT_FAULT, ("BA-7.2",))])
+def test_a_wrong_dtype_goes_to_the_side_that_made_it(fault: Target, clauses: tuple[str, ...]) -> None:
+    # The outputs alone differ alike (float64 for float32); what f was given tells the two apart.
+    call = kit_call(batch=np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    assert charged(fault, call) == [clauses]
+
+
+@pytest.mark.parametrize(("fault", "clauses"), [(MERGE_FAULT, ("BA-5.2",)), (SPLIT_FAULT, ("BA-7.2",))])
+def test_a_golden_dtype_fault_goes_to_the_side_that_made_it(fault: Target, clauses: tuple[str, ...]) -> None:
+    from batchapply_conformance import _checks, _diagnose
+
+    (check,) = [c for c in _checks.golden_checks() if c.name == "golden floating:tanh-float32-leading2x3"]
+    found = _diagnose.run_check(check, fault)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]

@@ -142,10 +142,10 @@ def test_a_broken_implementation_fails_its_clause_with_a_counterexample(tmp_path
 # FAULTS, or in tests/broken_targets.py's CORPUS (name -> clause), which this test reads too.
 SINGLE_FAULTS = {
     "broken_targets:fortran_order": {"BA-5.1", "BA-7.2"},  # row order: values of row-mixing f
-    # f gets jax.Array for NumPy inputs; under jax.jit with chunk_size, tracers in one jax.lax.map
-    # where BA-13.4 wants one call per chunk on NumPy slices
-    "broken_targets:numpy_to_jax": {"BA-5.3", "BA-7.2", "BA-13.4"},
-    "broken_targets:vmap_split": {"BA-5.3", "BA-7.2"},  # outputs come back as jax.Array (outputs only)
+    # f gets jax.Array for NumPy inputs (what f returns is split right); under jax.jit with
+    # chunk_size, tracers in one jax.lax.map where BA-13.4 wants one call per chunk on NumPy slices
+    "broken_targets:numpy_to_jax": {"BA-5.3", "BA-13.4"},
+    "broken_targets:vmap_split": {"BA-7.2"},  # f gets NumPy; its outputs come back as jax.Array
     # Python scalars reach f as 0-d arrays, so f's outputs cannot be split: the input's fault (BA-1.2)
     "broken_targets:scalars_as_arrays": {"BA-1.2"},
 }

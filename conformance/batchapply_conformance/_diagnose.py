@@ -28,7 +28,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from batchapply_conformance import golden
+from batchapply_conformance import _sides, golden
 from batchapply_conformance._checks import (
     OPTION_SECTIONS,
     PASS_THROUGH,
@@ -63,9 +63,39 @@ def run_check(check: Check, target: Target) -> Outcomes:
         return found  # a scalar probed on the device (jnp.asarray(2.5)): no NumPy array moved
     plain = [o for o in _listed(found) if o.status == "fail"]
     case = _cases()[check.name]
-    charged = ("BA-5.3",) if case.target == "BatchApply" else case.clauses
-    why = f"a NumPy array input was moved to the device, which {', '.join(charged)} rules out"
+    if case.target != "BatchApply":
+        charged, moved_what = case.clauses, "a NumPy array input"
+    elif _moved_after_f(case, target):
+        charged, moved_what = ("BA-7.2",), "a NumPy output array of f, in the split,"
+    else:
+        charged, moved_what = ("BA-5.3",), "a NumPy array input"
+    why = f"{moved_what} was moved to the device, which {', '.join(charged)} rules out"
     return [*plain, Outcome("fail", f"{moved[0].detail} ({why})", moved[0].counterexample, charged)]
+
+
+def _moved_after_f(case: golden.GoldenCase, target: Target) -> bool:
+    """Whether the transfer the guard stops comes after ``f`` has run as often as in the
+    reference: then what moved is an output of ``f``, in the split, not an input."""
+    if case.function is None:
+        return False
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+    calls: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return fn(*args, **kwargs)
+
+    try:
+        golden.replay(copy.deepcopy(case), batchapply_reference, fn=counting)
+    except Exception:
+        return False
+    wanted, calls[:] = len(calls), []
+    with contextlib.suppress(Exception), _host_only():
+        golden.replay(copy.deepcopy(case), target.api(), fn=counting)
+    return 0 < wanted == len(calls)
 
 
 def _moved_an_array(detail: str) -> bool:
@@ -109,10 +139,12 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     case = _cases().get(check.name)
     outcomes = _listed(found)
     if case is None and check.family == "properties":
-        return [
-            _which_side(_without_elements(o, _decoded(o, check), target), _decoded(o, check), target)
-            for o in outcomes
-        ]
+        found = []
+        for o in outcomes:
+            decoded = _decoded(o, check)
+            o = _which_side(_without_elements(o, decoded, target), decoded, target)
+            found += [o] if decoded is None else _merge_or_split([o], decoded, target)
+        return found
     if (
         case is None
         or case.target != "BatchApply"
@@ -121,6 +153,7 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     ):
         return found
     outcomes = [_which_side(_special_kind(o, case, target), case, target) for o in outcomes]
+    outcomes = _merge_or_split(outcomes, case, target)
     found = outcomes
     uses_option = not (
         type(case.in_axes) is int
@@ -168,6 +201,29 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         detail = f"{problem} (also without {dropped}: not the option's fault)"
         kept.append(Outcome("fail", detail, example, charged))
     return kept
+
+
+def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
+    """A failure charged to a merge clause and to BA-7.2 at once, charged to the side that the
+    probe of :mod:`batchapply_conformance._sides` shows at fault."""
+    if not any(o.status == "fail" and _sides.two_sided(o.charged) for o in outcomes):
+        return outcomes
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+
+    def run(api: Any) -> Callable[[Callable[..., Any]], Any]:
+        return lambda f: golden.replay(copy.deepcopy(case), api, fn=f)
+
+    found = _sides.sides(run(batchapply_reference), run(target.api()), lambda: fn)
+    charged: dict[tuple[str, ...] | None, Outcome] = {}
+    for o in outcomes:
+        if o.status == "fail" and _sides.two_sided(o.charged):
+            clauses, note = _sides.recharge(o.charged or (), found)
+            o = dataclasses.replace(o, charged=clauses, detail=f"{o.detail} ({note})" if note else o.detail)
+        charged.setdefault(o.charged if o.status == "fail" else (o.status,), o)
+    return list(charged.values())
 
 
 OUTPUT_SECTION = "BA-7."

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from batchapply_conformance import _sides as _by_side
 from batchapply_conformance._checks import Check, Outcome, Outcomes, Target, describe_error
 
 Problem = tuple[tuple[str, ...], str, dict[str, Any]]
@@ -758,6 +759,7 @@ def problems(target: Target, call: Any) -> list[Problem]:
                     culprits.append(option)
             culprits = culprits or used
     charged: dict[tuple[str, ...], Problem] = {}
+    probe = functools.cache(lambda: _sides(target, call))
     for kind, _, detail in found:
         if culprits and kind != "mutation":
             clauses = tuple(dict.fromkeys(c for o in culprits for c in _option_clauses(call, o, kind)))
@@ -766,8 +768,27 @@ def problems(target: Target, call: Any) -> list[Problem]:
         else:
             classes = _raise_culprits(target, call) if kind == "raised" else None
             clauses = _base_clauses(call, kind, classes)
+            if _by_side.two_sided(clauses):
+                clauses, note = _by_side.recharge(clauses, probe())
+                detail = f"{detail} ({note})" if note else detail
         charged.setdefault(clauses, (clauses, detail, _example(call, want, detail)))
     return list(charged.values())
+
+
+def _sides(target: Target, call: Any) -> tuple[set[str], set[str]] | None:
+    """What ``f`` was given and how its outputs were split, the target against the reference
+    (:func:`batchapply_conformance._sides.sides`)."""
+    import batchapply_reference
+    from batchapply_conformance import input_space
+
+    def run(factory: Callable[..., Any]) -> Callable[[Callable[..., Any]], Any]:
+        return lambda f: factory(f, call.num_dims, **call.options())(*call.args, **call.kwargs)
+
+    return _by_side.sides(
+        run(batchapply_reference.BatchApply),
+        run(target.factory),
+        lambda: input_space.kit_function(call.function)[0],
+    )
 
 
 def differential_check(mode: str, max_examples: int, seed: int | None) -> Callable[[Target], Outcomes]:

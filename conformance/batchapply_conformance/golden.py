@@ -43,7 +43,7 @@ import importlib.resources
 import json
 import math
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -316,19 +316,20 @@ def load_corpus() -> Iterator[tuple[str, GoldenCase]]:
 NOT_CALLABLE = "not a function"
 
 
-def replay(case: GoldenCase, api: Any) -> Any:
+def replay(case: GoldenCase, api: Any, fn: Callable[..., Any] | None = None) -> Any:
     """Run ``case`` against ``api`` (a module with the public names of SPEC.md); the result.
 
     For ``target == "BatchApply"`` that is
     ``api.BatchApply(fn, num_dims[, in_axes=, out_axes=, chunk_size=, row_order=])(*args, **kwargs)``, ``fn``
-    looked up in ``batchapply_conformance.functions``; for a helper target,
+    looked up in ``batchapply_conformance.functions`` unless given; for a helper target,
     ``getattr(api, target)(*args, **kwargs)``. Exceptions propagate.
     """
     if case.target != "BatchApply":
         return getattr(api, case.target)(*case.args, **case.kwargs)
     from batchapply_conformance import functions
 
-    fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
+    if fn is None:
+        fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
     options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}
     if case.row_order != "C":
         options["row_order"] = case.row_order
