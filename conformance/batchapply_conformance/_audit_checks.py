@@ -3,14 +3,14 @@
 JAX-only pytree nodes (BA-1.3), the options as read-only attributes (BA-2.6), deleted arrays
 (BA-5.9, BA-10.7), an ``f`` that raises partway (BA-6.3) or runs in several threads (BA-6.4),
 the key order of rebuilt dicts (BA-7.6: golden comparison ignores it), the result under
-``jax.jit`` (BA-8.7), 64-bit chunk outputs (BA-13.8), chunk outputs on other devices
-(BA-13.7) and zero-size sharded dims (BA-14.12); and, added when issue 29 was checked, the
-decisions no golden case pins: frozenset keys in another order (BA-4.4, E7), non-array leaves
-left untouched (BA-1.1), NumPy subclasses kept (BA-5.3), E28 before the rows that read shard
-counts (BA-10.4), E27 first in ``f``'s output (BA-10.5, BA-10.6), the chunked E10 message
-(BA-13.6), weak and strong chunk outputs (BA-13.7), and ``"shard_major"`` under every
-transformation without a mesh (BA-14.4). jax is imported when they run, never when
-the package is imported. An E27 500 levels deep (BA-1.5) runs in a thread of its own: on a
+``jax.jit`` (BA-8.7), 64-bit chunk outputs (BA-13.8), chunk outputs on other devices (BA-13.7)
+and zero-size sharded dims (BA-14.12); and, added when issue 29 was checked, the decisions no
+golden case pins: frozenset keys in another order (BA-4.4, E7), non-array leaves left untouched
+(BA-1.1), NumPy subclasses kept (BA-5.3), E28 before the rows that read shard counts (BA-10.4),
+E27 first in ``f``'s output (BA-10.5, BA-10.6), the chunked E10 message (BA-13.6), weak and
+strong chunk outputs (BA-13.7), and ``"shard_major"`` under every transformation without a mesh
+(BA-14.4) and in a partly manual ``shard_map`` (BA-14.8). jax is imported when they run, never
+when the package is imported. An E27 500 levels deep (BA-1.5) runs in a thread of its own: on a
 target whose jax flatten leaks the recursion budget, it leaks that thread's only (the golden
 case ``E27-deep-in-the-inputs`` is 50 deep).
 """
@@ -517,6 +517,37 @@ def _non_array_leaves_untouched(target: Target) -> Outcome:
     return Outcome("pass")
 
 
+def _shard_major_in_a_partly_manual_shard_map(target: Target) -> Outcome:
+    """C4 (issue 24): inside a ``jax.shard_map`` that leaves an Auto axis of size 1, nothing can
+    shard the local array unseen, so ``"shard_major"`` merges each device's rows in the C order
+    (BA-14.4, BA-14.8); it used to raise E22."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    if "row_order" not in target.options:
+        return Outcome("na", "the target does not take row_order (SPEC section 14)")
+    mesh = jax.make_mesh((2, 1), ("d", "m"), devices=jax.devices()[:2], axis_types=(AxisType.Auto,) * 2)
+    x = jnp.arange(2 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 3)
+    body = target.factory(lambda r: jnp.cumsum(r, axis=0), 2, row_order="shard_major")
+    spec = P(None, "d")
+    mapped = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=spec, out_specs=spec, axis_names={"d"}))
+    local = np.asarray(x).reshape(2, 2, 2, 3)  # [T, device, local B, F]
+    want = np.stack(
+        [np.cumsum(local[:, k].reshape(-1, 3), axis=0).reshape(2, 2, 3) for k in range(2)], axis=1
+    ).reshape(2, 4, 3)
+    got = np.asarray(mapped(x))
+    if not np.array_equal(got, want):
+        return Outcome(
+            "fail",
+            "a cumulative sum over each device's rows in a shard_map over 'd' "
+            "(Auto 'm' of size 1) is not the C-order one of each device's block",
+        )
+    return Outcome("pass")
+
+
 def audit_checks() -> Iterator[Check]:
     for name, clauses, check, devices in [
         ("pytree nodes registered with JAX only", ("BA-1.3",), _jax_only_nodes, 1),
@@ -538,5 +569,11 @@ def audit_checks() -> Iterator[Check]:
         ("chunked E10 message", ("BA-13.6",), _chunked_e10_message, 1),
         ("weak and strong chunk outputs", ("BA-13.7",), _weak_and_strong_chunks, 1),
         ("shard_major traced without a mesh", ("BA-14.4",), _shard_major_traced_without_a_mesh, 1),
+        (
+            "shard_major in a partly manual shard_map",
+            ("BA-14.8", "BA-14.4"),
+            _shard_major_in_a_partly_manual_shard_map,
+            2,
+        ),
     ]:
         yield Check(name=f"audit {name}", clauses=clauses, run=on_jax(check, devices))
