@@ -534,3 +534,34 @@ def test_fuzz_deep_e27_then_a_deep_valid_call(case: tuple[Any, int]) -> None:
         ):
             lib.BatchApply(lambda a, b: a)(x(), tree)
         assert type(lib.BatchApply(lambda a: a)(nest(x(), depth))) is list
+
+
+# ---- The kit's checks of these decisions can fail (issue 29, "the kit checks each clause") ----
+
+KIT_CHECKS = [
+    pytest.param("frozenset keys in another order", "positional_pairing", marks=pytest.mark.spec("BA-4.4")),
+    pytest.param("non-array leaves untouched", "probes_leaves", marks=pytest.mark.spec("BA-1.1")),
+    pytest.param("NumPy subclasses kept", "plain_ndarray", marks=pytest.mark.spec("BA-5.3")),
+    pytest.param("deleted input before the shard counts", "counts_first", marks=pytest.mark.spec("BA-10.4")),
+    pytest.param("E27 first in f's output", "e11_first", marks=pytest.mark.spec("BA-10.5")),
+    pytest.param("chunked E10 message", "suggests_out_axes_none", marks=pytest.mark.spec("BA-13.6")),
+    pytest.param("weak and strong chunk outputs", "weak_is_a_dtype", marks=pytest.mark.spec("BA-13.7")),
+    pytest.param(
+        "shard_major traced without a mesh", "e22_under_any_trace", marks=pytest.mark.spec("BA-14.4")
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "fault"), KIT_CHECKS)
+def test_the_kit_check_passes_both_packages_and_fails_its_fault(check: str, fault: str) -> None:
+    """Each kit check added for a draft-3 decision passes on both packages and FAILs on
+    ``tests/audit_fault_targets.py``'s target with the behaviour the audit found."""
+    from batchapply_conformance._audit_checks import audit_checks
+    from batchapply_conformance._checks import Outcome, Target
+
+    (found,) = [c for c in audit_checks() if c.name == f"audit {check}"]
+    for name in ("batchapply:BatchApply", "batchapply_reference:BatchApply"):
+        outcome = found.run(Target.load(name))
+        assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
+    outcome = found.run(Target.load(f"tests.audit_fault_targets:{fault}"))
+    assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome

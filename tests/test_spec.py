@@ -128,3 +128,17 @@ def test_every_cross_reference_exists() -> None:
     assert not sorted(row_refs - set(rows())), (
         f"references to rows that do not exist: {sorted(row_refs - set(rows()))}"
     )
+
+
+def test_every_section_reference_exists() -> None:
+    """Every "section N" (and "sections N to M", "sections N and M") names a section of SPEC.md."""
+    headings = {int(number) for number in re.findall(r"^## (\d+)\. ", SPEC_TEXT, re.M)}
+    named = {
+        int(number)
+        for match in re.finditer(r"\b[Ss]ections? (\d+)(?: (?:to|and|or) (\d+))?", SPEC_TEXT)
+        for number in match.groups()
+        if number is not None
+    }
+    assert not sorted(named - headings), (
+        f"references to sections that do not exist: {sorted(named - headings)}"
+    )

@@ -101,3 +101,22 @@ def test_committed_input_keeps_its_device_uncommitted_follows_the_default(lib: t
     with jax.default_device(devices[3]):
         assert lib.BatchApply(lambda y: y)(committed).devices() == {devices[1]}
         assert lib.BatchApply(lambda y: y)(uncommitted).devices() == {devices[3]}
+
+
+@pytest.mark.spec("BA-14.8", "BA-14.4")
+@pytest.mark.parametrize(
+    ("name", "verdict"),
+    [
+        ("batchapply:BatchApply", "pass"),
+        ("batchapply_reference:BatchApply", "pass"),
+        ("tests.audit_fault_targets:e22_under_any_trace", "fail"),
+    ],
+)
+def test_the_kit_checks_shard_major_in_a_partly_manual_shard_map(name: str, verdict: str) -> None:
+    """C4: the kit's check passes both packages and fails the E22-under-any-trace fault."""
+    from batchapply_conformance._audit_checks import audit_checks
+    from batchapply_conformance._checks import Outcome, Target
+
+    (check,) = [c for c in audit_checks() if c.name == "audit shard_major in a partly manual shard_map"]
+    outcome = check.run(Target.load(name))
+    assert isinstance(outcome, Outcome) and outcome.status == verdict, outcome
