@@ -89,7 +89,7 @@ def test_local_chunks_that_disagree_name_the_local_rows_of_every_shard(lib: type
 @pytest.mark.spec("BA-14.4", "BA-10.1")
 @pytest.mark.parametrize(("num_dims", "example"), [(1, "(8,)"), (2, "(1, 8)"), (3, "(1, 1, 8)")])
 def test_invisible_sharding_error_shows_counts_of_the_right_length(num_dims: int, example: str) -> None:
-    # Kills the constants of E22's example in impl/batchapply/_sharding.py (`(1,) * (n - 1) + (8,)`):
+    # Kills the constants of E22's example (impl/batchapply/_errors.py, `(1,) * (n - 1) + (8,)`):
     # the counts it suggests must be a valid row_order for this num_dims (BA-14.1: one per dim).
     from jax.sharding import AbstractMesh, AxisType, NamedSharding, PartitionSpec
 

@@ -3,8 +3,7 @@
 Each builder returns the exception (the caller raises it, so the traceback shows where the
 call went wrong); each message names the leaf by its pytree path, says what was expected,
 what was got, and how to fix it. Paths are computed only here, when an error is raised
-(``Paths``). The row-order errors of section 14 (E20 to E25) are built in ``_sharding``,
-beside the order math they describe.
+(``Paths``). The Flax wrappers' own messages (outside the table) stay in ``linen`` and ``nnx``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 from jax import tree_util
 
 from batchapply._leaves import ARRAY_TYPES
@@ -38,6 +38,12 @@ MATRIX_PREFIX = "BatchApply: cannot merge or split a numpy.matrix"
 DICT_KEYS_PREFIX = "BatchApply: dict keys cannot be sorted"
 DELETED_PREFIX = "BatchApply: input array has been deleted"
 SPLIT_MATRIX_PREFIX = "split_leading_dim: `x` must not be a numpy.matrix"
+ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
+SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
+INVISIBLE_PREFIX = "BatchApply: row_order='shard_major' cannot see the sharding of"
+COMMUNICATION_PREFIX = "BatchApply: this row order needs communication"
+CHUNK_SHARDS_PREFIX = "BatchApply: `chunk_size` must be a multiple of the shard count"
+C_ORDER_CHUNKS_PREFIX = "BatchApply: chunk_size on a sharded batch needs row_order"
 
 
 def _is_axis_leaf(x: Any) -> bool:
@@ -275,6 +281,65 @@ def chunk_devices(where: str, path: str, got: list[int], wanted: list[int]) -> V
     return ValueError(
         f"{where} returned {path} on devices {got}, chunk 0 returned it on devices "
         f"{wanted}; f must return every chunk's output on the same devices (or uncommitted)."
+    )
+
+
+# Row orders (section 14: E20 to E25)
+
+
+def row_order_value(row_order: Any, num_dims: int) -> ValueError:  # E20
+    return ValueError(
+        f"{ROW_ORDER_PREFIX} 'C', 'shard_major', or a tuple of {num_dims} shard counts >= 1 "
+        f"(one per leading dim); got {row_order!r}. 'C' (the default) is SPEC BA-5.1's order."
+    )
+
+
+def shard_counts(leading: tuple[Any, ...], counts: tuple[int, ...]) -> ValueError:  # E21
+    return ValueError(
+        f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
+        "Each count must divide its leading dim."
+    )
+
+
+def invisible_sharding(path: str, x: Any, hidden: list[str], n: int) -> ValueError:  # E22
+    """``hidden``: the mesh axes that can shard tracer ``x`` unseen (``_sharding.hidden_axes``)."""
+    return ValueError(
+        f"{INVISIBLE_PREFIX} {path} ({jax.typeof(x)}): under a JAX trace "
+        "(jax.jit, grad, vmap, a partially manual shard_map, ...) the mesh axes "
+        f"{', '.join(hidden)} can shard a traced array without its type "
+        f"showing it. Pass the shard counts, e.g. row_order={(1,) * (n - 1) + (8,)} for a "
+        "last leading dim split over 8 devices, or use Explicit mesh axes "
+        "(jax.make_mesh(..., axis_types=...))."
+    )
+
+
+def communication(x: Any, path: str, row_order: Any) -> ValueError:  # E23
+    return ValueError(
+        f"{COMMUNICATION_PREFIX}: {path} is {jax.typeof(x)}, and merging or splitting its leading "
+        f"dims in row_order={row_order!r} would move rows between devices. With Explicit mesh axes "
+        "BatchApply does not communicate behind your back: pass row_order='shard_major' (each "
+        "device keeps its rows, SPEC BA-14.2), or reshard the leaf yourself "
+        "(jax.sharding.reshard) to the order you want."
+    )
+
+
+def chunk_shards(chunk_size: int, shards: int, counts: tuple[int, ...]) -> ValueError:  # E24
+    return ValueError(
+        f"{CHUNK_SHARDS_PREFIX} {shards} (shard counts {tuple(counts)}); got chunk_size={chunk_size}. "
+        f"Every chunk takes chunk_size / {shards} rows from each shard: pass a multiple of {shards}, "
+        f"e.g. chunk_size={max(shards, chunk_size - chunk_size % shards)}."
+    )
+
+
+def c_order_chunks(path: str, x: Any, counts: tuple[int, ...], shards: int) -> ValueError:  # E25
+    return ValueError(
+        f"{C_ORDER_CHUNKS_PREFIX}: {path} is {jax.typeof(x)}, cut into shard counts "
+        f"{counts} over its leading dims, and row_order='C' would cut chunks of consecutive "
+        "rows, which sit on one device at a time (or move rows between devices). For local "
+        "chunks, pass row_order='shard_major' (or the counts, "
+        f"row_order={counts}) with a chunk_size that is a multiple of {shards}: each chunk "
+        f"then takes chunk_size / {shards} rows from every shard (SPEC BA-14.9). Or reshard "
+        "the batch to one device (jax.sharding.reshard) to chunk in C order."
     )
 
 

@@ -4,7 +4,8 @@ The C order of BA-5.1 keeps a merge local only when no leading dim but the first
 is sharded. The shard-major order splits each leading dim ``i`` into
 ``(s_i shards, d_i // s_i local)`` and merges in the C order of
 ``(k_1..k_n, l_1..l_n)``: every device keeps its own rows, so merge and split
-need no communication. With every ``s_i == 1`` it is the C order.
+need no communication. With every ``s_i == 1`` it is the C order. The messages of
+section 14's errors (E20 to E25) are built in ``_errors``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ import jax
 import numpy as np
 from jax.sharding import AxisType
 
+from batchapply import _errors
+from batchapply._errors import (  # noqa: F401  (re-exported: the tests read them here)
+    C_ORDER_CHUNKS_PREFIX,
+    CHUNK_SHARDS_PREFIX,
+    COMMUNICATION_PREFIX,
+    INVISIBLE_PREFIX,
+    ROW_ORDER_PREFIX,
+    SHARD_COUNTS_PREFIX,
+)
+
 try:  # raised by jax's reshape under Explicit mesh axes when rows would move
     from jax._src.core import ShardingTypeError as _ShardingTypeError
 
@@ -25,10 +36,6 @@ try:  # raised by jax's reshape under Explicit mesh axes when rows would move
 except ImportError:  # pragma: no cover - a jax without it: nothing to translate
     SHARDING_TYPE_ERRORS = ()
 
-ROW_ORDER_PREFIX = "BatchApply: `row_order` must be"
-SHARD_COUNTS_PREFIX = "BatchApply: `row_order` shard counts do not divide"
-INVISIBLE_PREFIX = "BatchApply: row_order='shard_major' cannot see the sharding of"
-COMMUNICATION_PREFIX = "BatchApply: this row order needs communication"
 
 Counts = tuple[int, ...] | None  # None: the C order (every count 1)
 
@@ -44,10 +51,7 @@ def check_row_order(row_order: Any, num_dims: int) -> Any:
             counts = ()
         if len(counts) == len(row_order) == num_dims and all(s >= 1 for s in counts):
             return counts
-    raise ValueError(
-        f"{ROW_ORDER_PREFIX} 'C', 'shard_major', or a tuple of {num_dims} shard counts >= 1 "
-        f"(one per leading dim); got {row_order!r}. 'C' (the default) is SPEC BA-5.1's order."
-    )
+    raise _errors.row_order_value(row_order, num_dims)
 
 
 def leaf_counts(x: Any, num_dims: int) -> tuple[int, ...] | None:
@@ -107,24 +111,14 @@ def call_counts(
         found = [leaf_counts(leaf, n) for leaf in leaves]
         if None in found:
             i = found.index(None)
-            raise ValueError(
-                f"{INVISIBLE_PREFIX} {paths()[i]} ({jax.typeof(leaves[i])}): under a JAX trace "
-                "(jax.jit, grad, vmap, a partially manual shard_map, ...) the mesh axes "
-                f"{', '.join(hidden_axes(leaves[i]))} can shard a traced array without its type "
-                f"showing it. Pass the shard counts, e.g. row_order={(1,) * (n - 1) + (8,)} for a "
-                "last leading dim split over 8 devices, or use Explicit mesh axes "
-                "(jax.make_mesh(..., axis_types=...))."
-            )
+            raise _errors.invisible_sharding(paths()[i], leaves[i], hidden_axes(leaves[i]), n)
         counts = next((c for c in found if c is not None and any(s > 1 for s in c)), None)
     else:
         counts = row_order
     if counts is None:
         return None
     if any(d % s for d, s in zip(leading, counts, strict=True)):
-        raise ValueError(
-            f"{SHARD_COUNTS_PREFIX} the leading shape {leading}: got shard counts {counts}. "
-            "Each count must divide its leading dim."
-        )
+        raise _errors.shard_counts(leading, counts)
     return None if all(s == 1 for s in counts) else counts
 
 
@@ -166,16 +160,6 @@ def c_order_is_local(x: Any, num_dims: int) -> bool:
     return explicit is None or is_local(explicit, (1,) * num_dims)
 
 
-def _communication_error(x: Any, path: str, row_order: Any) -> ValueError:
-    return ValueError(
-        f"{COMMUNICATION_PREFIX}: {path} is {jax.typeof(x)}, and merging or splitting its leading "
-        f"dims in row_order={row_order!r} would move rows between devices. With Explicit mesh axes "
-        "BatchApply does not communicate behind your back: pass row_order='shard_major' (each "
-        "device keeps its rows, SPEC BA-14.2), or reshard the leaf yourself "
-        "(jax.sharding.reshard) to the order you want."
-    )
-
-
 def merge(
     x: Any, num_dims: int, counts: Counts, row_order: Any, paths: Callable[[], list[str]], i: int
 ) -> Any:
@@ -183,7 +167,7 @@ def merge(
     leading, rest = tuple(x.shape[:num_dims]), tuple(x.shape[num_dims:])
     explicit = _explicit_counts(x, num_dims)
     if explicit is not None and not is_local(explicit, counts or (1,) * num_dims):  # BA-14.6
-        raise _communication_error(x, paths()[i], row_order)
+        raise _errors.communication(x, paths()[i], row_order)
     try:
         if counts is None:
             return x.reshape((math.prod(leading),) + rest)
@@ -199,7 +183,7 @@ def merge(
         y = y.transpose(front + where + list(range(num_dims + len(sharded), y.ndim)))
         return y.reshape((math.prod(leading),) + rest)
     except SHARDING_TYPE_ERRORS:
-        raise _communication_error(x, paths()[i], row_order) from None
+        raise _errors.communication(x, paths()[i], row_order) from None
 
 
 def split(
@@ -225,16 +209,13 @@ def split(
                 z = z.reshape(z.shape[:dim] + (leading[dim],) + z.shape[dim + 2 :])
         return z
     except SHARDING_TYPE_ERRORS:
-        raise _communication_error(y, paths()[i], row_order) from None
+        raise _errors.communication(y, paths()[i], row_order) from None
 
 
 # Chunking on sharded inputs (SPEC BA-14.9 to BA-14.11). The merged rows form ``shards``
 # blocks, one per shard (BA-14.2); a chunk takes the same local rows of every block. Every
 # function below only splits the merged dim into (shards, local rows), slices or moves the
 # local factor, and merges back with the shard factor first: the rows never leave their device.
-
-CHUNK_SHARDS_PREFIX = "BatchApply: `chunk_size` must be a multiple of the shard count"
-C_ORDER_CHUNKS_PREFIX = "BatchApply: chunk_size on a sharded batch needs row_order"
 
 
 def order_counts(shards: Counts) -> Counts:
@@ -249,11 +230,7 @@ def check_chunk_size(chunk_size: int, counts: tuple[int, ...]) -> None:
     """``chunk_size`` counts global rows: a whole number per shard (SPEC BA-14.9, E24)."""
     shards = math.prod(counts)
     if chunk_size % shards:
-        raise ValueError(
-            f"{CHUNK_SHARDS_PREFIX} {shards} (shard counts {tuple(counts)}); got chunk_size={chunk_size}. "
-            f"Every chunk takes chunk_size / {shards} rows from each shard: pass a multiple of {shards}, "
-            f"e.g. chunk_size={max(shards, chunk_size - chunk_size % shards)}."
-        )
+        raise _errors.chunk_shards(chunk_size, shards, counts)
 
 
 def check_c_order_chunks(leaves: Sequence[Any], num_dims: int, paths: Callable[[], list[str]]) -> None:
@@ -266,15 +243,7 @@ def check_c_order_chunks(leaves: Sequence[Any], num_dims: int, paths: Callable[[
         counts = leaf_counts(x, num_dims)
         if counts is not None and any(s > 1 for s in counts):
             shards = math.prod(counts)
-            raise ValueError(
-                f"{C_ORDER_CHUNKS_PREFIX}: {paths()[i]} is {jax.typeof(x)}, cut into shard counts "
-                f"{counts} over its leading dims, and row_order='C' would cut chunks of consecutive "
-                "rows, which sit on one device at a time (or move rows between devices). For local "
-                "chunks, pass row_order='shard_major' (or the counts, "
-                f"row_order={counts}) with a chunk_size that is a multiple of {shards}: each chunk "
-                f"then takes chunk_size / {shards} rows from every shard (SPEC BA-14.9). Or reshard "
-                "the batch to one device (jax.sharding.reshard) to chunk in C order."
-            )
+            raise _errors.c_order_chunks(paths()[i], x, counts, shards)
 
 
 def chunk_of(y: Any, shards: int, start: int, stop: int) -> Any:

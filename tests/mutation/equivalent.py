@@ -289,7 +289,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         IMPL_SHARDING,
         "merge",
         "delete_raise",
-        "raise _communication_error(x, paths()[i], row_order) from None -> pass",
+        "raise _errors.communication(x, paths()[i], row_order) from None -> pass",
     ): (
         "defensive: is_local, checked first, mirrors jax's Explicit-axes reshape rules, and a leaf "
         "without rows (the one case where they differed, BA-14.12) no longer reaches merge; no merge "
@@ -342,7 +342,7 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "compile-count test kills it"
     ),
     **{
-        (IMPL_SHARDING, "call_counts", operator, mutation): (
+        (IMPL_ERRORS, "invisible_sharding", operator, mutation): (
             "the conformance CLI: the counts E22's message suggests come after its prefix, which is all "
             "SPEC BA-10.1 promises (the rest is free text, a SHOULD); the project's tests check it"
         )

@@ -65,11 +65,11 @@ CORE = [  # what the old impl/batchapply/_core.py was split into (issue 25, docs
     "impl/batchapply/_leaves.py",
     "impl/batchapply/_trees.py",
     "impl/batchapply/_errors.py",
+    "impl/batchapply/_options.py",
+    "impl/batchapply/_helpers.py",
 ]
 FILES = [
     *CORE,
-    "impl/batchapply/_options.py",
-    "impl/batchapply/_helpers.py",
     "reference/batchapply_reference/_core.py",
     "impl/batchapply/_sharding.py",
 ]
