@@ -140,6 +140,7 @@ def _state(pid: int) -> str:
         (["--json", "/proc/version"], "is not writable"),
         (["--exclude", "BA-99.1"], "unknown clause or case 'BA-99.1'"),
         (["--expect", "no-such-file"], "argument --expect: cannot read"),
+        (["--baseline", str(TESTS / "conftest.py")], "argument --baseline: cannot read a report"),
     ],
 )
 def test_targets_that_cannot_be_checked_and_usage_errors_exit_2(args: list[str], says: str) -> None:
@@ -331,6 +332,80 @@ def test_baseline_gates_only_on_regressions(two_reports: tuple[pathlib.Path, pat
     regressed = console("gating_targets:flax_reversed_tuples", *GATE, "--baseline", str(old))
     assert regressed.returncode == 1, regressed.stdout
     assert "BA-7.1: PASS -> FAIL" in regressed.stdout
+
+
+def _report(clauses: dict[str, tuple[str, int]], cases: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A hand-written report: clause -> (status, checks NOT RUN), case -> (status, charged clause)."""
+    return {
+        "target": "m:f",
+        "clauses": [
+            {"clause": k, "status": s, "not_run": n, "detail": f"{k} detail"} for k, (s, n) in clauses.items()
+        ],
+        "cases": [
+            {"case": k, "status": s, "charged": [c] if s == "FAIL" else [], "detail": f"{k} detail"}
+            for k, (s, c) in cases.items()
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [
+        (("PASS", 0), ("XFAIL", 0)),  # fails now, though an expectation file lists it
+        (("XPASS", 0), ("XFAIL", 0)),
+        (("XPASS", 0), ("NOT RUN", 1)),
+        (("N/A", 0), ("NOT RUN", 1)),  # a check applies now, and could not run
+        (None, ("NOT RUN", 1)),  # a clause new in this version of the kit, not checked
+        (("NOT RUN", 0), ("NOT RUN", 1)),  # skipped on request before, could not run now
+        (None, ("XFAIL", 0)),
+    ],
+)
+def test_diff_a_clause_that_fails_or_goes_unchecked_now_is_a_regression(
+    was: tuple[str, int] | None, now: tuple[str, int]
+) -> None:
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-1.1": ("PASS", 0), **({"BA-3.2": was} if was else {})}, {})
+    found = _gate.diff(old, _report({"BA-1.1": ("PASS", 0), "BA-3.2": now}, {}))
+    assert found.exit_code == 1 and found.regressions[0].startswith(
+        f"BA-3.2: {was[0] if was else 'absent'} -> {now[0]}"
+    ), found.render()
+
+
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [(("FAIL", 0), ("XFAIL", 0)), (("XFAIL", 0), ("FAIL", 0)), (("NOT RUN", 1), ("NOT RUN", 1))],
+)
+def test_diff_a_clause_that_failed_or_went_unchecked_before_is_no_regression(
+    was: tuple[str, int], now: tuple[str, int]
+) -> None:
+    from batchapply_conformance import _gate
+
+    found = _gate.diff(_report({"BA-3.2": was}, {}), _report({"BA-3.2": now}, {}))
+    assert found.exit_code == 0 and not found.regressions, found.render()
+
+
+def test_diff_a_case_that_no_longer_runs_is_a_regression_inside_a_failing_clause() -> None:
+    """The clause FAILed before and still does (FAIL outranks NOT RUN): only the case shows the loss."""
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-3.2": ("FAIL", 0)}, {"golden a": ("PASS", ""), "golden b": ("FAIL", "BA-3.2")})
+    new = _report({"BA-3.2": ("FAIL", 1)}, {"golden a": ("NOT RUN", ""), "golden b": ("FAIL", "BA-3.2")})
+    found = _gate.diff(old, new)
+    assert found.exit_code == 1 and found.regressions == ["case golden a: PASS -> NOT RUN: golden a detail"]
+
+
+def test_diff_a_case_skipped_on_request_is_no_regression() -> None:
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-3.2": ("PASS", 0)}, {"golden a": ("PASS", "")})
+    new = _report({"BA-3.2": ("NOT RUN", 0)}, {"golden a": ("NOT RUN", "")})
+    new["cases"][0]["detail"] = "skipped on request (--exclude golden a)"
+    found = _gate.diff(old, new)
+    assert found.exit_code == 0 and found.changes == [
+        "BA-3.2: PASS -> NOT RUN",
+        "case golden a: PASS -> NOT RUN",
+    ]
 
 
 def test_diff_refuses_what_is_not_a_report(tmp_path: pathlib.Path) -> None:

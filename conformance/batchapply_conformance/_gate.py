@@ -18,6 +18,7 @@ import pathlib
 from typing import Any
 
 from batchapply_conformance import _spec
+from batchapply_conformance._run import SKIPPED
 
 
 class GateError(ValueError):
@@ -154,7 +155,18 @@ def load_report(path: pathlib.Path, what: str) -> dict[str, Any]:
     return data
 
 
-BAD = ("FAIL", "XPASS")
+FAILING = ("FAIL", "XFAIL")
+"""A clause that fails, listed in an expectation file or not (cases have no XFAIL)."""
+
+
+def _unchecked_clause(c: dict[str, Any] | None) -> bool:
+    """NOT RUN, and not (only) on request: ``not_run`` counts the checks that could not run."""
+    return c is not None and c["status"] == "NOT RUN" and c["not_run"] > 0
+
+
+def _unchecked_case(c: dict[str, Any] | None) -> bool:
+    """NOT RUN, not on request (--skip, --exclude, --exitfirst say so in the detail)."""
+    return c is not None and c["status"] == "NOT RUN" and not c["detail"].startswith(SKIPPED)
 
 
 @dataclasses.dataclass
@@ -186,16 +198,13 @@ class Diff:
         return "\n".join(lines)
 
 
-def _failing(status: str) -> bool:
-    return status == "FAIL"
-
-
 def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     """Compare two reports clause by clause and case by case.
 
-    A regression: a clause or case that did not FAIL and now does, or a clause whose
-    check now did NOT RUN (not skipped on request) where it ran before, or a case that
-    is new and FAILs. An improvement: a FAIL (or XFAIL) that now passes.
+    A regression: a clause or case that did not fail and now does (FAIL, or XFAIL: an
+    expectation file does not make a new failure old), or a new NOT RUN: a clause or case
+    whose check now could not run, not on request, where it ran before or did not exist. An
+    improvement: a FAIL (or XFAIL) that now passes (PASS or XPASS).
     """
     warnings = [
         f"{key} differs: {old.get(key)!r} then {new.get(key)!r}"
@@ -208,14 +217,13 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         before = old_clauses.get(c["clause"])
         was = before["status"] if before else "absent"
         now = c["status"]
-        if was == now:
+        new_not_run = _unchecked_clause(c) and not _unchecked_clause(before)
+        if was == now and not new_not_run:
             continue
         line = f"{c['clause']}: {was} -> {now}"
-        new_fail = now == "FAIL" and was != "XFAIL"
-        new_not_run = now == "NOT RUN" and c.get("not_run") and was in ("PASS", "FAIL", "XFAIL")
-        if new_fail or new_not_run:
+        if (now in FAILING and was not in FAILING) or new_not_run:
             regressions.append(f"{line}: {c['detail']}")
-        elif was in ("FAIL", "XFAIL") and now in ("PASS", "XPASS"):
+        elif was in FAILING and now in ("PASS", "XPASS"):
             improvements.append(line)
         else:
             changes.append(line)
@@ -225,11 +233,14 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         before = old_cases.get(name)
         was = before["status"] if before else "absent"
         now = c["status"]
-        if was == now:
+        new_not_run = _unchecked_case(c) and not _unchecked_case(before)
+        if was == now and not new_not_run:
             continue
         line = f"case {name}: {was} -> {now}"
-        if now == "FAIL" and was != "FAIL":
+        if now == "FAIL":
             regressions.append(f"{line} (charged to {', '.join(c['charged'])}): {c['detail']}")
+        elif new_not_run:
+            regressions.append(f"{line}: {c['detail']}")
         elif was == "FAIL" and now == "PASS":
             improvements.append(line)
         else:
