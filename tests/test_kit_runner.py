@@ -463,6 +463,26 @@ def test_the_ecosystem_matrix_holds_for_the_fast_rows(tmp_path: pathlib.Path, ta
     ], out
 
 
+# mylib.BatchApply is flax.linen's with BA-2.2 fixed, and without SPEC section 9's helpers next
+# to it (their clauses are N/A there, as is BA-2.6's audit of a class's attributes).
+NOT_MYLIBS = {"BA-2.2", "BA-2.6", "BA-9.1", "BA-9.2", "BA-9.3", "BA-9.4", "BA-10.8"}
+
+
+def test_the_gating_examples_expectations_follow_flax_linens(flax_expected: dict[str, str]) -> None:
+    """The example's file is flax.linen's shipped one, less what mylib fixes or lacks: a line
+    added to flax.linen.txt (a new check of the kit) goes into the example's file too, or its
+    CI job, run in full, exits 1 on an unexpected FAIL."""
+    from batchapply_conformance import _gate
+
+    example = _gate.read_expectations(ROOT / "examples" / "gating" / "conformance-expect.txt", set())
+    assert sorted(example, key=_spec_key) == sorted(set(flax_expected) - NOT_MYLIBS, key=_spec_key)
+    assert all(example[k] == flax_expected[k] for k in example), "the same reason, one line each"
+
+
+def _spec_key(clause_id: str) -> tuple[int, ...]:
+    return tuple(map(int, clause_id[3:].split(".")))
+
+
 def test_the_gating_example_runs(tmp_path: pathlib.Path) -> None:
     import shutil
 
