@@ -310,7 +310,7 @@ def two_reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path,
 
 def test_diff_an_improvement_alone_exits_0(two_reports: tuple[pathlib.Path, pathlib.Path]) -> None:
     old, new = two_reports
-    done = console("diff", str(old), str(new))
+    done = console("diff", "--all", str(old), str(new))
     assert done.returncode == 0, done.stdout
     assert "BA-2.2: FAIL -> PASS" in done.stdout and "regressions: 0" in done.stdout
 
@@ -406,6 +406,27 @@ def test_diff_a_case_skipped_on_request_is_no_regression() -> None:
         "BA-3.2: PASS -> NOT RUN",
         "case golden a: PASS -> NOT RUN",
     ]
+
+
+def test_diff_lists_the_first_cases_of_each_clause_unless_asked_for_all() -> None:
+    """One fault that fails a hundred cases reads as its clause and a few of them."""
+    from batchapply_conformance import _gate
+
+    names = [f"golden c{i:02}" for i in range(13)]
+    old = _report({"BA-7.1": ("PASS", 0)}, {n: ("PASS", "") for n in names})
+    new = _report({"BA-7.1": ("FAIL", 0)}, {n: ("FAIL", "BA-7.1") for n in names})
+    new["cases"][12]["charged"] = ["BA-3.2"]
+    found = _gate.diff(old, new)
+    short = found.render().splitlines()
+    assert short[:2] == ["regressions: 14", "  BA-7.1: PASS -> FAIL: BA-7.1 detail"]
+    assert [line.split(":")[0] for line in short[2:13]] == [
+        f"  case golden c{i:02}" for i in (*range(10), 12)
+    ]
+    assert short[13] == (
+        "  ... and 2 more cases of BA-7.1 (`batchapply-conformance diff OLD NEW --all` lists every one)"
+    )
+    assert short[-1] == "diff: 14 regressions, 0 improvements; REGRESSED"
+    assert sum(line.startswith("  case ") for line in found.render(None).splitlines()) == 13
 
 
 def test_diff_refuses_what_is_not_a_report(tmp_path: pathlib.Path) -> None:

@@ -157,6 +157,12 @@ def diff_main(argv: list[str]) -> int:
     )
     p.add_argument("old", type=pathlib.Path)
     p.add_argument("new", type=pathlib.Path)
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every case that changed (default: the first {_gate.CASES_SHOWN} of each clause "
+        "in each section)",
+    )
     args = p.parse_args(argv)
     try:
         old = _gate.load_report(args.old, "OLD")
@@ -164,7 +170,7 @@ def diff_main(argv: list[str]) -> int:
     except _gate.GateError as e:
         p.error(str(e))
     found = _gate.diff(old, new)
-    print(found.render())
+    print(found.render(None if args.all else _gate.CASES_SHOWN))
     return found.exit_code
 
 

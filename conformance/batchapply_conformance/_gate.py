@@ -169,20 +169,30 @@ def _unchecked_case(c: dict[str, Any] | None) -> bool:
     return c is not None and c["status"] == "NOT RUN" and not c["detail"].startswith(SKIPPED)
 
 
+CASES_SHOWN = 10
+"""Per clause and section, the cases a diff lists unless asked for all (``diff --all``)."""
+
+
 @dataclasses.dataclass
 class Diff:
-    """How NEW differs from OLD: regressions (exit 1), improvements, other changes."""
+    """How NEW differs from OLD: regressions (exit 1), improvements, other changes.
+
+    ``clause_of`` maps a case's line to the clauses it is charged to (or cites), so that one
+    fault that fails a hundred cases reads as one clause and its first few cases.
+    """
 
     regressions: list[str]
     improvements: list[str]
     changes: list[str]
     warnings: list[str]
+    clause_of: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.regressions else 0
 
-    def render(self) -> str:
+    def render(self, shown: int | None = CASES_SHOWN) -> str:
+        """The diff, readable: every clause, and up to ``shown`` cases per clause and section."""
         lines = [*(f"warning: {w}" for w in self.warnings)]
         for title, items in (
             ("regressions", self.regressions),
@@ -190,7 +200,20 @@ class Diff:
             ("other changes", self.changes),
         ):
             lines.append(f"{title}: {len(items)}")
-            lines += [f"  {item}" for item in items]
+            count: dict[str, int] = {}
+            for item in items:
+                group = self.clause_of.get(item)
+                if group is not None:
+                    count[group] = count.get(group, 0) + 1
+                    if shown is not None and count[group] > shown:
+                        continue
+                lines.append(f"  {item}")
+            lines += [
+                f"  ... and {n - shown} more {'case' if n - shown == 1 else 'cases'} of {group} "
+                "(`batchapply-conformance diff OLD NEW --all` lists every one)"
+                for group, n in count.items()
+                if shown is not None and n > shown
+            ]
         verdict = "REGRESSED" if self.regressions else "no regression"
         lines.append(
             f"diff: {len(self.regressions)} regressions, {len(self.improvements)} improvements; {verdict}"
@@ -212,6 +235,7 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         if old.get(key) != new.get(key)
     ]
     regressions, improvements, changes = [], [], []
+    clause_of: dict[str, str] = {}
     old_clauses = {c["clause"]: c for c in old["clauses"]}
     for c in new["clauses"]:
         before = old_clauses.get(c["clause"])
@@ -238,14 +262,18 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             continue
         line = f"case {name}: {was} -> {now}"
         if now == "FAIL":
-            regressions.append(f"{line} (charged to {', '.join(c['charged'])}): {c['detail']}")
+            line = f"{line} (charged to {', '.join(c['charged'])}): {c['detail']}"
+            regressions.append(line)
         elif new_not_run:
-            regressions.append(f"{line}: {c['detail']}")
+            line = f"{line}: {c['detail']}"
+            regressions.append(line)
         elif was == "FAIL" and now == "PASS":
             improvements.append(line)
         else:
             changes.append(line)
-    changes += [
-        f"case {name}: {old_cases[name]['status']} -> absent" for name in old_cases.keys() - new_cases.keys()
-    ]
-    return Diff(regressions, improvements, changes, warnings)
+        clause_of[line] = ", ".join(c["charged"] if now == "FAIL" else c.get("clauses", [])) or "no clause"
+    for name in old_cases.keys() - new_cases.keys():
+        line = f"case {name}: {old_cases[name]['status']} -> absent"
+        changes.append(line)
+        clause_of[line] = ", ".join(old_cases[name].get("clauses", [])) or "no clause"
+    return Diff(regressions, improvements, changes, warnings, clause_of)
