@@ -473,6 +473,20 @@ def _ecosystem() -> dict[str, tuple[int, set[str]]]:
     return found
 
 
+def test_each_shipped_expectation_file_lists_exactly_its_rows_fails() -> None:
+    """The files that ship with the kit (`--expect flax.linen`, `--expect haiku`, ...) name
+    exactly the FAIL clauses of the last full run of their implementation, as docs/ecosystem.md
+    records it (the matrix script regenerates both from runs): no run here."""
+    from batchapply_conformance import _gate
+    from batchapply_conformance.adapters import matrix
+
+    rows = {expect: target for _, target, expect in matrix.ROWS if expect}
+    assert sorted(rows) == sorted(p.stem for p in _gate.SHIPPED.glob("*.txt"))
+    for expect, target in rows.items():
+        listed = set(_gate.read_expectations(_gate.SHIPPED / f"{expect}.txt", set()))
+        assert listed == _ecosystem()[target][1], expect
+
+
 FAST_ROWS = ["batchapply_conformance.adapters.stoix:BatchApply"]
 
 
