@@ -429,6 +429,30 @@ def test_diff_lists_the_first_cases_of_each_clause_unless_asked_for_all() -> Non
     assert sum(line.startswith("  case ") for line in found.render(None).splitlines()) == 13
 
 
+def test_diff_against_a_narrowed_run_says_in_one_line_what_it_did_not_run() -> None:
+    """A run narrowed by --clause, compared with a full baseline: no regression, and one line,
+    not one per case, for the clauses and cases it does not have."""
+    from batchapply_conformance import _gate
+
+    old = _report(
+        {"BA-1.1": ("PASS", 0), "BA-3.2": ("FAIL", 0)}, {f"golden c{i}": ("PASS", "") for i in range(30)}
+    )
+    new = _report({"BA-3.2": ("FAIL", 0)}, {})
+    found = _gate.diff(old, new)
+    assert found.exit_code == 0 and found.render().splitlines() == [
+        "regressions: 0",
+        "improvements: 0",
+        "other changes: 31",
+        "  ... and 31 clauses or cases of OLD that NEW does not have (--clause narrows a run; "
+        "`batchapply-conformance diff OLD NEW --all` lists them)",
+        "diff: 0 regressions, 0 improvements; no regression",
+    ]
+    assert found.render(None).splitlines()[3:5] == [
+        "  BA-1.1: PASS -> absent",
+        "  case golden c0: PASS -> absent",
+    ]
+
+
 def test_diff_refuses_what_is_not_a_report(tmp_path: pathlib.Path) -> None:
     (tmp_path / "x.json").write_text("{}")
     done = console("diff", str(tmp_path / "x.json"), str(tmp_path / "x.json"))

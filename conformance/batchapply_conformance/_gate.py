@@ -186,6 +186,8 @@ class Diff:
     changes: list[str]
     warnings: list[str]
     clause_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    gone: list[str] = dataclasses.field(default_factory=list)
+    """Clauses and cases of OLD that NEW does not have (a run narrowed by --clause, or renamed)."""
 
     @property
     def exit_code(self) -> int:
@@ -199,7 +201,7 @@ class Diff:
             ("improvements", self.improvements),
             ("other changes", self.changes),
         ):
-            lines.append(f"{title}: {len(items)}")
+            lines.append(f"{title}: {len(items) + (len(self.gone) if items is self.changes else 0)}")
             count: dict[str, int] = {}
             for item in items:
                 group = self.clause_of.get(item)
@@ -214,6 +216,13 @@ class Diff:
                 for group, n in count.items()
                 if shown is not None and n > shown
             ]
+        if shown is None:
+            lines += [f"  {item}" for item in self.gone]
+        elif self.gone:
+            lines.append(
+                f"  ... and {len(self.gone)} clauses or cases of OLD that NEW does not have (--clause "
+                "narrows a run; `batchapply-conformance diff OLD NEW --all` lists them)"
+            )
         verdict = "REGRESSED" if self.regressions else "no regression"
         lines.append(
             f"diff: {len(self.regressions)} regressions, {len(self.improvements)} improvements; {verdict}"
@@ -272,8 +281,9 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         else:
             changes.append(line)
         clause_of[line] = ", ".join(c["charged"] if now == "FAIL" else c.get("clauses", [])) or "no clause"
-    for name in old_cases.keys() - new_cases.keys():
-        line = f"case {name}: {old_cases[name]['status']} -> absent"
-        changes.append(line)
-        clause_of[line] = ", ".join(old_cases[name].get("clauses", [])) or "no clause"
-    return Diff(regressions, improvements, changes, warnings, clause_of)
+    new_clauses = {c["clause"] for c in new["clauses"]}
+    gone = [
+        f"{c['clause']}: {c['status']} -> absent" for c in old["clauses"] if c["clause"] not in new_clauses
+    ]
+    gone += [f"case {c['case']}: {c['status']} -> absent" for c in old["cases"] if c["case"] not in new_cases]
+    return Diff(regressions, improvements, changes, warnings, clause_of, gone)
