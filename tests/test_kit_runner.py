@@ -140,6 +140,7 @@ def _state(pid: int) -> str:
         (["--json", "/proc/version"], "is not writable"),
         (["--exclude", "BA-99.1"], "unknown clause or case 'BA-99.1'"),
         (["--expect", "no-such-file"], "argument --expect: cannot read"),
+        (["--baseline", str(TESTS / "conftest.py")], "argument --baseline: cannot read a report"),
     ],
 )
 def test_targets_that_cannot_be_checked_and_usage_errors_exit_2(args: list[str], says: str) -> None:
@@ -309,7 +310,7 @@ def two_reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path,
 
 def test_diff_an_improvement_alone_exits_0(two_reports: tuple[pathlib.Path, pathlib.Path]) -> None:
     old, new = two_reports
-    done = console("diff", str(old), str(new))
+    done = console("diff", "--all", str(old), str(new))
     assert done.returncode == 0, done.stdout
     assert "BA-2.2: FAIL -> PASS" in done.stdout and "regressions: 0" in done.stdout
 
@@ -331,6 +332,125 @@ def test_baseline_gates_only_on_regressions(two_reports: tuple[pathlib.Path, pat
     regressed = console("gating_targets:flax_reversed_tuples", *GATE, "--baseline", str(old))
     assert regressed.returncode == 1, regressed.stdout
     assert "BA-7.1: PASS -> FAIL" in regressed.stdout
+
+
+def _report(clauses: dict[str, tuple[str, int]], cases: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A hand-written report: clause -> (status, checks NOT RUN), case -> (status, charged clause)."""
+    return {
+        "target": "m:f",
+        "clauses": [
+            {"clause": k, "status": s, "not_run": n, "detail": f"{k} detail"} for k, (s, n) in clauses.items()
+        ],
+        "cases": [
+            {"case": k, "status": s, "charged": [c] if s == "FAIL" else [], "detail": f"{k} detail"}
+            for k, (s, c) in cases.items()
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [
+        (("PASS", 0), ("XFAIL", 0)),  # fails now, though an expectation file lists it
+        (("XPASS", 0), ("XFAIL", 0)),
+        (("XPASS", 0), ("NOT RUN", 1)),
+        (("N/A", 0), ("NOT RUN", 1)),  # a check applies now, and could not run
+        (None, ("NOT RUN", 1)),  # a clause new in this version of the kit, not checked
+        (("NOT RUN", 0), ("NOT RUN", 1)),  # skipped on request before, could not run now
+        (None, ("XFAIL", 0)),
+    ],
+)
+def test_diff_a_clause_that_fails_or_goes_unchecked_now_is_a_regression(
+    was: tuple[str, int] | None, now: tuple[str, int]
+) -> None:
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-1.1": ("PASS", 0), **({"BA-3.2": was} if was else {})}, {})
+    found = _gate.diff(old, _report({"BA-1.1": ("PASS", 0), "BA-3.2": now}, {}))
+    assert found.exit_code == 1 and found.regressions[0].startswith(
+        f"BA-3.2: {was[0] if was else 'absent'} -> {now[0]}"
+    ), found.render()
+
+
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [(("FAIL", 0), ("XFAIL", 0)), (("XFAIL", 0), ("FAIL", 0)), (("NOT RUN", 1), ("NOT RUN", 1))],
+)
+def test_diff_a_clause_that_failed_or_went_unchecked_before_is_no_regression(
+    was: tuple[str, int], now: tuple[str, int]
+) -> None:
+    from batchapply_conformance import _gate
+
+    found = _gate.diff(_report({"BA-3.2": was}, {}), _report({"BA-3.2": now}, {}))
+    assert found.exit_code == 0 and not found.regressions, found.render()
+
+
+def test_diff_a_case_that_no_longer_runs_is_a_regression_inside_a_failing_clause() -> None:
+    """The clause FAILed before and still does (FAIL outranks NOT RUN): only the case shows the loss."""
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-3.2": ("FAIL", 0)}, {"golden a": ("PASS", ""), "golden b": ("FAIL", "BA-3.2")})
+    new = _report({"BA-3.2": ("FAIL", 1)}, {"golden a": ("NOT RUN", ""), "golden b": ("FAIL", "BA-3.2")})
+    found = _gate.diff(old, new)
+    assert found.exit_code == 1 and found.regressions == ["case golden a: PASS -> NOT RUN: golden a detail"]
+
+
+def test_diff_a_case_skipped_on_request_is_no_regression() -> None:
+    from batchapply_conformance import _gate
+
+    old = _report({"BA-3.2": ("PASS", 0)}, {"golden a": ("PASS", "")})
+    new = _report({"BA-3.2": ("NOT RUN", 0)}, {"golden a": ("NOT RUN", "")})
+    new["cases"][0]["detail"] = "skipped on request (--exclude golden a)"
+    found = _gate.diff(old, new)
+    assert found.exit_code == 0 and found.changes == [
+        "BA-3.2: PASS -> NOT RUN",
+        "case golden a: PASS -> NOT RUN",
+    ]
+
+
+def test_diff_lists_the_first_cases_of_each_clause_unless_asked_for_all() -> None:
+    """One fault that fails a hundred cases reads as its clause and a few of them."""
+    from batchapply_conformance import _gate
+
+    names = [f"golden c{i:02}" for i in range(13)]
+    old = _report({"BA-7.1": ("PASS", 0)}, {n: ("PASS", "") for n in names})
+    new = _report({"BA-7.1": ("FAIL", 0)}, {n: ("FAIL", "BA-7.1") for n in names})
+    new["cases"][12]["charged"] = ["BA-3.2"]
+    found = _gate.diff(old, new)
+    short = found.render().splitlines()
+    assert short[:2] == ["regressions: 14", "  BA-7.1: PASS -> FAIL: BA-7.1 detail"]
+    assert [line.split(":")[0] for line in short[2:13]] == [
+        f"  case golden c{i:02}" for i in (*range(10), 12)
+    ]
+    assert short[13] == (
+        "  ... and 2 more cases of BA-7.1 (`batchapply-conformance diff OLD NEW --all` lists every one)"
+    )
+    assert short[-1] == "diff: 14 regressions, 0 improvements; REGRESSED"
+    assert sum(line.startswith("  case ") for line in found.render(None).splitlines()) == 13
+
+
+def test_diff_against_a_narrowed_run_says_in_one_line_what_it_did_not_run() -> None:
+    """A run narrowed by --clause, compared with a full baseline: no regression, and one line,
+    not one per case, for the clauses and cases it does not have."""
+    from batchapply_conformance import _gate
+
+    old = _report(
+        {"BA-1.1": ("PASS", 0), "BA-3.2": ("FAIL", 0)}, {f"golden c{i}": ("PASS", "") for i in range(30)}
+    )
+    new = _report({"BA-3.2": ("FAIL", 0)}, {})
+    found = _gate.diff(old, new)
+    assert found.exit_code == 0 and found.render().splitlines() == [
+        "regressions: 0",
+        "improvements: 0",
+        "other changes: 31",
+        "  ... and 31 clauses or cases of OLD that NEW does not have (--clause narrows a run; "
+        "`batchapply-conformance diff OLD NEW --all` lists them)",
+        "diff: 0 regressions, 0 improvements; no regression",
+    ]
+    assert found.render(None).splitlines()[3:5] == [
+        "  BA-1.1: PASS -> absent",
+        "  case golden c0: PASS -> absent",
+    ]
 
 
 def test_diff_refuses_what_is_not_a_report(tmp_path: pathlib.Path) -> None:
@@ -377,6 +497,20 @@ def _ecosystem() -> dict[str, tuple[int, set[str]]]:
     return found
 
 
+def test_each_shipped_expectation_file_lists_exactly_its_rows_fails() -> None:
+    """The files that ship with the kit (`--expect flax.linen`, `--expect haiku`, ...) name
+    exactly the FAIL clauses of the last full run of their implementation, as docs/ecosystem.md
+    records it (the matrix script regenerates both from runs): no run here."""
+    from batchapply_conformance import _gate
+    from batchapply_conformance.adapters import matrix
+
+    rows = {expect: target for _, target, expect in matrix.ROWS if expect}
+    assert sorted(rows) == sorted(p.stem for p in _gate.SHIPPED.glob("*.txt"))
+    for expect, target in rows.items():
+        listed = set(_gate.read_expectations(_gate.SHIPPED / f"{expect}.txt", set()))
+        assert listed == _ecosystem()[target][1], expect
+
+
 FAST_ROWS = ["batchapply_conformance.adapters.stoix:BatchApply"]
 
 
@@ -386,6 +520,26 @@ def test_the_ecosystem_matrix_holds_for_the_fast_rows(tmp_path: pathlib.Path, ta
     assert (code, {c["clause"] for c in report["clauses"] if c["status"] == "FAIL"}) == _ecosystem()[
         target
     ], out
+
+
+# mylib.BatchApply is flax.linen's with BA-2.2 fixed, and without SPEC section 9's helpers next
+# to it (their clauses are N/A there, as is BA-2.6's audit of a class's attributes).
+NOT_MYLIBS = {"BA-2.2", "BA-2.6", "BA-9.1", "BA-9.2", "BA-9.3", "BA-9.4", "BA-10.8"}
+
+
+def test_the_gating_examples_expectations_follow_flax_linens(flax_expected: dict[str, str]) -> None:
+    """The example's file is flax.linen's shipped one, less what mylib fixes or lacks: a line
+    added to flax.linen.txt (a new check of the kit) goes into the example's file too, or its
+    CI job, run in full, exits 1 on an unexpected FAIL."""
+    from batchapply_conformance import _gate
+
+    example = _gate.read_expectations(ROOT / "examples" / "gating" / "conformance-expect.txt", set())
+    assert sorted(example, key=_spec_key) == sorted(set(flax_expected) - NOT_MYLIBS, key=_spec_key)
+    assert all(example[k] == flax_expected[k] for k in example), "the same reason, one line each"
+
+
+def _spec_key(clause_id: str) -> tuple[int, ...]:
+    return tuple(map(int, clause_id[3:].split(".")))
 
 
 def test_the_gating_example_runs(tmp_path: pathlib.Path) -> None:

@@ -24,9 +24,10 @@ EXIT_CODES = """exit status:
      --baseline (and for `diff`), a clause or case that did not fail and now does, or a
      new NOT RUN
   2  nothing was checked: a usage error (unknown option, --clause or --exclude ID, an
-     unreadable --expect file or an unknown ID in it, an unwritable --json path), or the
-     target cannot be checked: importing it raised or exited, it is not a factory
-     make(f, num_dims), or it raised, crashed or hung on make(identity, 2)(zeros((2, 3, 4)))
+     unreadable --expect file or an unknown ID in it, a --baseline file that is not a
+     report, an unwritable --json path), or the target cannot be checked: importing it
+     raised or exited, it is not a factory make(f, num_dims), or it raised, crashed or
+     hung on make(identity, 2)(zeros((2, 3, 4)))
   3  no MUST clause fails, but a check of one did NOT RUN (e.g. hypothesis is missing:
      install batchapply[conformance]); --skip, --exclude and --allow-not-run accept that on
      purpose
@@ -156,6 +157,12 @@ def diff_main(argv: list[str]) -> int:
     )
     p.add_argument("old", type=pathlib.Path)
     p.add_argument("new", type=pathlib.Path)
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every case that changed (default: the first {_gate.CASES_SHOWN} of each clause "
+        "in each section)",
+    )
     args = p.parse_args(argv)
     try:
         old = _gate.load_report(args.old, "OLD")
@@ -163,7 +170,7 @@ def diff_main(argv: list[str]) -> int:
     except _gate.GateError as e:
         p.error(str(e))
     found = _gate.diff(old, new)
-    print(found.render())
+    print(found.render(None if args.all else _gate.CASES_SHOWN))
     return found.exit_code
 
 

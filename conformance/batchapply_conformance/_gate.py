@@ -18,6 +18,7 @@ import pathlib
 from typing import Any
 
 from batchapply_conformance import _spec
+from batchapply_conformance._run import SKIPPED
 
 
 class GateError(ValueError):
@@ -154,31 +155,74 @@ def load_report(path: pathlib.Path, what: str) -> dict[str, Any]:
     return data
 
 
-BAD = ("FAIL", "XPASS")
+FAILING = ("FAIL", "XFAIL")
+"""A clause that fails, listed in an expectation file or not (cases have no XFAIL)."""
+
+
+def _unchecked_clause(c: dict[str, Any] | None) -> bool:
+    """NOT RUN, and not (only) on request: ``not_run`` counts the checks that could not run."""
+    return c is not None and c["status"] == "NOT RUN" and c["not_run"] > 0
+
+
+def _unchecked_case(c: dict[str, Any] | None) -> bool:
+    """NOT RUN, not on request (--skip, --exclude, --exitfirst say so in the detail)."""
+    return c is not None and c["status"] == "NOT RUN" and not c["detail"].startswith(SKIPPED)
+
+
+CASES_SHOWN = 10
+"""Per clause and section, the cases a diff lists unless asked for all (``diff --all``)."""
 
 
 @dataclasses.dataclass
 class Diff:
-    """How NEW differs from OLD: regressions (exit 1), improvements, other changes."""
+    """How NEW differs from OLD: regressions (exit 1), improvements, other changes.
+
+    ``clause_of`` maps a case's line to the clauses it is charged to (or cites), so that one
+    fault that fails a hundred cases reads as one clause and its first few cases.
+    """
 
     regressions: list[str]
     improvements: list[str]
     changes: list[str]
     warnings: list[str]
+    clause_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    gone: list[str] = dataclasses.field(default_factory=list)
+    """Clauses and cases of OLD that NEW does not have (a run narrowed by --clause, or renamed)."""
 
     @property
     def exit_code(self) -> int:
         return 1 if self.regressions else 0
 
-    def render(self) -> str:
+    def render(self, shown: int | None = CASES_SHOWN) -> str:
+        """The diff, readable: every clause, and up to ``shown`` cases per clause and section."""
         lines = [*(f"warning: {w}" for w in self.warnings)]
         for title, items in (
             ("regressions", self.regressions),
             ("improvements", self.improvements),
             ("other changes", self.changes),
         ):
-            lines.append(f"{title}: {len(items)}")
-            lines += [f"  {item}" for item in items]
+            lines.append(f"{title}: {len(items) + (len(self.gone) if items is self.changes else 0)}")
+            count: dict[str, int] = {}
+            for item in items:
+                group = self.clause_of.get(item)
+                if group is not None:
+                    count[group] = count.get(group, 0) + 1
+                    if shown is not None and count[group] > shown:
+                        continue
+                lines.append(f"  {item}")
+            lines += [
+                f"  ... and {n - shown} more {'case' if n - shown == 1 else 'cases'} of {group} "
+                "(`batchapply-conformance diff OLD NEW --all` lists every one)"
+                for group, n in count.items()
+                if shown is not None and n > shown
+            ]
+        if shown is None:
+            lines += [f"  {item}" for item in self.gone]
+        elif self.gone:
+            lines.append(
+                f"  ... and {len(self.gone)} clauses or cases of OLD that NEW does not have (--clause "
+                "narrows a run; `batchapply-conformance diff OLD NEW --all` lists them)"
+            )
         verdict = "REGRESSED" if self.regressions else "no regression"
         lines.append(
             f"diff: {len(self.regressions)} regressions, {len(self.improvements)} improvements; {verdict}"
@@ -186,16 +230,13 @@ class Diff:
         return "\n".join(lines)
 
 
-def _failing(status: str) -> bool:
-    return status == "FAIL"
-
-
 def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     """Compare two reports clause by clause and case by case.
 
-    A regression: a clause or case that did not FAIL and now does, or a clause whose
-    check now did NOT RUN (not skipped on request) where it ran before, or a case that
-    is new and FAILs. An improvement: a FAIL (or XFAIL) that now passes.
+    A regression: a clause or case that did not fail and now does (FAIL, or XFAIL: an
+    expectation file does not make a new failure old), or a new NOT RUN: a clause or case
+    whose check now could not run, not on request, where it ran before or did not exist. An
+    improvement: a FAIL (or XFAIL) that now passes (PASS or XPASS).
     """
     warnings = [
         f"{key} differs: {old.get(key)!r} then {new.get(key)!r}"
@@ -203,19 +244,19 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         if old.get(key) != new.get(key)
     ]
     regressions, improvements, changes = [], [], []
+    clause_of: dict[str, str] = {}
     old_clauses = {c["clause"]: c for c in old["clauses"]}
     for c in new["clauses"]:
         before = old_clauses.get(c["clause"])
         was = before["status"] if before else "absent"
         now = c["status"]
-        if was == now:
+        new_not_run = _unchecked_clause(c) and not _unchecked_clause(before)
+        if was == now and not new_not_run:
             continue
         line = f"{c['clause']}: {was} -> {now}"
-        new_fail = now == "FAIL" and was != "XFAIL"
-        new_not_run = now == "NOT RUN" and c.get("not_run") and was in ("PASS", "FAIL", "XFAIL")
-        if new_fail or new_not_run:
+        if (now in FAILING and was not in FAILING) or new_not_run:
             regressions.append(f"{line}: {c['detail']}")
-        elif was in ("FAIL", "XFAIL") and now in ("PASS", "XPASS"):
+        elif was in FAILING and now in ("PASS", "XPASS"):
             improvements.append(line)
         else:
             changes.append(line)
@@ -225,16 +266,24 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         before = old_cases.get(name)
         was = before["status"] if before else "absent"
         now = c["status"]
-        if was == now:
+        new_not_run = _unchecked_case(c) and not _unchecked_case(before)
+        if was == now and not new_not_run:
             continue
         line = f"case {name}: {was} -> {now}"
-        if now == "FAIL" and was != "FAIL":
-            regressions.append(f"{line} (charged to {', '.join(c['charged'])}): {c['detail']}")
+        if now == "FAIL":
+            line = f"{line} (charged to {', '.join(c['charged'])}): {c['detail']}"
+            regressions.append(line)
+        elif new_not_run:
+            line = f"{line}: {c['detail']}"
+            regressions.append(line)
         elif was == "FAIL" and now == "PASS":
             improvements.append(line)
         else:
             changes.append(line)
-    changes += [
-        f"case {name}: {old_cases[name]['status']} -> absent" for name in old_cases.keys() - new_cases.keys()
+        clause_of[line] = ", ".join(c["charged"] if now == "FAIL" else c.get("clauses", [])) or "no clause"
+    new_clauses = {c["clause"] for c in new["clauses"]}
+    gone = [
+        f"{c['clause']}: {c['status']} -> absent" for c in old["clauses"] if c["clause"] not in new_clauses
     ]
-    return Diff(regressions, improvements, changes, warnings)
+    gone += [f"case {c['case']}: {c['status']} -> absent" for c in old["cases"] if c["case"] not in new_cases]
+    return Diff(regressions, improvements, changes, warnings, clause_of, gone)
