@@ -183,6 +183,17 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+PREFIX_CLAUSE = "BA-10.1"
+"""The clause that promises each error row's message prefix."""
+
+
+def reworded(error: BaseException, type_name: str) -> tuple[str, ...] | None:
+    """``(BA-10.1,)`` where ``error`` is the expected type (raised where and when a row applies) but
+    its message lacks the row's prefix: only the prefix, BA-10.1's promise, is wrong. None (every
+    clause the check cites) for another type."""
+    return (PREFIX_CLAUSE,) if type(error).__name__ == type_name else None
+
+
 def on_jax(check: Callable[[Target], Outcomes], devices: int = 1) -> Callable[[Target], Outcomes]:
     """``check`` run where jax is installed and sees ``devices`` devices, its exception a FAIL.
 
@@ -263,6 +274,7 @@ def _golden_outcome(case: golden.GoldenCase, target: Target) -> Outcomes:
             "fail",
             f"expected {wanted}, got {describe_error(e)}",
             {**example, "expected": wanted, "got": describe_error(e)},
+            reworded(e, expected["type"]),
         )
     if case.expected_error is not None:
         expected = case.expected_error

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from batchapply_conformance import _spec
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, reworded
 
 Attempt = Callable[[Target], Any]
 """A call that must raise the row's error (it gets the target and returns what it got)."""
@@ -342,6 +342,7 @@ def _row_check(row: str) -> Callable[[Target], Outcome]:
                     "fail",
                     f"attempt {i + 1}: expected {wanted}, got {got}",
                     {"expected": wanted, "got": got, "attempt": i + 1},
+                    reworded(e, type_name),
                 )
             return Outcome(
                 "fail",

@@ -29,6 +29,7 @@ from batchapply_conformance._checks import (
     Outcomes,
     Target,
     describe_error,
+    reworded,
     safe_encode,
 )
 from batchapply_reference import _tree
@@ -132,7 +133,7 @@ def _error_parity(target: Target, case: Any) -> list[Problem]:
     observed = describe_error(got) if got_kind == "error" else "an output"
     return [
         (
-            None,
+            reworded(got, type(want).__name__) if got_kind == "error" else None,
             f"expected {expected}, got {observed}",
             {**_example(case), "expected": expected, "got": observed},
         )
