@@ -65,9 +65,13 @@ def on_files(files: Files, config: Any) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
-    """Rewrite each link from a repository path to the site path of its target."""
+    """Link each bare clause ID to its SPEC section, and rewrite each link from a repository path
+    to the site path of its target."""
     site_page = page.file.src_uri
     repo_page = next((repo for repo, site in SITE.items() if site == site_page), f"docs/{site_page}")
+    if repo_page != "SPEC.md":  # where the clauses are defined
+        spec = posixpath.relpath("SPEC.md", posixpath.dirname(repo_page) or ".")
+        markdown = link_page_clauses(markdown, _sections(), spec)
     pieces, end = [], 0
     for match, repo_target in _targets(repo_page, markdown):
         site_target = (
@@ -159,6 +163,43 @@ def link_clauses(docstring: str, sections: dict[str, str]) -> str:
             line = "`".join(CLAUSE.sub(link, p) if i % 2 == 0 else p for i, p in enumerate(pieces))
         out.append(line)
     return "\n".join(out)
+
+
+PAGE_CLAUSE = re.compile(r"(?<![\w\[#-])BA-(\d+)(?:\.\d+)?(?![\w.-]*\])(?![\w-])")
+LINK_OR_CODE = re.compile(r"(`+)[^`]*?\1|\[[^\]]*\]\([^)]*\)|<[^>]*>")
+
+
+def link_page_clauses(markdown: str, sections: dict[str, str], spec: str) -> str:
+    """Each bare clause ID in a page's prose (``BA-3.2``) as a link to its SPEC section.
+
+    ``spec`` is SPEC.md's path from the page. Left as they are: IDs that are a link's text
+    already, IDs in code (inline or fenced), in HTML (comments included) and in headings.
+
+    >>> print(link_page_clauses("BA-3.2 and [BA-5.1](x) in `BA-7.1`", {"3": "3-s", "5": "5-m"}, "../SPEC.md"))
+    [BA-3.2](../SPEC.md#3-s) and [BA-5.1](x) in `BA-7.1`
+    """
+
+    def link(match: re.Match[str]) -> str:
+        number = match[1]
+        return f"[{match[0]}]({spec}#{sections[number]})" if number in sections else match[0]
+
+    out, fence, comment = [], "", False
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        if fence:
+            fence = "" if stripped.startswith(fence) else fence
+        elif stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        elif comment or stripped.startswith("<!--"):
+            comment = "-->" not in line
+        elif not stripped.startswith("#"):
+            pieces, end = [], 0
+            for match in LINK_OR_CODE.finditer(line):  # prose between links, code and HTML
+                pieces += [PAGE_CLAUSE.sub(link, line[end : match.start()]), match[0]]
+                end = match.end()
+            line = "".join(pieces) + PAGE_CLAUSE.sub(link, line[end:])
+        out.append(line)
+    return "\n".join(out) + ("\n" if markdown.endswith("\n") else "")
 
 
 if griffe is not None:

@@ -115,6 +115,20 @@ def test_constructor_signature(lib: types.ModuleType) -> None:
     ]
 
 
+@pytest.mark.spec("BA-2.1")
+def test_constructor_annotations(lib: types.ModuleType) -> None:
+    """The API reference shows these types for both packages, not ``Any`` (issue 27)."""
+    annotations = {name: p.annotation for name, p in inspect.signature(lib.BatchApply).parameters.items()}
+    assert annotations == {
+        "f": "Callable[..., Any]",
+        "num_dims": "int",
+        "in_axes": "Literal[0] | tuple[PyTree, ...] | list[PyTree] | None",
+        "out_axes": "Literal[0] | PyTree | None",
+        "chunk_size": "int | None",
+        "row_order": "Literal['C', 'shard_major'] | tuple[int, ...] | list[int]",
+    }
+
+
 @pytest.mark.spec("BA-2.2")
 @pytest.mark.parametrize("num_dims", [1, 3, np.int64(2), np.uint8(1)], ids=repr)
 def test_num_dims_accepts_integers(lib: types.ModuleType, num_dims: Any) -> None:

@@ -50,7 +50,7 @@ def test_readme_has_examples() -> None:
 # Python blocks without >>> prompts are not doctests: each must run somewhere else, named here.
 SCRIPTS = {
     "docs/devices.md": "check_sharding.py (8 devices), and test_devices_page_examples_run_as_pasted below",
-    "docs/migrating.md": "test_migrating_page_haiku_model below, where dm-haiku is installed",
+    "docs/migrating.md": "test_migrating_page_haiku_model below (dm-haiku: the test extra)",
     "docs/conformance.md": "test_conformance_page_pytest_example below",
 }
 
@@ -85,7 +85,7 @@ def test_conformance_page_pytest_example(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_migrating_page_haiku_model() -> None:
-    """The Haiku original that the page ports to linen and nnx (dm-haiku is not a dependency)."""
+    """The Haiku original that the page ports to linen and nnx (dm-haiku is in the test extra)."""
     pytest.importorskip("haiku")
     (block,) = _scripts(ROOT / "docs/migrating.md")
     namespace: dict[str, object] = {}

@@ -484,16 +484,17 @@ def test_the_docs_samples_come_from_a_run() -> None:
     assert not stale, f"stale samples {stale}: run `python docs/_samples.py`"
 
 
-def _ecosystem() -> dict[str, tuple[int, set[str]]]:
-    """target -> (exit status, FAIL clauses), as docs/ecosystem.md shows them."""
+def _ecosystem() -> dict[str, tuple[int, dict[str, int], set[str]]]:
+    """target -> (exit status, PASS/FAIL/N/A counts, FAIL clauses), as docs/ecosystem.md shows them."""
     import re
 
     text = (ROOT / "docs" / "ecosystem.md").read_text()
-    rows = re.findall(r"^\| (.+?) \| `(.+?)` \| (\d) \|", text, re.M)
+    rows = re.findall(r"^\| (.+?) \| `(.+?)` \| (\d) \| (\d+) \| (\d+) \| (\d+) \|", text, re.M)
     found = {}
-    for label, target, code in rows:
+    for label, target, code, passed, failed, na in rows:
         section = text.split(f"\n## {label}\n", 1)[1].split("\n## ", 1)[0]
-        found[target] = (int(code), set(re.findall(r"^- \*\*(BA-[\d.]+)\*\*", section, re.M)))
+        counts = {"PASS": int(passed), "FAIL": int(failed), "N/A": int(na)}
+        found[target] = (int(code), counts, set(re.findall(r"^- \*\*(BA-[\d.]+)\*\*", section, re.M)))
     return found
 
 
@@ -517,9 +518,20 @@ FAST_ROWS = ["batchapply_conformance.adapters.stoix:BatchApply"]
 @pytest.mark.parametrize("target", FAST_ROWS)
 def test_the_ecosystem_matrix_holds_for_the_fast_rows(tmp_path: pathlib.Path, target: str) -> None:
     code, out, report = run_json(tmp_path, target)
-    assert (code, {c["clause"] for c in report["clauses"] if c["status"] == "FAIL"}) == _ecosystem()[
-        target
-    ], out
+    counts = {status: report["summary"][status] for status in ("PASS", "FAIL", "N/A")}
+    failing = {c["clause"] for c in report["clauses"] if c["status"] == "FAIL"}
+    assert (code, counts, failing) == _ecosystem()[target], out
+
+
+def test_the_ecosystem_page_is_the_scripts() -> None:
+    """docs/ecosystem.md's prose is what the script writes, with the date of its run (issue 27)."""
+    import re
+
+    from batchapply_conformance.adapters import matrix
+
+    text = (ROOT / "docs" / "ecosystem.md").read_text()
+    (date,) = re.findall(r"run on\s+(\d{4}-\d{2}-\d{2})\.", text)
+    assert text.startswith(matrix.markdown([], date).rstrip("\n") + "\n"), "run the command the page names"
 
 
 # mylib.BatchApply is flax.linen's with BA-2.2 fixed, and without SPEC section 9's helpers next

@@ -296,6 +296,44 @@ def test_api_examples_render_as_code(site_tree: pathlib.Path) -> None:
         assert prompts >= 5, f"api/{name}: {prompts} >>> prompts in code blocks"
 
 
+class _Prose(html.parser.HTMLParser):
+    """The text of a page's article outside links, code and headings."""
+
+    SKIP = frozenset({"a", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self._article = self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        self._article += tag == "article"
+        self._skip += tag in self.SKIP
+
+    def handle_endtag(self, tag: str) -> None:
+        self._article -= tag == "article"
+        self._skip -= tag in self.SKIP
+
+    def handle_data(self, data: str) -> None:
+        if self._article and not self._skip:
+            self.text.append(data)
+
+
+def test_clause_ids_are_links(site_tree: pathlib.Path) -> None:
+    """Outside SPEC.md, every clause ID in a page's prose is a link to its SPEC section (issue 27):
+    docs/_site.py's ``link_page_clauses`` links the bare ones."""
+    pages = [page for page in (site_tree / "site").rglob("index.html") if page.parent.name != "SPEC"]
+    assert len(pages) >= 15, pages
+    bare = {}
+    for page in pages:
+        parsed = _Prose()
+        parsed.feed(page.read_text())
+        found = re.findall(r"\bBA-\d+(?:\.\d+)?", "".join(parsed.text))
+        if found:
+            bare[page.parent.relative_to(site_tree / "site").as_posix()] = found[:5]
+    assert bare == {}, f"clause IDs not linked: {bare}"
+
+
 # A package is not installed (sys.argv[2], flax by default): every import of it fails as a missing
 # package does.
 _WITHOUT_FLAX = """

@@ -31,6 +31,7 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
+from batchapply_conformance.golden import matrix
 from batchapply_conformance.strategies import Point
 
 try:  # the custom nodes registered in JAX and in the reference alike (SPEC BA-1.3)
@@ -357,7 +358,7 @@ def wide_calls(draw: st.DrawFn) -> WideCall:
             shape = leading if num_dims == 2 else leading + (2,) if num_dims == 1 else None
             if shape is None:
                 leading, num_dims, shape = leading[:2], 2, leading[:2]  # the rest is trailing
-            bad: Any = np.matrix(np.arange(math.prod(shape)).reshape(shape))
+            bad: Any = matrix(np.arange(math.prod(shape)).reshape(shape))
         elif row == "E27":
             bad = {1: drawer.leaf(), "a": drawer.leaf()}
         else:

@@ -290,7 +290,8 @@ def chunk_devices(where: str, path: str, got: list[int], wanted: list[int]) -> V
 def row_order_value(row_order: Any, num_dims: int) -> ValueError:  # E20
     return ValueError(
         f"{ROW_ORDER_PREFIX} 'C', 'shard_major', or a tuple of {num_dims} shard counts >= 1 "
-        f"(one per leading dim); got {row_order!r}. 'C' (the default) is SPEC BA-5.1's order."
+        f"(one per leading dim); got {row_order!r}. 'C' (the default) merges as a reshape does; "
+        "'shard_major' keeps each device's rows together."
     )
 
 

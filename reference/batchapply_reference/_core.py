@@ -21,7 +21,7 @@ import math
 import operator
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -354,10 +354,25 @@ def _check_axes(axes: Any, name: str) -> None:
         )
 
 
+PyTree: TypeAlias = Any
+"""A pytree: tuples, lists, dicts and other registered containers of leaves."""
+
+
 class BatchApply:
     """Merge leading dims of the inputs, call ``f`` once, split the outputs (SPEC BA-2.1).
 
-    ``row_order`` (SPEC section 14) is "C" or the shard counts of the shard-major order.
+    The options mean what they mean for ``batchapply.BatchApply``, on NumPy arrays.
+
+    Args:
+        f: the function to call on the merged inputs, written for one batch dimension.
+        num_dims: how many leading dims to merge into one, >= 1 (BA-2.2).
+        in_axes: which positional arguments are merged: 0 (all), None (none), or one
+            entry per positional argument, each 0, None or a pytree prefix of it (BA-4).
+        out_axes: which outputs are split: 0 (all), None (none), or a pytree prefix of
+            the output (BA-7).
+        chunk_size: None, or the most merged rows ``f`` sees at once (SPEC section 13).
+        row_order: the order of the merged rows: "C", "shard_major" (the counts read
+            from the inputs' shardings) or the shard counts (SPEC section 14).
 
     >>> double_rows = BatchApply(lambda x: x * 2, num_dims=2)
     >>> double_rows(np.ones((2, 3, 4))).shape
@@ -369,10 +384,10 @@ class BatchApply:
         f: Callable[..., Any],
         num_dims: int = 2,
         *,
-        in_axes: Any = 0,
-        out_axes: Any = 0,
+        in_axes: Literal[0] | tuple[PyTree, ...] | list[PyTree] | None = 0,
+        out_axes: Literal[0] | PyTree | None = 0,
         chunk_size: int | None = None,
-        row_order: Any = "C",
+        row_order: Literal["C", "shard_major"] | tuple[int, ...] | list[int] = "C",
     ) -> None:
         if not callable(f):
             raise TypeError(f"{F_PREFIX}; got {type(f).__name__}.")

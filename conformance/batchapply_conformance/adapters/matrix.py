@@ -8,6 +8,7 @@ the shipped expectation file where there is one, else the first failing case.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import pathlib
 import subprocess
@@ -46,15 +47,15 @@ def run_row(target: str, expect: str | None, extra: list[str]) -> tuple[int, flo
         return done.returncode, seconds, json.loads(path.read_text())
 
 
-def markdown(results: list[tuple[str, str, str | None, int, float, dict[str, Any]]]) -> str:
+def markdown(results: list[tuple[str, str, str | None, int, float, dict[str, Any]]], date: str) -> str:
     lines = [
         "# How existing implementations conform",
         "",
         "The conformance kit's verdicts on BatchApply implementations in the wild, from the full",
         "default run (`batchapply-conformance TARGET`: profile `ci`, every clause, nothing",
-        "excluded; wall time on the project's 2-core machine, shared with other jobs). Written by",
-        "`python -m batchapply_conformance.adapters.matrix --out docs/ecosystem.md`; a test reruns",
-        "the fast rows.",
+        "excluded; wall time on the project's 2-core machine, shared with other jobs), run on",
+        f"{date}. Written by `python -m batchapply_conformance.adapters.matrix --out",
+        "docs/ecosystem.md`; a test reruns the fast rows and compares their counts and FAILs.",
         "",
         "Haiku, Sonnet, TF-Agents, Stoix/Mava and the nested `jax.vmap` are *ports*: thin",
         "factories in `batchapply_conformance.adapters`, the kit's own code written from each",
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     wanted = set(args.rows.split(",")) if args.rows else None
     results = []
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    dates = set()
     for label, target, expect in ROWS:
         if wanted is not None and target not in wanted:
             continue
@@ -104,14 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse:
             kept = json.loads(saved.read_text())
             code, seconds, report = kept["exit"], kept["wall_s"], kept["report"]
+            dates.add(kept.get("date") or "an unrecorded date")
         else:
             code, seconds, report = run_row(target, expect, [])
+            dates.add(today)
             if args.keep:
                 args.keep.mkdir(parents=True, exist_ok=True)
-                saved.write_text(json.dumps({"exit": code, "wall_s": seconds, "report": report}))
+                saved.write_text(
+                    json.dumps({"exit": code, "wall_s": seconds, "report": report, "date": today})
+                )
         print(f"{label}: exit {code} in {seconds:.1f} s", file=sys.stderr)
         results.append((label, target, expect, code, seconds, report))
-    text = markdown(results)
+    text = markdown(results, " and ".join(sorted(dates)))
     if args.out:
         args.out.write_text(text)
     else:
