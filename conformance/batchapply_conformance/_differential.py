@@ -775,7 +775,7 @@ def problems(target: Target, call: Any) -> list[Problem]:
     return list(charged.values())
 
 
-def _sides(target: Target, call: Any) -> tuple[set[str], set[str]] | None:
+def _sides(target: Target, call: Any) -> _by_side.Found | None:
     """What ``f`` was given and how its outputs were split, the target against the reference
     (:func:`batchapply_conformance._sides.sides`)."""
     import batchapply_reference

@@ -8,9 +8,10 @@ cannot tell the two apart, so a failure charged to both sides is probed from eac
   and in the target. A difference there is the merge's.
 - the split: the reference splits the very outputs that the target's ``f`` returned (an
   ``f`` that replays them, call by call). Where that differs from the target's output, the
-  split is at fault.
+  split is at fault (BA-7.2; BA-13.8 where ``f`` ran once per chunk and the chunks' outputs
+  were joined).
 
-Each side keeps the clauses of the charge that it shows. A charge that neither side shows,
+The charge becomes the clauses of the sides at fault. A charge that neither side shows,
 or a call whose ``f`` ran another number of times in the target (a chunking fault, judged
 by section 13's own checks), stays as it was.
 """
@@ -49,11 +50,14 @@ def two_sided(charged: tuple[str, ...] | None) -> bool:
     return charged is not None and "BA-7.2" in charged and any(c.startswith("BA-5.") for c in charged)
 
 
-def sides(
-    reference: Run, target: Run, make_f: Callable[[], Callable[..., Any]]
-) -> tuple[set[str], set[str]] | None:
-    """``(kinds that differ in what f was given, kinds that differ in the split)``, or None
-    where the probe cannot tell (a call raised, or ``f`` ran another number of times)."""
+Found = tuple[set[str], set[str], int]
+"""What the probe found: the kinds that differ in what ``f`` was given, those that differ in the
+split, and how many times ``f`` ran (more than once: the call was cut into chunks)."""
+
+
+def sides(reference: Run, target: Run, make_f: Callable[[], Callable[..., Any]]) -> Found | None:
+    """What differs on each side (:data:`Found`), or None where the probe cannot tell (a call
+    raised, or ``f`` ran another number of times than in the reference)."""
     try:
         wanted, _ = _recorded(reference, make_f())
         given, got = _recorded(target, make_f())
@@ -64,29 +68,32 @@ def sides(
         split = kinds(reference(lambda *args, **kwargs: next(returned)), got)
     except Exception:
         return None
-    return merge, split
+    return merge, split, len(given)
 
 
-def recharge(
-    charged: tuple[str, ...], found: tuple[set[str], set[str]] | None
-) -> tuple[tuple[str, ...], str]:
-    """The clauses of ``charged`` that the probe shows, and a note on which side; ``charged``
-    and no note where it shows none of them."""
+CHUNKS_JOINED: tuple[str, ...] = ("BA-13.8",)
+"""The clause of the split where ``f`` ran once per chunk: the chunks' outputs are joined."""
+
+
+def recharge(charged: tuple[str, ...], found: Found | None) -> tuple[tuple[str, ...], str]:
+    """The clauses the probe shows at fault, and a note on which side; ``charged`` and no note
+    where it shows neither side."""
     if found is None:
         return charged, ""
-    merge, split = found
-    shown = {c for kind in merge for c in MERGE.get(kind, ())}
-    split_shown = {c for kind in split for c in SPLIT.get(kind, ())}
-    kept = tuple(c for c in charged if c in shown or c in split_shown)
-    if not kept:
-        return charged, ""
-    if shown & set(kept) and split_shown & set(kept):
-        note = "f was given wrong arrays, and the split of f's own outputs is wrong too"
-    elif shown & set(kept):
-        note = "f was given wrong arrays; the split of what f returned is right"
+    merge, split, calls = found
+    merged = tuple(dict.fromkeys(c for kind in sorted(merge) for c in MERGE.get(kind, ())))
+    split_at_fault = any(kind in SPLIT for kind in split)
+    if split_at_fault and calls > 1:
+        joined = CHUNKS_JOINED
     else:
-        note = "f was given the right arrays; the split of what it returned is wrong"
-    return kept, note
+        joined = tuple(dict.fromkeys(c for kind in sorted(split) for c in SPLIT.get(kind, ())))
+    if merged and joined:
+        return merged + joined, "f was given wrong arrays, and the split of f's own outputs is wrong too"
+    if merged:
+        return merged, "f was given wrong arrays; the split of what f returned is right"
+    if joined:
+        return joined, "f was given the right arrays; the split of what it returned is wrong"
+    return charged, ""
 
 
 def _recorded(run: Run, fn: Callable[..., Any]) -> tuple[list[tuple[Any, Any]], Any]:

@@ -343,14 +343,15 @@ def replay(case: GoldenCase, api: Any, fn: Callable[..., Any] | None = None) -> 
         return getattr(api, case.target)(*case.args, **case.kwargs)
     from batchapply_conformance import functions
 
-    if fn is None:
-        fn = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
+    called: Any = fn
+    if called is None:
+        called = NOT_CALLABLE if case.function is None else functions.FUNCTIONS[case.function].fn
     options = {"in_axes": case.in_axes, "out_axes": case.out_axes} if case.uses_extensions() else {}
     if case.row_order != "C":
         options["row_order"] = case.row_order
     if case.chunk_size is not None:
         options["chunk_size"] = case.chunk_size
-    return api.BatchApply(fn, case.num_dims, **options)(*case.args, **case.kwargs)
+    return api.BatchApply(called, case.num_dims, **options)(*case.args, **case.kwargs)
 
 
 # Floating results may differ in the last bits between array libraries (a jax tanh
