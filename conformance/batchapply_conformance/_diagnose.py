@@ -65,19 +65,20 @@ def run_check(check: Check, target: Target) -> Outcomes:
     case = _cases()[check.name]
     if case.target != "BatchApply":
         charged, moved_what = case.clauses, "a NumPy array input"
-    elif _moved_after_f(case, target):
-        charged, moved_what = ("BA-7.2",), "a NumPy output array of f, in the split,"
+    elif calls := _moved_after_f(case, target):
+        charged = _sides.CHUNKS_JOINED if calls > 1 else ("BA-7.2",)
+        moved_what = "a NumPy output array of f, in the split,"
     else:
         charged, moved_what = ("BA-5.3",), "a NumPy array input"
     why = f"{moved_what} was moved to the device, which {', '.join(charged)} rules out"
     return [*plain, Outcome("fail", f"{moved[0].detail} ({why})", moved[0].counterexample, charged)]
 
 
-def _moved_after_f(case: golden.GoldenCase, target: Target) -> bool:
-    """Whether the transfer the guard stops comes after ``f`` has run as often as in the
-    reference: then what moved is an output of ``f``, in the split, not an input."""
+def _moved_after_f(case: golden.GoldenCase, target: Target) -> int:
+    """How often ``f`` ran before the transfer the guard stops, where that is as often as in the
+    reference (what moved is then an output of ``f``, in the split, not an input); else 0."""
     if case.function is None:
-        return False
+        return 0
     import batchapply_reference
     from batchapply_conformance import functions
 
@@ -91,11 +92,11 @@ def _moved_after_f(case: golden.GoldenCase, target: Target) -> bool:
     try:
         golden.replay(copy.deepcopy(case), batchapply_reference, fn=counting)
     except Exception:
-        return False
+        return 0
     wanted, calls[:] = len(calls), []
     with contextlib.suppress(Exception), _host_only():
         golden.replay(copy.deepcopy(case), target.api(), fn=counting)
-    return 0 < wanted == len(calls)
+    return wanted if wanted == len(calls) else 0
 
 
 def _moved_an_array(detail: str) -> bool:
