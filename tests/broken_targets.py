@@ -21,8 +21,8 @@ def fortran_order(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any
     def flip(x: Any) -> Any:  # C order over the reversed leading dims is Fortran order over them
         if isinstance(x, np.generic) or getattr(x, "ndim", 0) < num_dims or not hasattr(x, "transpose"):
             return x
-        if getattr(x, "is_deleted", lambda: False)():  # the wrapped batchapply raises E28 (BA-5.9)
-            return x
+        if not _is_tracer(x) and getattr(x, "is_deleted", lambda: False)():
+            return x  # the wrapped batchapply raises E28 (BA-5.9)
         return x.transpose(reverse + tuple(range(num_dims, x.ndim)))
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -834,18 +834,23 @@ def global_chunks(
 
 
 def _transposed(
-    f: Callable[..., Any], num_dims: int, order: tuple[int, ...], when: Callable[[Any], bool]
+    f: Callable[..., Any],
+    num_dims: int,
+    order_of: Callable[[int], tuple[int, ...]],
+    when: Callable[[Any], bool],
 ) -> Any:
-    """``batchapply.BatchApply`` whose leading dims are permuted by ``order`` around the call (so rows
-    are merged and split in that order) for calls where ``when(leaves)``."""
+    """``batchapply.BatchApply`` whose leading dims are permuted by ``order_of(num_dims)`` around the
+    call (so rows are merged and split in that order) for calls where ``when(leaves)``; the wrapped
+    ``batchapply`` checks ``f`` and ``num_dims`` first (E1 to E3)."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims)
+    order = order_of(num_dims)
 
     def permute(x: Any) -> Any:
         if not hasattr(x, "transpose") or getattr(x, "ndim", 0) < num_dims or isinstance(x, np.generic):
             return x
-        if getattr(x, "is_deleted", lambda: False)():
+        if not _is_tracer(x) and getattr(x, "is_deleted", lambda: False)():
             return x
         return x.transpose(order + tuple(range(num_dims, x.ndim)))
 
@@ -867,16 +872,20 @@ def _transposed(
 def jax_inputs_transposed(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
     """When every input is a ``jax.Array``, the rows are merged and split in (b, t) order, not
     (t, b): a jax fast path that transposes to put the batch first (BA-5.1)."""
-    order = tuple(range(num_dims))[::-1]
-    return _transposed(f, num_dims, order, lambda leaves: bool(leaves) and all(_is_jax(x) for x in leaves))
+
+    def reverse(n: int) -> tuple[int, ...]:
+        return tuple(range(n))[::-1]
+
+    return _transposed(f, num_dims, reverse, lambda leaves: bool(leaves) and all(_is_jax(x) for x in leaves))
 
 
 def swapped_dims(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]:
     """With 3 or more leading dims, the last two are merged (and split) swapped (BA-5.1)."""
-    order = (
-        tuple(range(num_dims - 2)) + (num_dims - 1, num_dims - 2) if num_dims >= 3 else tuple(range(num_dims))
-    )
-    return _transposed(f, num_dims, order, lambda leaves: num_dims >= 3)
+
+    def last_two_swapped(n: int) -> tuple[int, ...]:
+        return tuple(range(n - 2)) + (n - 1, n - 2) if n >= 3 else tuple(range(n))
+
+    return _transposed(f, num_dims, last_two_swapped, lambda leaves: num_dims >= 3)
 
 
 def chunks_last_first(

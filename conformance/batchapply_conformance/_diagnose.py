@@ -205,9 +205,10 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
 
 
 def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
-    """A failure charged to a merge clause and to BA-7.2 at once, charged to the side that the
-    probe of :mod:`batchapply_conformance._sides` shows at fault."""
-    if not any(o.status == "fail" and _sides.two_sided(o.charged) for o in outcomes):
+    """A failure charged to merge or split clauses (an array's type, dtype or values, a
+    non-array leaf, the structure), charged to the side that the probe of
+    :mod:`batchapply_conformance._sides` shows at fault."""
+    if not any(o.status == "fail" and _sides.probed(o.charged) for o in outcomes):
         return outcomes
     import batchapply_reference
     from batchapply_conformance import functions
@@ -220,7 +221,7 @@ def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Ta
     found = _sides.sides(run(batchapply_reference), run(target.api()), lambda: fn)
     charged: dict[tuple[str, ...] | None, Outcome] = {}
     for o in outcomes:
-        if o.status == "fail" and _sides.two_sided(o.charged):
+        if o.status == "fail" and _sides.probed(o.charged):
             clauses, note = _sides.recharge(o.charged or (), found)
             o = dataclasses.replace(o, charged=clauses, detail=f"{o.detail} ({note})" if note else o.detail)
         charged.setdefault(o.charged if o.status == "fail" else (o.status,), o)

@@ -768,7 +768,7 @@ def problems(target: Target, call: Any) -> list[Problem]:
         else:
             classes = _raise_culprits(target, call) if kind == "raised" else None
             clauses = _base_clauses(call, kind, classes)
-            if _by_side.two_sided(clauses):
+            if _by_side.probed(clauses):
                 clauses, note = _by_side.recharge(clauses, probe())
                 detail = f"{detail} ({note})" if note else detail
         charged.setdefault(clauses, (clauses, detail, _example(call, want, detail)))

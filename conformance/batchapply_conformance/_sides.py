@@ -1,8 +1,9 @@
 """Attribution by side: did the merge or the split make an output wrong?
 
 An output array of the wrong type, dtype or values breaks a merge clause (BA-5.x: what
-``f`` is given) or a split clause (BA-7.2: what the caller gets back). The outputs alone
-cannot tell the two apart, so a failure charged to both sides is probed from each:
+``f`` is given) or a split clause (BA-7.2: what the caller gets back); so does a non-array
+leaf that is not the same (BA-1.2 or BA-7.4), or another structure (BA-1.3 or BA-7.1). The
+outputs alone cannot tell the two apart, so such a failure is probed from each side:
 
 - the merge: the same call with an ``f`` that records what it is given, in the reference
   and in the target. A difference there is the merge's.
@@ -31,8 +32,11 @@ MERGE = {
     "jax": ("BA-5.6",),
     "mask": ("BA-5.7",),
     "values": ("BA-5.1",),
+    "leaf": ("BA-1.2",),
+    "structure": ("BA-1.3",),
 }
-"""The merge clause that each kind of difference in what ``f`` was given breaks."""
+"""The merge clause that each kind of difference in what ``f`` was given breaks (a non-array
+leaf that ``f`` did not get itself: BA-1.2; other containers: BA-1.3)."""
 
 SPLIT = {
     "array_type": ("BA-7.2",),
@@ -41,13 +45,20 @@ SPLIT = {
     "jax": ("BA-5.6",),
     "mask": ("BA-5.7",),
     "values": ("BA-7.2",),
+    "leaf": ("BA-7.4",),
+    "structure": ("BA-7.1",),
 }
-"""The split clause that each kind of difference in a split of the same outputs breaks."""
+"""The split clause that each kind of difference in a split of the same outputs breaks (a
+non-array output leaf not returned as it is: BA-7.4)."""
+
+PROBED = frozenset({"BA-1.1", *(c for clauses in (*MERGE.values(), *SPLIT.values()) for c in clauses)})
+"""The clauses between which the probe can choose."""
 
 
-def two_sided(charged: tuple[str, ...] | None) -> bool:
-    """Whether ``charged`` names a merge clause and the split clause at once."""
-    return charged is not None and "BA-7.2" in charged and any(c.startswith("BA-5.") for c in charged)
+def probed(charged: tuple[str, ...] | None) -> bool:
+    """Whether every clause of ``charged`` is one the probe can tell apart from the others (a
+    merge clause, a split clause): the probe then names the side at fault."""
+    return charged is not None and set(charged) <= PROBED
 
 
 Found = tuple[set[str], set[str], int]
