@@ -201,6 +201,15 @@ def _forwarding(
     return make
 
 
+def _checked(f: Any, num_dims: Any, **options: Any) -> None:
+    """``batchapply.BatchApply(f, num_dims, **options)``, thrown away: a target that wraps ``f``
+    lets batchapply check ``f`` and the options at construction first (E1 to E5, E14, E15, E20),
+    so that its one fault is the only one."""
+    import batchapply
+
+    batchapply.BatchApply(f, num_dims, **options)
+
+
 # Section 1 ------------------------------------------------------------------------------------
 
 
@@ -230,6 +239,7 @@ def nodes_as_leaves(f: Callable[..., Any], num_dims: int = 2, **options: Any) ->
     def g(*args: Any, **kwargs: Any) -> Any:
         return f(*map(unbox, args), **{k: unbox(v) for k, v in kwargs.items()})
 
+    _checked(f, num_dims, **options)
     apply = batchapply.BatchApply(g, num_dims, **options)
 
     def box(x: Any) -> Any:
@@ -539,6 +549,7 @@ def scalar_outputs_broadcast(f: Callable[..., Any], num_dims: int = 2, **options
 
         return _tree_map(widen, f(*args, **kwargs))
 
+    _checked(f, num_dims, **options)
     apply = batchapply.BatchApply(g, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -679,6 +690,7 @@ def _chunk_rewriter(rewrite: str):
                 return _tree_map(lambda y: y[:m] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
             return _tree_map(lambda y: y[c - m :] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
 
+        _checked(f, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
         apply = batchapply.BatchApply(g, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -779,6 +791,7 @@ def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: An
         ]
         return tree_util.tree_unflatten(treedef, cast) if len(cast) == len(leaves) else out
 
+    _checked(f, num_dims, **options)
     apply = batchapply.BatchApply(g, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:

@@ -143,8 +143,12 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         found = []
         for o in outcomes:
             decoded = _decoded(o, check)
+            if decoded is None:
+                found.append(o)
+                continue
+            o = _in_axes_at_fault(o, decoded, target)
             o = _which_side(_without_elements(o, decoded, target), decoded, target)
-            found += [o] if decoded is None else _merge_or_split([o], decoded, target)
+            found += _merge_or_split([o], decoded, target)
         return found
     if (
         case is None
@@ -226,6 +230,41 @@ def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Ta
             o = dataclasses.replace(o, charged=clauses, detail=f"{o.detail} ({note})" if note else o.detail)
         charged.setdefault(o.charged if o.status == "fail" else (o.status,), o)
     return list(charged.values())
+
+
+def _in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """A property check's failure on a call with ``in_axes``, charged to the clauses of that
+    ``in_axes`` form (BA-4.x) when the same call without it (its ``None`` arguments bound into
+    ``f``) passes: the option, not the property, is at fault."""
+    if outcome.status != "fail" or type(case.num_dims) is not int:
+        return outcome
+    if outcome.charged is not None and not _sides.probed(outcome.charged):
+        return outcome
+    if type(case.in_axes) is int and case.in_axes == 0:
+        return outcome
+    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept below
+    if control is None:
+        return outcome
+    fn, args, kwargs, _ = control
+    import batchapply_reference
+    from batchapply_conformance import functions
+    from batchapply_conformance._differential import OPTION_CLAUSES
+
+    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
+    try:
+        expected = batchapply_reference.BatchApply(fn, case.num_dims, **kept)(
+            *copy.deepcopy(args), **copy.deepcopy(kwargs)
+        )
+        got = target.factory(fn, case.num_dims, **kept)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except Exception:
+        return outcome
+    if golden.mismatches(expected, got, exact=functions.FUNCTIONS[str(case.function)].exact):
+        return outcome
+    form = "None" if case.in_axes is None else "list" if isinstance(case.in_axes, list) else "tuple"
+    why = "the same call without in_axes, its unmerged arguments bound into f, passes"
+    return dataclasses.replace(
+        outcome, charged=OPTION_CLAUSES[f"in_axes {form}"], detail=f"{outcome.detail} ({why})"
+    )
 
 
 OUTPUT_SECTION = "BA-7."
