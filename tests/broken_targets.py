@@ -504,6 +504,16 @@ class _SelfClash:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:  # self is not positional-only
         return self._apply(*args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:  # the options, read-only (BA-2.6), are batchapply's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._apply, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "_apply":
+            raise AttributeError(f"the option {name!r} is read-only")
+        object.__setattr__(self, name, value)
+
 
 self_keyword_clash = _SelfClash
 """``__call__(self, *args, **kwargs)``, as flax.linen's: a keyword named ``self`` clashes (BA-6.2)."""
@@ -537,27 +547,20 @@ def scalar_outputs_broadcast(f: Callable[..., Any], num_dims: int = 2, **options
     """A rank-0 output (a loss) is broadcast to every row instead of raising E10 (BA-7.3)."""
     import batchapply
 
-    state: dict[str, int] = {}
-
     def g(*args: Any, **kwargs: Any) -> Any:
+        rows = next((x.shape[0] for x in _flat((args, kwargs)) if getattr(x, "ndim", 0) >= 1), 0)
+
         def widen(y: Any) -> Any:
             if hasattr(y, "shape") and hasattr(y, "dtype") and len(y.shape) == 0:
                 import jax.numpy as jnp
 
-                return (jnp if _is_jax(y) else np).broadcast_to(y, (state["rows"],))
+                return (jnp if _is_jax(y) else np).broadcast_to(y, (rows,))
             return y
 
         return _tree_map(widen, f(*args, **kwargs))
 
     _checked(f, num_dims, **options)
-    apply = batchapply.BatchApply(g, num_dims, **options)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims) or (0,)
-        state["rows"] = int(np.prod(lead))
-        return apply(*args, **kwargs)
-
-    return call
+    return batchapply.BatchApply(g, num_dims, **options)
 
 
 # Section 8 ------------------------------------------------------------------------------------

@@ -260,3 +260,24 @@ def test_a_right_error_worded_otherwise_goes_to_the_prefix_clause(
     for check in (case, row):
         found = _diagnose.run_check(check, fault)
         assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+def test_a_missing_error_is_not_an_escaped_one() -> None:
+    # E10 not raised: BA-7.3 and BA-10.1 fail; BA-10.2 (no other exception escapes) holds.
+    from batchapply_conformance import _checks, _diagnose
+
+    fault = Target.load("broken_targets:scalar_outputs_broadcast")  # rank-0 outputs broadcast, no E10
+    (check,) = [c for c in _checks.golden_checks() if c.name == "golden errors:E10-rank0-output"]
+    assert "BA-10.2" in check.clauses
+    found = _diagnose.run_check(check, fault)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-7.3", "BA-10.1")]
+
+
+def test_a_broadcast_rank0_output_goes_to_the_rank0_clause() -> None:
+    # The outputs differ in shape, as a wrong split's would; the rank-0 leaf names BA-7.3.
+    from batchapply_conformance import _checks, _diagnose
+
+    fault = Target.load("broken_targets:scalar_outputs_broadcast")  # rank-0 outputs broadcast, no E10
+    (check,) = [c for c in _checks.golden_checks() if c.name == "golden pytrees:pass-through-rank0-array"]
+    found = _diagnose.run_check(check, fault)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-7.3",)]

@@ -39,6 +39,7 @@ BASE: dict[str, tuple[str, ...]] = {
     "jax dtype": ("BA-5.2", "BA-5.6", "BA-7.2"),
     "mask": ("BA-5.7",),
     "values": ("BA-5.1", "BA-7.2"),
+    "rank0": ("BA-7.3",),
     "leaf": ("BA-1.2", "BA-7.4"),
     "mutation": ("BA-5.5",),
     "calls": ("BA-6.1",),
@@ -55,6 +56,7 @@ CHUNKED: dict[str, tuple[str, ...]] = {
     "jax dtype": ("BA-5.6", "BA-13.8"),
     "mask": ("BA-13.8",),
     "values": ("BA-13.3", "BA-13.5"),
+    "rank0": ("BA-13.6",),
     "tag call": ("BA-13.4",),
     "tag size": ("BA-13.3",),
     "tag position": ("BA-13.3",),
@@ -182,13 +184,15 @@ def _leaf_difference(a: Any, e: Any) -> tuple[str, str] | None:
 
     from batchapply_conformance.input_space import is_key
 
+    if getattr(e, "shape", None) == () and getattr(a, "shape", ()) != ():
+        return "rank0", f"shape {a.shape}, expected {e.shape}"
     if isinstance(e, jax.Array):
         if not isinstance(a, jax.Array):
             return "array_type", f"a {type(a).__name__}, expected a jax.Array"
         if a.dtype != e.dtype:  # BA-5.6 keeps a jax.Array's dtype, 64 bits and keys included
             return "jax dtype", f"dtype {a.dtype}, expected {e.dtype}"
         if a.shape != e.shape:
-            return "values", f"shape {a.shape}, expected {e.shape}"
+            return _shape_kind(e), f"shape {a.shape}, expected {e.shape}"
         if getattr(a, "weak_type", False) != getattr(e, "weak_type", False):
             return "jax", f"weak_type {getattr(a, 'weak_type', False)}, expected {e.weak_type}"
         if a.devices() != e.devices():
@@ -209,7 +213,7 @@ def _leaf_difference(a: Any, e: Any) -> tuple[str, str] | None:
         if a.dtype != e.dtype:
             return "dtype", f"dtype {a.dtype}, expected {e.dtype}"
         if a.shape != e.shape:
-            return "values", f"shape {a.shape}, expected {e.shape}"
+            return _shape_kind(e), f"shape {a.shape}, expected {e.shape}"
         masks = (np.ma.getmaskarray(a), np.ma.getmaskarray(e)) if isinstance(e, np.ma.MaskedArray) else None
         if masks is not None:
             a, e = a.data, e.data
@@ -225,6 +229,12 @@ def _leaf_difference(a: Any, e: Any) -> tuple[str, str] | None:
     if a is e or (type(a) is type(e) and a == e):
         return None
     return "leaf", f"{_SHORT.repr(a)}, expected {_SHORT.repr(e)}"
+
+
+def _shape_kind(expected: Any) -> str:
+    """``rank0`` where a rank-0 array was expected (split or broadcast, where BA-7.3 wants E10 or
+    the array as it is), else ``values``."""
+    return "rank0" if expected.shape == () else "values"
 
 
 def differences(expected: Any, got: Any, closure: bool = False) -> list[tuple[str, str, str]]:

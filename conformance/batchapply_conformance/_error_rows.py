@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from batchapply_conformance import _spec
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error, reworded
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, reworded, without_escapes
 
 Attempt = Callable[[Target], Any]
 """A call that must raise the row's error (it gets the target and returns what it got)."""
@@ -348,6 +348,7 @@ def _row_check(row: str) -> Callable[[Target], Outcome]:
                 "fail",
                 f"attempt {i + 1}: expected {wanted}, got no error",
                 {"expected": wanted, "got": "no error", "attempt": i + 1},
+                without_escapes(_charged(row, needs)),
             )
         return Outcome("pass")
 

@@ -32,6 +32,7 @@ MERGE = {
     "jax": ("BA-5.6",),
     "mask": ("BA-5.7",),
     "values": ("BA-5.1",),
+    "rank0": ("BA-5.1",),
     "leaf": ("BA-1.2",),
     "structure": ("BA-1.3",),
 }
@@ -45,6 +46,7 @@ SPLIT = {
     "jax": ("BA-5.6",),
     "mask": ("BA-5.7",),
     "values": ("BA-7.2",),
+    "rank0": ("BA-7.3",),
     "leaf": ("BA-7.4",),
     "structure": ("BA-7.1",),
 }
