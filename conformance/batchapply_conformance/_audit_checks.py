@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax
+from batchapply_conformance._checks import PREFIX_CLAUSE, Check, Outcome, Target, describe_error, on_jax
 
 OPTIONS = ("f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order")
 
@@ -106,7 +106,9 @@ def _deleted(target: Target) -> Outcome:
         except ValueError as e:
             if str(e).startswith(prefix):
                 continue
-            return Outcome("fail", f"{what}: {type(e).__name__}: {e}; expected {prefix!r}")
+            return Outcome(
+                "fail", f"{what}: {type(e).__name__}: {e}; expected {prefix!r}", None, (PREFIX_CLAUSE,)
+            )
         except Exception as e:
             return Outcome("fail", f"{what}: {type(e).__name__}: {e}; expected ValueError {prefix!r}")
         return Outcome("fail", f"{what}: no error; expected {prefix!r}")
@@ -238,7 +240,7 @@ def _chunks_on_other_devices(target: Target) -> Outcome:
     except ValueError as e:
         if str(e).startswith(prefix):
             return Outcome("pass")
-        return Outcome("fail", f"ValueError: {e}; expected {prefix!r} (E17)")
+        return Outcome("fail", f"ValueError: {e}; expected {prefix!r} (E17)", None, (PREFIX_CLAUSE,))
     return Outcome("fail", "chunk outputs on two devices were joined; expected E17")
 
 
