@@ -352,6 +352,22 @@ def test_the_background_thread_does_not_hold_up_exit() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
+def test_stopping_wakes_the_idle_thread_so_that_it_ends() -> None:
+    # At exit an idle thread waits on its queue: stop() must wake it, not leave join() to time out.
+    background = _exec_fused._Background()
+    background.enabled, ran = True, []
+    background.submit(lambda: ran.append(1))
+    background.wait()
+    thread = background._thread
+    assert ran == [1] and thread is not None and thread.is_alive()
+    started = threading.Event()
+    waker = threading.Thread(target=lambda: (started.set(), background.stop()), daemon=True)
+    waker.start()
+    started.wait()
+    thread.join(timeout=20)  # stop() joins for up to 30 s: an unwoken thread would still be alive
+    assert not thread.is_alive()
+
+
 def test_a_new_leading_shape_goes_leaf_by_leaf(dispatches: Counter[str]) -> None:
     apply = batchapply.BatchApply(identity)
     for t in (3, 3, 4):  # T = 4 is new: its first call

@@ -152,3 +152,13 @@ def test_counts_of_one_chunk_lazily_as_the_c_order_does(
     out = batchapply.BatchApply(lambda rows: rows * 2, chunk_size=5, row_order=row_order)(x)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(x) * 2)
     assert merged == []
+
+
+@pytest.mark.spec("BA-5.4", "BA-8.1")
+@pytest.mark.parametrize("row_order", ["C", "shard_major", (1, 1)])
+def test_a_traced_jax_array_without_rows_on_one_device(row_order: Any) -> None:
+    # jax.jit of a call on a jax.Array with N = 0: the tracer's sharding has an empty mesh, so
+    # _exec_reshape._without_rows must not reshard it. Kills its `and` -> `or` (the core pool's
+    # mutation run, 2026-12-07: "Reshard should only be used with ... a non-empty mesh").
+    out = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order))(jnp.zeros((0, 3, 2)))
+    assert out.shape == (0, 3, 2)

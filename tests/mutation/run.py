@@ -89,6 +89,7 @@ TESTS = [
     "tests/test_chunking.py",  # section 13: _chunks.py and the _exec_* chunk executors
     "tests/test_sharding.py",  # section 14 on 8 simulated devices, in a subprocess
     "tests/property/test_eager_agreement.py",
+    "tests/test_haiku_cases.py",  # chunks inside haiku.transform go through haiku.scan (_exec_map)
 ]
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
