@@ -360,10 +360,8 @@ def test_stopping_wakes_the_idle_thread_so_that_it_ends() -> None:
     background.wait()
     thread = background._thread
     assert ran == [1] and thread is not None and thread.is_alive()
-    started = threading.Event()
-    waker = threading.Thread(target=lambda: (started.set(), background.stop()), daemon=True)
+    waker = threading.Thread(target=background.stop, daemon=True)
     waker.start()
-    started.wait()
     thread.join(timeout=20)  # stop() joins for up to 30 s: an unwoken thread would still be alive
     assert not thread.is_alive()
 

@@ -119,6 +119,27 @@ def _spec_prefix(error: BaseException, num_dims: Any) -> str:
     return str(error)  # not a table row: the whole message must match
 
 
+def _row(error: BaseException, num_dims: Any) -> str | None:
+    """The SPEC error row whose type and prefix ``error`` has, or None."""
+    for row, (kind, prefix) in _strategies().ERROR_PREFIXES.items():
+        if type(error) is kind and str(error).startswith(prefix.replace("{num_dims}", str(num_dims))):
+            return row
+    return None
+
+
+CONSTRUCTION_ROWS = frozenset({"E1", "E2", "E3", "E4", "E5", "E14", "E15", "E20"})
+"""The rows the constructor raises, in BA-10.3's order; the others are the call's (BA-10.4 to 10.6)."""
+
+
+def _charged_error(got: BaseException, want: BaseException, num_dims: Any) -> tuple[str, ...] | None:
+    """Another row than the reference's: the order clause's (BA-10.3 at construction, else BA-10.4)
+    and BA-10.1's; the right type without the prefix: BA-10.1's; else every clause cited."""
+    got_row, want_row = _row(got, num_dims), _row(want, num_dims)
+    if got_row is not None and want_row is not None and got_row != want_row:
+        return ("BA-10.1", "BA-10.3" if want_row in CONSTRUCTION_ROWS else "BA-10.4")
+    return reworded(got, type(want).__name__)
+
+
 def _error_parity(target: Target, case: Any) -> list[Problem]:
     """Where the reference raises, the target raises the same type with the same SPEC prefix."""
     case = _effective(case, target)
@@ -133,7 +154,7 @@ def _error_parity(target: Target, case: Any) -> list[Problem]:
     observed = describe_error(got) if got_kind == "error" else "an output"
     return [
         (
-            reworded(got, type(want).__name__) if got_kind == "error" else None,
+            _charged_error(got, want, case.num_dims) if got_kind == "error" else None,
             f"expected {expected}, got {observed}",
             {**_example(case), "expected": expected, "got": observed},
         )
