@@ -148,6 +148,8 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
                 continue
             o = _in_axes_at_fault(o, decoded, target)
             o = _which_side(_without_elements(o, decoded, target), decoded, target)
+            if o.status == "fail" and o.charged is None:  # the check's clauses, which the probe may narrow
+                o = dataclasses.replace(o, charged=check.clauses)
             found += _merge_or_split([o], decoded, target)
         return found
     if (
