@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from batchapply_conformance._checks import PREFIX_CLAUSE, Check, Outcome, Target, describe_error, on_jax
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax, reworded
 
 OPTIONS = ("f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order")
 
@@ -107,7 +107,10 @@ def _deleted(target: Target) -> Outcome:
             if str(e).startswith(prefix):
                 continue
             return Outcome(
-                "fail", f"{what}: {type(e).__name__}: {e}; expected {prefix!r}", None, (PREFIX_CLAUSE,)
+                "fail",
+                f"{what}: {type(e).__name__}: {e}; expected {prefix!r}",
+                None,
+                reworded(e, "ValueError", prefix),
             )
         except Exception as e:
             return Outcome("fail", f"{what}: {type(e).__name__}: {e}; expected ValueError {prefix!r}")
@@ -240,7 +243,9 @@ def _chunks_on_other_devices(target: Target) -> Outcome:
     except ValueError as e:
         if str(e).startswith(prefix):
             return Outcome("pass")
-        return Outcome("fail", f"ValueError: {e}; expected {prefix!r} (E17)", None, (PREFIX_CLAUSE,))
+        return Outcome(
+            "fail", f"ValueError: {e}; expected {prefix!r} (E17)", None, reworded(e, "ValueError", prefix)
+        )
     return Outcome("fail", "chunk outputs on two devices were joined; expected E17")
 
 
@@ -304,8 +309,9 @@ def _deep_errors_in_a_thread(target: Target) -> Outcome:
     return Outcome("fail", found[0]) if found else Outcome("pass")
 
 
-def _row_raised(call: Any, row: str) -> str | None:
-    """None when ``call()`` raises SPEC error ``row`` (type and prefix), else what happened."""
+def _row_raised(call: Any, row: str, what: str) -> Outcome | None:
+    """None when ``call()`` raises SPEC error ``row`` (type and prefix), else a FAIL saying
+    ``what`` and what happened (an error worded otherwise: BA-10.1's alone, :func:`reworded`)."""
     from batchapply_conformance._spec import error_table
 
     type_name, prefix = error_table()[row]
@@ -314,8 +320,9 @@ def _row_raised(call: Any, row: str) -> str | None:
     except Exception as e:
         if type(e).__name__ == type_name and str(e).startswith(prefix.split("{")[0]):
             return None
-        return f"{describe_error(e)}; expected {row} ({type_name} {prefix!r})"
-    return f"no error; expected {row} ({type_name} {prefix!r})"
+        detail = f"{what}: {describe_error(e)}; expected {row} ({type_name} {prefix!r})"
+        return Outcome("fail", detail, None, reworded(e, type_name, prefix))
+    return Outcome("fail", f"{what}: no error; expected {row} ({type_name} {prefix!r})")
 
 
 def _partly_ordered_keys(target: Target) -> Outcome:
@@ -327,12 +334,9 @@ def _partly_ordered_keys(target: Target) -> Outcome:
         return Outcome("na", "the target does not take in_axes (SPEC section 4)")
     k1, k2 = frozenset({1}), frozenset({2})
     arg = {k1: np.zeros((2, 3, 4)), k2: np.zeros((7, 5))}
-    problem = _row_raised(lambda: target.factory(lambda d: d, 2, in_axes=({k2: None, k1: 0},))(arg), "E7")
-    return (
-        Outcome("fail", f"in_axes=({{k2: None, k1: 0}},) over {{k1: x, k2: w}}: {problem}")
-        if problem
-        else Outcome("pass")
-    )
+    what = "in_axes=({k2: None, k1: 0},) over {k1: x, k2: w}"
+    call = lambda: target.factory(lambda d: d, 2, in_axes=({k2: None, k1: 0},))(arg)  # noqa: E731
+    return _row_raised(call, "E7", what) or Outcome("pass")
 
 
 def _deleted_before_the_counts(target: Target) -> Outcome:
@@ -351,9 +355,10 @@ def _deleted_before_the_counts(target: Target) -> Outcome:
         ("row_order=(1, 3) (E21 otherwise)", {"row_order": (1, 3)}),
         ("row_order=(1, 2), chunk_size=3 (E24 otherwise)", {"row_order": (1, 2), "chunk_size": 3}),
     ]:
-        problem = _row_raised(lambda o=options: target.factory(lambda a: a, 2, **o)(deleted()), "E28")
+        call = lambda o=options: target.factory(lambda a: a, 2, **o)(deleted())  # noqa: E731
+        problem = _row_raised(call, "E28", f"a deleted (2, 4, 1) input with {what}")
         if problem:
-            return Outcome("fail", f"a deleted (2, 4, 1) input with {what}: {problem}")
+            return problem
     return Outcome("pass")
 
 
@@ -369,12 +374,10 @@ def _unsortable_output_first(target: Target) -> Outcome:
     chunked = [{}, {"chunk_size": 2}] if "chunk_size" in target.options else [{}]
     for options in chunked:
         apply = target.factory(lambda a: ({"a": a}, {1: a, "b": a}), 2, out_axes=out_axes, **options)
-        problem = _row_raised(lambda a=apply: a(x), "E27")
+        what = f"f returned ({{'a': y}}, {{1: y, 'b': y}}), out_axes={out_axes}, {options}"
+        problem = _row_raised(lambda a=apply: a(x), "E27", what)
         if problem:
-            return Outcome(
-                "fail",
-                f"f returned ({{'a': y}}, {{1: y, 'b': y}}), out_axes={out_axes}, {options}: {problem}",
-            )
+            return problem
     return Outcome("pass")
 
 
@@ -386,9 +389,9 @@ def _chunked_e10_message(target: Target) -> Outcome:
     if "chunk_size" not in target.options:
         return Outcome("na", "the target does not take chunk_size (SPEC section 13)")
     apply = target.factory(lambda y: (y, y.sum(0)), 2, chunk_size=4)
-    problem = _row_raised(lambda: apply(np.zeros((2, 3, 4))), "E10")
+    problem = _row_raised(lambda: apply(np.zeros((2, 3, 4))), "E10", "an output of rank 1 per chunk")
     if problem:
-        return Outcome("fail", f"an output of rank 1 per chunk: {problem}")
+        return problem
     try:
         apply(np.zeros((2, 3, 4)))
     except ValueError as e:

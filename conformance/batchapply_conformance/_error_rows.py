@@ -342,7 +342,7 @@ def _row_check(row: str) -> Callable[[Target], Outcome]:
                     "fail",
                     f"attempt {i + 1}: expected {wanted}, got {got}",
                     {"expected": wanted, "got": got, "attempt": i + 1},
-                    reworded(e, type_name),
+                    reworded(e, type_name, filled),
                 )
             return Outcome(
                 "fail",

@@ -137,7 +137,7 @@ def _charged_error(got: BaseException, want: BaseException, num_dims: Any) -> tu
     got_row, want_row = _row(got, num_dims), _row(want, num_dims)
     if got_row is not None and want_row is not None and got_row != want_row:
         return ("BA-10.1", "BA-10.3" if want_row in CONSTRUCTION_ROWS else "BA-10.4")
-    return reworded(got, type(want).__name__)
+    return reworded(got, type(want).__name__, _spec_prefix(want, num_dims))
 
 
 def _error_parity(target: Target, case: Any) -> list[Problem]:

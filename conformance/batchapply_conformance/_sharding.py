@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from batchapply_conformance._checks import (
-    PREFIX_CLAUSE,
     Check,
     Outcome,
     Outcomes,
     Target,
     describe_error,
     on_jax,
+    reworded,
 )
 
 COLLECTIVE = re.compile(
@@ -161,7 +161,7 @@ def _raises(row: str, names: str, where: str, call: Callable[..., Any], *args: A
     except ValueError as e:
         if str(e).startswith(PREFIXES[row]) and names in str(e):
             return None
-        worded = None if str(e).startswith(PREFIXES[row]) else (PREFIX_CLAUSE,)  # the prefix alone
+        worded = None if str(e).startswith(PREFIXES[row]) else reworded(e, "ValueError", PREFIXES[row])
         return Outcome(
             "fail", f"{where}: expected {row} naming {names}, got {describe_error(e)}", None, worded
         )
@@ -356,7 +356,9 @@ def _shard_major_under_jit(target: Target) -> Outcome:
     except ValueError as e:
         if str(e).startswith(PREFIXES["E22"]):
             return Outcome("pass")
-        return Outcome("fail", f"expected E22, got {describe_error(e)}", None, (PREFIX_CLAUSE,))
+        return Outcome(
+            "fail", f"expected E22, got {describe_error(e)}", None, reworded(e, "ValueError", PREFIXES["E22"])
+        )
     return Outcome(
         "fail", "row_order='shard_major' under jax.jit with an Auto axis of size 8 guessed an order"
     )
@@ -431,7 +433,7 @@ def _abstract_meshes(target: Target) -> Outcomes:
             _traces(apply, x, shape, where) if row is None else _raises(row, names, where, apply.trace, x)
         )
         if problem:
-            found.append(dataclasses.replace(problem, charged=(clause,)))
+            found.append(dataclasses.replace(problem, charged=problem.charged or (clause,)))
     # Rows (4, 4) cut (2, 2) over Explicit axes: every order but shard-major moves rows (E23);
     # rows cut on the first leading dim only are in C order whatever the first count.
     cut_both = _abstract((2, 2), ("Explicit",) * 2, (4, 4, 3), ("x", "y"))
@@ -441,7 +443,7 @@ def _abstract_meshes(target: Target) -> Outcomes:
     apply = jax.jit(target.factory(lambda r: r * 2, 2, row_order="shard_major"))
     problem = _traces(apply, no_rows, no_rows.shape, "row_order='shard_major' under jax.jit, (4@x, 0@y, 3)")
     if problem:
-        found.append(dataclasses.replace(problem, charged=("BA-14.12",)))
+        found.append(dataclasses.replace(problem, charged=problem.charged or ("BA-14.12",)))
     for x, order, row in [
         (cut_both, "C", "E23"),
         (cut_both, (2, 1), "E23"),
@@ -459,7 +461,7 @@ def _abstract_meshes(target: Target) -> Outcomes:
             else _raises(row, "args[0]", where, apply.trace, x)
         )
         if problem:
-            found.append(dataclasses.replace(problem, charged=("BA-14.6",)))
+            found.append(dataclasses.replace(problem, charged=problem.charged or ("BA-14.6",)))
     return found or Outcome("pass")
 
 

@@ -104,7 +104,7 @@ def merge_split() -> Iterator[Spec]:
             "args": [array((2, 3) + trailing)],
         }
     for function, leading in itertools.product(
-        ["reverse_rows", "gather_rows", "int_arith"], [(4,), (2, 3), (3, 1, 2)]
+        ["reverse_rows", "gather_rows", "int_arith"], [(4,), (2, 3), (3, 1, 2), (2, 2, 3)]
     ):
         yield {
             "name": f"{function}-leading{'x'.join(map(str, leading))}",
