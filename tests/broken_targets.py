@@ -93,9 +93,9 @@ def numpy_to_jax(
     )
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        with jax.enable_x64(True):
+        with jax.enable_x64(True):  # 64-bit NumPy inputs stay 64-bit; f then runs as the caller's
             args, kwargs = _to_jax((args, kwargs))
-            return apply(*args, **kwargs)
+        return apply(*args, **kwargs)
 
     return call
 
@@ -1033,6 +1033,114 @@ CORPUS: dict[str, str] = {
     "global_chunks": "BA-14.9",
 }
 """Each one-fault target (``broken_targets:NAME``, or ``module:attr``) and the clause it must FAIL."""
+
+ALSO: dict[str, dict[str, str]] = {
+    "bfloat16_as_float32": {"BA-5.6": "the bfloat16 leaf is a jax.Array, whose dtype BA-5.6 keeps too"},
+    "x64_truncated": {"BA-5.2": "f gets the 64-bit leaf as 32-bit: another dtype"},
+    "fortran_order": {"BA-7.2": "the split is in Fortran order too"},
+    "jax_inputs_transposed": {"BA-7.2": "the split is in (b, t) order too"},
+    "swapped_dims": {"BA-7.2": "the split swaps the two dims too"},
+    "broken_helpers:BatchApply": {
+        "BA-10.1": "split_leading_dim's rows (E12, E13, E29) are not raised",
+        "BA-10.8": "so neither in the helpers' order",
+        "BA-10.2": "NumPy's bare reshape ValueError escapes where E13 applies",
+    },
+    "f_checked_at_call": {
+        "BA-10.1": "E1 is not raised at construction",
+        "BA-10.3": "with a bad in_axes as well, E4 comes before E1",
+    },
+    "in_axes_dict": {"BA-10.1": "E4 is not raised for a dict in_axes"},
+    "num_dims_coerced": {"BA-10.1": "E2 is not raised for a num_dims that is not an int"},
+    "jax_flattens_first": {
+        "BA-10.1": "jax's own ValueError where E27 is due",
+        "BA-10.4": "so E27 is not first either",
+        "BA-1.5": "jax's failed sort leaks the recursion budget: a valid deep input then fails",
+    },
+    "leading_from_first_leaf": {
+        "BA-3.1": "the leading shape comes from the first leaf, so the case that pins BA-3.1 gets no E9",
+        "BA-10.1": "E9 is not raised",
+    },
+    "mask_dropped": {
+        "BA-13.4": "under a trace the unmasked input goes through jax.lax.map, where a masked one goes "
+        "one call per chunk"
+    },
+    "moved_to_default_device": {"BA-13.11": "device_put copies every input, so eager chunks hold it all"},
+    "nan_check_first": {
+        "BA-5.9": "a deleted input raises jax's RuntimeError, not E28",
+        "BA-10.4": "so E28 is not in its place",
+        "BA-10.7": "E28 binds every implementation",
+    },
+    "nodes_as_leaves": {
+        "BA-5.1": "the node's arrays reach f unmerged",
+        "BA-13.5": "and unchunked: the chunks' outputs do not join into f's",
+    },
+    "reshape_minus_one": {
+        "BA-5.4": "reshape(-1) cannot infer the size with N = 0 either",
+        "BA-10.1": "NumPy's reshape error comes before the row that applies",
+        "BA-10.2": "and it is a bare ValueError, not a row's",
+    },
+    "scalar_outputs_broadcast": {
+        "BA-10.1": "E10 is not raised",
+        "BA-13.6": "nor per chunk",
+        "BA-10.6": "so E10 is not in the per-chunk order",
+    },
+    "numpy_to_jax": {
+        "BA-13.4": "under jax.jit with chunk_size, the converted inputs go through jax.lax.map as "
+        "tracers, where NumPy inputs go one call per chunk"
+    },
+    "weak_type_dropped": {"BA-13.7": "f returns what it gets: chunks that are all weak come back strong"},
+    "warm_up_call": {
+        "BA-13.2": "the warm-up is one more call of f where N <= chunk_size wants one",
+        "BA-13.3": "and a chunk of other rows",
+    },
+    "host_shape_probe": {
+        clause: "f cannot be traced (np.asarray of a tracer), so every traced check fails"
+        for clause in (
+            "BA-8.2",
+            "BA-8.3",
+            "BA-8.4",
+            "BA-8.5",
+            "BA-8.6",
+            "BA-8.7",
+            "BA-13.4",
+            "BA-13.9",
+            "BA-13.10",
+            "BA-14.4",
+            "BA-14.5",
+            "BA-14.6",
+            "BA-14.7",
+            "BA-14.8",
+            "BA-14.9",
+            "BA-14.10",
+            "BA-14.11",
+            "BA-14.12",
+            "BA-10.1",
+        )
+    },
+}
+"""The other clauses that each target's one fault breaks too, with the reason. A target's clause
+set is its ``CORPUS`` clause and these; the kit's FAIL set must be exactly that set (issue 23;
+``tests/test_conformance.py`` pins it for every target not in ``OPEN``)."""
+
+OPEN: dict[str, str] = {
+    "chunk_dtypes_unified": "a hand-made chunker: no E16 or E10 per chunk, E27 not first in f's output",
+    "chunks_last_first": "a hand-made chunker: no E16, E10 or E17 per chunk, no E18, no E25, copies",
+    "global_chunks": "chunks global rows under shard counts: a second fault in every chunked clause",
+    "overlapping_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
+    "padded_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
+    "unchunked_when_divisible": "a hand-made chunker: no per-chunk rows, no E25, side effects",
+    "unrolled_under_trace": "its Python loop chunks in C order under shard counts and needs a known N",
+    "ignores_options": "drops all four options: four faults, each failing its section",
+    "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
+    "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
+    "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
+    "positional_leading_only": "raises E8 on keyword-only calls, which the property checks charge "
+    "to their merge clauses (the kit cannot yet tell that raise from a merge fault)",
+    "in_axes_none_merges": "a property check with out_axes and no rows charges BA-5.1 and BA-7.2",
+    "writes_output_in_place": "the inputs it overwrites are wrong for the rest of each check, whose "
+    "later calls fail other clauses",
+}
+"""Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 
 
 # ---- correct wrappers: each must conform ----------------------------------------------------------

@@ -138,31 +138,20 @@ def test_a_broken_implementation_fails_its_clause_with_a_counterexample(tmp_path
 
 # One fault each, and every clause the kit charges it to (the attribution rule of
 # docs/conformance.md): a failing property counts against the clause that states it, not
-# every clause a case cites. To add a target: put it in tests/attribution_targets.py's
-# FAULTS, or in tests/broken_targets.py's CORPUS (name -> clause), which this test reads too.
-SINGLE_FAULTS = {
-    "broken_targets:fortran_order": {"BA-5.1", "BA-7.2"},  # row order: values of row-mixing f
-    # f gets jax.Array for NumPy inputs (what f returns is split right); under jax.jit with
-    # chunk_size, tracers in one jax.lax.map where BA-13.4 wants one call per chunk on NumPy slices
-    "broken_targets:numpy_to_jax": {"BA-5.3", "BA-13.4"},
-    "broken_targets:vmap_split": {"BA-7.2"},  # f gets NumPy; its outputs come back as jax.Array
-    # Python scalars reach f as 0-d arrays, so f's outputs cannot be split: the input's fault (BA-1.2)
-    "broken_targets:scalars_as_arrays": {"BA-1.2"},
-}
-
-
-# The corpus targets whose exact FAIL set this test pins (each full dev run costs ~10 s; every
-# corpus target is run on its own clause by tests/test_kit_corpus.py).
-EXACT_CORPUS: tuple[str, ...] = ()
+# every clause a case cites. Every target of tests/attribution_targets.py's FAULTS, and every
+# target of tests/broken_targets.py's CORPUS but those still OPEN: its clause and the clauses
+# its ALSO lists (what the one fault breaks too, each with its reason).
 
 
 def _one_fault_targets() -> dict[str, set[str]]:
     import attribution_targets  # type: ignore[import-not-found]
     import broken_targets  # type: ignore[import-not-found]
 
-    found = {**SINGLE_FAULTS, **attribution_targets.FAULTS}
-    for name in EXACT_CORPUS:
-        found[f"broken_targets:{name}"] = {broken_targets.CORPUS[name]}
+    found = dict(attribution_targets.FAULTS)
+    for name, clause in broken_targets.CORPUS.items():
+        if name not in broken_targets.OPEN:
+            target = name if ":" in name else f"broken_targets:{name}"
+            found[target] = {clause, *broken_targets.ALSO.get(name, {})}
     return found
 
 

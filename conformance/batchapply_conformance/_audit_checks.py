@@ -470,10 +470,14 @@ def _numpy_subclasses(target: Target) -> Outcome:
         out = target.factory(lambda y, s=seen: (s.append(type(y)), y)[1], 2)(x)
         if seen != [type(x)] or type(out) is not type(x):
             got = [c.__name__ for c in seen]
+            merged = ("BA-5.3",) if seen != [type(x)] else ()  # what f got: the merge's
+            split = ("BA-7.2",) if type(out) is not type(seen[-1] if seen else x) else ()  # the split's
             return Outcome(
                 "fail",
                 f"a {type(x).__name__} input: f got {got}, the result is a "
                 f"{type(out).__name__}; expected {type(x).__name__} both times",
+                None,
+                (*merged, *split) or None,
             )
     return Outcome("pass")
 
