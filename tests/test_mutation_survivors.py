@@ -162,3 +162,28 @@ def test_a_traced_jax_array_without_rows_on_one_device(row_order: Any) -> None:
     # mutation run, 2026-12-07: "Reshard should only be used with ... a non-empty mesh").
     out = jax.jit(batchapply.BatchApply(lambda r: r * 2, row_order=row_order))(jnp.zeros((0, 3, 2)))
     assert out.shape == (0, 3, 2)
+
+
+@pytest.mark.spec("BA-1.5", "BA-1.7")
+def test_e27_gives_back_exactly_the_recursion_budget_jax_took() -> None:
+    # jaxlib's flatten, failing to sort a dict's keys, keeps one level of the recursion budget per
+    # container above the dict; _trees gives it back. Off by one either way, 50 errors move the
+    # headroom by 50. Kills the core pool's survivors in _trees.py (2026-12-07): `above` and the
+    # axes' 0 made -1 or flipped, `roots[0] is tree` negated, `[0]` -> `[-1]`, `leaked == 1` negated.
+    from batchapply import _trees
+
+    x = np.zeros((2, 3))
+    unsortable = {1: x, "a": x}
+    calls = [
+        lambda: batchapply.BatchApply(lambda *a: a)(unsortable),  # a root itself
+        lambda: batchapply.BatchApply(lambda *a: a)([[unsortable]], x),  # two containers above it
+        lambda: batchapply.BatchApply(lambda *a, **k: a)(x, k=[unsortable]),  # in the keywords
+        lambda: batchapply.BatchApply(lambda y: {1: y, "a": y})(x),  # in f's output
+        lambda: batchapply.BatchApply(lambda y: y, in_axes=({1: 0, "a": 0},)),  # in in_axes
+    ]
+    before = _trees._recursion_headroom()
+    for call in calls:
+        for _ in range(50):
+            with pytest.raises(TypeError, match=r"^BatchApply: dict keys cannot be sorted"):
+                call()
+        assert _trees._recursion_headroom() == before
