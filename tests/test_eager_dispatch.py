@@ -540,5 +540,10 @@ def test_a_background_job_runs_with_a_short_switch_interval() -> None:
         _exec_fused.BACKGROUND.submit(changes_it)
         _exec_fused.wait()
         assert sys.getswitchinterval() == 0.002  # someone else's setting is kept
+        sys.setswitchinterval(0.0001)  # already shorter: left as it is, never raised to 0.5 ms
+        low = sys.getswitchinterval()
+        _exec_fused.BACKGROUND.submit(lambda: seen.append(sys.getswitchinterval()))
+        _exec_fused.wait()
+        assert seen[-1] == low == sys.getswitchinterval()
     finally:
         sys.setswitchinterval(before)
