@@ -509,7 +509,7 @@ def test_each_shipped_expectation_file_lists_exactly_its_rows_fails() -> None:
     assert sorted(rows) == sorted(p.stem for p in _gate.SHIPPED.glob("*.txt"))
     for expect, target in rows.items():
         listed = set(_gate.read_expectations(_gate.SHIPPED / f"{expect}.txt", set()))
-        assert listed == _ecosystem()[target][1], expect
+        assert listed == _ecosystem()[target][2], expect
 
 
 FAST_ROWS = ["batchapply_conformance.adapters.stoix:BatchApply"]
