@@ -890,7 +890,15 @@ def error_order() -> Iterator[Spec]:
     x, y = array((2, 3, 4)), array((2, 4, 4))
     bad: dict[Any, Any] = {1: x, "a": x}  # keys that cannot be sorted: E27 (BA-1.7)
     matrix = np.matrix(array((2, 2)))
-    # Construction (BA-10.3): E27 in an axes tree comes before E4 in it.
+    # Construction (BA-10.3): E1 before E2, whatever checks an implementation makes later.
+    yield {
+        "name": "order-E1-before-E2",
+        "clauses": ["BA-10.3"],
+        "function": None,
+        "num_dims": 2.5,
+        "args": [x],
+    }
+    # E27 in an axes tree comes before E4 in it.
     yield {
         "name": "order-E27-before-E4-in-out_axes",
         "clauses": ["BA-1.7", "BA-10.3"],
