@@ -112,11 +112,10 @@ def _agreement(target: Target, case: Any, leaf_clauses: tuple[str, ...] | None) 
 
 def _spec_prefix(error: BaseException, num_dims: Any) -> str:
     """The SPEC error-table prefix that ``error``'s message starts with (the reference's errors have one)."""
-    for kind, prefix in _strategies().ERROR_PREFIXES.values():
-        filled = prefix.replace("{num_dims}", str(num_dims))
-        if type(error) is kind and str(error).startswith(filled):
-            return filled
-    return str(error)  # not a table row: the whole message must match
+    row = _row(error, num_dims)
+    if row is None:
+        return str(error)  # not a table row: the whole message must match
+    return _strategies().ERROR_PREFIXES[row][1].replace("{num_dims}", str(num_dims))
 
 
 def _row(error: BaseException, num_dims: Any) -> str | None:
