@@ -5,7 +5,9 @@ at most 1,024 leaves and direction (issue 6: O(1) for up to 1,024 leaves). Until
 leaf by leaf, each leaf through a one-leaf program cached per leaf signature: its first call
 compiles no more than a per-leaf reshape would (issue 12: no compile cliff), and its second
 hands the group programs to a background thread, so that no call waits for them (issue 26).
-``_exec_fused.wait()`` waits for that thread.
+``_exec_fused.wait()`` waits for that thread. Leaves on one CPU device take no program at all
+until then: NumPy views of their buffers, put back where they were (the host path, issue 26);
+the tests of the one-leaf programs turn it off (``_HOST_PATH``), as it is off on accelerators.
 
 Every eager primitive dispatch goes through ``jax.extend.core.Primitive.bind`` in Python,
 while a call of a cached jitted function does not (tracing a new program does); the two
@@ -73,6 +75,7 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
         return wrapper
 
     monkeypatch.setattr(jax_core.Primitive, "bind", counting_bind)
+    monkeypatch.setattr(_exec_fused, "_HOST_PATH", False)  # the one-leaf programs, as on accelerators
     monkeypatch.setattr(_exec_fused, "_merge_fused", counted("merge", _exec_fused._merge_fused))
     monkeypatch.setattr(_exec_fused, "_split_fused", counted("split", _exec_fused._split_fused))
     _exec_fused.wait()
@@ -387,7 +390,10 @@ def compiles() -> int:
     return _exec_fused._merge_fused._cache_size() + _exec_fused._split_fused._cache_size()  # type: ignore[attr-defined]
 
 
-def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> None:
+def test_first_call_compiles_one_program_per_leaf_signature_and_direction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_exec_fused, "_HOST_PATH", False)  # the one-leaf programs, as on accelerators
     _exec_fused.wait()
     jax.clear_caches()  # clears the signature table too: a fresh process
     tree = tree_of(300)  # every leaf (4, 8, 16) float32: one signature
@@ -402,6 +408,7 @@ def test_first_call_compiles_one_program_per_leaf_signature_and_direction() -> N
 
 
 def test_repeated_signature_compiles_one_program_per_distinct_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_exec_fused, "_HOST_PATH", False)
     monkeypatch.setattr(_exec_fused, "_GROUP_SIZE", 4)  # as 1,024, with fewer compiles to wait for
     _exec_fused.wait()
     jax.clear_caches()
@@ -412,6 +419,140 @@ def test_repeated_signature_compiles_one_program_per_distinct_group(monkeypatch:
     apply(tree)
     _exec_fused.wait()
     assert compiles() == 2 * 10 + 2 * 3  # groups of 4, 4 and 2 leaves: no program of all 10
+
+
+# ---- issue 26: the host path (leaves on one CPU device) -------------------------------------
+
+
+def recording(seen: list[Any], result: Callable[..., Any] = lambda *args: args[0]) -> Callable[..., Any]:
+    """An ``f`` that appends its arguments to ``seen`` and returns ``result(*args)``."""
+
+    def f(*args: Any) -> Any:
+        seen.append(args)
+        return result(*args)
+
+    return f
+
+
+def primitive_binds(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts the primitive binds of the main thread (jax operations, run or traced)."""
+    counts: Counter[str] = Counter()
+    bind = jax_core.Primitive.bind
+
+    def counting_bind(self: Any, *args: Any, **params: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            counts[self.name] += 1
+        return bind(self, *args, **params)
+
+    monkeypatch.setattr(jax_core.Primitive, "bind", counting_bind)
+    return counts
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+def test_cpu_calls_compile_nothing_until_the_group_programs_are_ready(
+    monkeypatch: pytest.MonkeyPatch, distinct: bool
+) -> None:
+    _exec_fused.wait()
+    jax.clear_caches()  # a fresh process
+    tree = tree_of(12, distinct=distinct)
+    binds = primitive_binds(monkeypatch)
+    apply = batchapply.BatchApply(identity)
+    first = apply(tree)
+    second = apply(tree)  # schedules the group programs: traced in the background only
+    assert compiles() == 0 and binds == Counter()  # flax compiles a reshape per leaf signature here
+    for out in (first, second):
+        for key, x in tree.items():
+            y = out[key]
+            assert y is not x and type(y) is type(x) and y.shape == x.shape and y.dtype == x.dtype
+            np.testing.assert_array_equal(y, x)
+    _exec_fused.wait()
+    assert compiles() == 2  # then one group program per direction
+    np.testing.assert_array_equal(apply(tree)["k0011"], tree["k0011"])
+
+
+def test_the_host_path_merges_what_f_gets() -> None:
+    seen: list[Any] = []
+    x = jnp.arange(2 * 3 * 4, dtype=jnp.bfloat16).reshape(2, 3, 4)
+    low = jnp.arange(3, dtype=jnp.int8)
+    out = batchapply.BatchApply(recording(seen, lambda a, b: a * 2))(x, low)
+    merged, kept = seen[0]
+    assert merged.shape == (6, 4) and merged.dtype == jnp.bfloat16 and not merged.weak_type
+    np.testing.assert_array_equal(merged, np.asarray(x).reshape(6, 4))
+    assert kept is low  # BA-1.2: lower rank, the very object
+    assert out.shape == (2, 3, 4) and out.dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: jnp.full((2, 3, 4), 1.5),  # weak type: a NumPy view would come back strong
+        lambda: jax.random.key_data(jax.random.split(jax.random.key(0), 6)).reshape(2, 3, 2),
+        lambda: jnp.ones((2, 3, 4), jnp.int4),  # sub-byte: no NumPy view of the buffer
+    ],
+    ids=["weak", "key-data", "int4"],
+)
+def test_leaves_the_host_path_cannot_hold_keep_their_type(make: Callable[[], jax.Array]) -> None:
+    x = make()
+    for _ in range(3):
+        seen: list[Any] = []
+        out = batchapply.BatchApply(recording(seen))(x)
+        (merged,) = seen[0]
+        assert merged.dtype == x.dtype and merged.weak_type == x.weak_type
+        assert out.dtype == x.dtype and out.weak_type == x.weak_type and out.shape == x.shape
+        np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(x, np.float32))
+
+
+def test_the_host_path_keeps_committed_leaves_committed() -> None:
+    x = jax.device_put(jnp.ones((2, 3, 4)), jax.devices()[0])
+    u = jnp.ones((2, 3, 5))
+    seen: list[Any] = []
+    out = batchapply.BatchApply(recording(seen, lambda a, b: (a, b)))(x, u)
+    assert (seen[0][0].committed, seen[0][1].committed) == (True, False)
+    assert (out[0].committed, out[1].committed) == (True, False)
+
+
+def test_no_host_path_under_a_transfer_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    _exec_fused.wait()
+    jax.clear_caches()
+    tree = tree_of(3)
+    with jax.transfer_guard("disallow"):
+        out = batchapply.BatchApply(identity)(tree)
+    assert compiles() == 2  # the one-leaf programs: nothing crossed the guard
+    np.testing.assert_array_equal(out["k0002"], tree["k0002"])
+
+
+def test_a_deleted_leaf_is_still_e28_on_the_host_path() -> None:
+    x = jnp.ones((2, 3, 4))
+    x.delete()
+    with pytest.raises(ValueError, match="^" + batchapply._core.DELETED_PREFIX) as info:
+        batchapply.BatchApply(identity)({"x": x, "y": jnp.ones((2, 3, 1))})
+    assert "args[0]['x']" in str(info.value)
+
+
+def test_the_host_path_keeps_every_leaf_on_its_device() -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+        import jax, jax.numpy as jnp, numpy as np
+        from batchapply import BatchApply, _exec_fused
+        d = jax.devices()
+        a, b = jnp.ones((2, 3, 4)), jnp.ones((2, 3, 5))
+        tree = {"a": jax.device_put(a, d[3]), "b": jax.device_put(b, d[3]), "u": jnp.ones((2, 3, 6))}
+        apply = BatchApply(lambda t: {k: v * 2 for k, v in t.items()} | {"m": t})
+        for call in range(3):  # the host path twice, then (a) the group programs
+            out = apply(tree)
+            _exec_fused.wait()
+            for k in "ab":
+                assert out[k].devices() == {d[3]} and out[k].committed, (call, k)
+                assert out["m"][k].devices() == {d[3]} and out["m"][k].committed, (call, k)
+            assert out["u"].devices() == {d[0]} and not out["u"].committed
+            np.testing.assert_array_equal(out["a"], 2 * np.ones((2, 3, 4)))
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_jax_clear_caches_clears_the_signature_table(dispatches: Counter[str]) -> None:

@@ -2,16 +2,17 @@
 
 Outside a trace, the concrete ``jax.Array`` leaves of a call are merged (or split) by cached
 jitted programs, one per direction. A signature (leaf shapes, dtypes and leading shape) goes
-one leaf per dispatch, with one small program per leaf signature, until its group programs
-are compiled: its first call thus compiles what a per-leaf reshape compiles (as
-``flax.linen.BatchApply`` does), and no call waits for a group program, which a background
-thread compiles once the signature repeats. Then groups of at most ``_GROUP_SIZE`` leaves
-per dispatch: one dispatch per direction up to 1,024 leaves, and compile times that grow
-linearly with the leaves, where one program over every leaf grows faster. The checks that
-need a leaf's shape run at trace time of the program, once per signature: a program that
-cannot reshape its leaves returns None, and the leaves then go one by one through the
-caller's ``one`` (``_exec_reshape``), which decides: the SPEC error, or the reshape leaf by
-leaf.
+leaf by leaf until its group programs are compiled, and no call waits for a group program,
+which a background thread compiles once the signature repeats. Leaf by leaf means: on one CPU
+device, NumPy views of the leaves' buffers put back where they were, with no program and no
+copy (``Fused._through_host``; a first call then compiles nothing); elsewhere one small program
+per leaf signature, which is what a per-leaf reshape compiles (as ``flax.linen.BatchApply``
+does). Then groups of at most ``_GROUP_SIZE`` leaves per dispatch: one dispatch per direction
+up to 1,024 leaves, and compile times that grow linearly with the leaves, where one program
+over every leaf grows faster. The checks that need a leaf's shape run at trace time of the
+program, once per signature: a program that cannot reshape its leaves returns None, and the
+leaves then go one by one through the caller's ``one`` (``_exec_reshape``), which decides: the
+SPEC error, or the reshape leaf by leaf.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import itertools
 import math
 import operator
 import os
@@ -30,11 +32,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from batchapply import _sharding
+from batchapply._leaves import host_dtype, put_views, transfers_allowed
 
 _GROUP_SIZE = 1024  # leaves per group program (issue 26: one dispatch per direction up to 1,024 leaves)
 _WARM_BYTES = 64 * 2**20  # signatures above: leaf by leaf for good (see Fused)
+# Until a signature's group programs are ready, leaves on one CPU device go through host memory
+# (Fused._through_host): no compile, at the cost of a dispatch per leaf. False: one-leaf programs.
+_HOST_PATH = True
 _aval = operator.attrgetter("aval")
 
 # What jax raises when one program cannot run its group: ValueError for leaves committed to
@@ -78,6 +85,26 @@ def _split_fused(ys: list[jax.Array], leading: tuple[int, ...]) -> list[jax.Arra
         _pace(j)
         split.append(jax.lax.reshape(y, leading + tuple(y.shape[1:])))
     return split
+
+
+def _merge_host(v: np.ndarray, num_dims: int, leading: tuple[int, ...]) -> np.ndarray | None:
+    """``_merge_fused`` of one NumPy view of rank >= ``num_dims``; None where that program refuses."""
+    if v.shape[:num_dims] != leading:
+        return None
+    return v.reshape((math.prod(leading),) + v.shape[num_dims:])
+
+
+def _split_host(v: np.ndarray, leading: tuple[int, ...]) -> np.ndarray | None:
+    """``_split_fused`` of one NumPy view; None where that program refuses (BA-7.3)."""
+    if v.ndim == 0 or v.shape[0] != math.prod(leading):
+        return None
+    return v.reshape(leading + v.shape[1:])
+
+
+_HOST_TWINS: dict[Callable[..., Any], Callable[..., np.ndarray | None]] = {
+    _merge_fused: _merge_host,
+    _split_fused: _split_host,
+}
 
 
 def _pace(j: int) -> None:
@@ -250,13 +277,14 @@ class Fused:
     """A jitted reshape (``_merge_fused``, ``_split_fused``) with its static arguments, run over
     the concrete ``jax.Array`` leaves of a call (issues 12 and 26).
 
-    A signature (the program, its static arguments and every leaf's aval) goes one leaf per
-    dispatch until its group programs are compiled: on its first call, so that the call
-    compiles what a per-leaf reshape compiles (one small program per leaf signature); on its
-    second, which hands the group programs to the background thread; and on every call until
-    they are ready. From then on, one dispatch per group of at most ``_GROUP_SIZE`` leaves.
-    Signatures of more than ``_WARM_BYTES`` go leaf by leaf for good: warming their programs
-    would copy them once more, and per-leaf dispatch costs little next to large leaves.
+    A signature (the program, its static arguments and every leaf's aval) goes leaf by leaf
+    until its group programs are compiled: on its first call, so that the call compiles at most
+    what a per-leaf reshape compiles (nothing on the host path, else one small program per leaf
+    signature); on its second, which hands the group programs to the background thread; and on
+    every call until they are ready. From then on, one dispatch per group of at most
+    ``_GROUP_SIZE`` leaves. Signatures of more than ``_WARM_BYTES`` go leaf by leaf for good:
+    warming their programs would copy them once more, and per-leaf dispatch costs little next to
+    large leaves (and on the host path, nothing is copied).
 
     ``min_ndim``: leaves of lower rank come back as None (kept as they are) with no dispatch
     on the leaf-by-leaf path, as the program would return them.
@@ -291,9 +319,34 @@ class Fused:
         n = self.min_ndim
         _LEAF_BY_LEAF_CALLS[0] += 1  # the background thread waits meanwhile (_wait_for_calls)
         try:
+            if _HOST_PATH and (through_host := self._through_host(xs, key[2])) is not None:
+                return through_host
             return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
         finally:
             _LEAF_BY_LEAF_CALLS[0] -= 1
+
+    def _through_host(self, xs: list[Any], avals: tuple[Any, ...]) -> list[Any] | None:
+        """The program's reshapes as NumPy views of CPU leaves, each put back where its leaf is:
+        no compile and no copy (``_leaves.put_views``). None where a leaf is not a CPU leaf that
+        ``on_host`` accepts, or where the program would refuse it (then ``one`` decides)."""
+        host = _HOST_TWINS.get(self.program)
+        if host is None or not transfers_allowed():
+            return None
+        n = self.min_ndim
+        at = [j for j, aval in enumerate(avals) if aval.ndim >= n]  # the others are kept (None)
+        todo = [xs[j] for j in at] if len(at) < len(xs) else xs
+        if not all(map(host_dtype, {avals[j] for j in at})) or any(x.is_deleted() for x in todo):
+            return None
+        views = [host(np.asarray(x), *self.static) for x in todo]
+        if any(map(operator.is_, views, itertools.repeat(None))):
+            return None
+        put = put_views(views, todo)  # type: ignore[arg-type]  # no None left in views
+        if put is None or len(at) == len(xs):
+            return put
+        ys: list[Any] = [None] * len(xs)
+        for j, y in zip(at, put, strict=True):
+            ys[j] = y
+        return ys
 
     def _warm(self, key: Any, xs: list[Any]) -> None:
         """Compile (and run once) the group programs of ``xs``; then the signature is ``READY``.

@@ -10,7 +10,8 @@ fused split) and inputs that disagree on the leading shape (E9 from the fused me
 ``f`` returns its inputs, so the merged values are compared as well.
 
 A signature's calls take three paths (issue 26): its first call and the calls until its
-group programs are compiled go leaf by leaf, later ones through the group programs. Each
+group programs are compiled go leaf by leaf (on one CPU device, through NumPy views of the
+leaves' buffers: the host path, drawn on or off), later ones through the group programs. Each
 case is checked at a drawn call index: 1, 2, or 3 (after the background thread has compiled
 the group programs).
 """
@@ -44,6 +45,7 @@ class EagerCase:
     bad_output: int  # 0: none; else the leading size of an extra output (not the merged size)
     bad_input: bool  # the last argument is merged and disagrees on the leading shape (E9)
     call_index: int  # 1: the signature's first call; 2: its second; 3: once its groups are compiled
+    host_path: bool  # whether calls 1 and 2 may take the host path (off: the one-leaf programs)
 
     def selected(self, i: int) -> bool:
         return self.in_axes == 0 or self.in_axes[i] == 0
@@ -90,7 +92,10 @@ def eager_cases(draw: st.DrawFn) -> EagerCase:
         if in_axes != 0:
             in_axes = (*in_axes, 0)
     call_index = draw(st.integers(1, 3))
-    return EagerCase(num_dims, leading, tuple(args), tuple(kinds), in_axes, bad_output, bad_input, call_index)
+    host_path = draw(st.booleans())
+    return EagerCase(
+        num_dims, leading, tuple(args), tuple(kinds), in_axes, bad_output, bad_input, call_index, host_path
+    )
 
 
 def at_call_index(case: EagerCase, apply: Any, args: tuple[Any, ...]) -> None:
@@ -126,6 +131,15 @@ def make_f(case: EagerCase, seen: list[tuple[Any, ...]]) -> Any:
 @settings(max_examples=examples(1.0))
 @given(case=eager_cases())
 def test_eager_jax_inputs_agree_with_reference(case: EagerCase) -> None:
+    host_path = _exec_fused._HOST_PATH
+    _exec_fused._HOST_PATH = case.host_path
+    try:
+        check_eager_case(case)
+    finally:
+        _exec_fused._HOST_PATH = host_path
+
+
+def check_eager_case(case: EagerCase) -> None:
     seen: list[tuple[Any, ...]] = []
     f = make_f(case, seen)
     out_axes: Any = 0 if case.bad_output else (0, None)
@@ -160,6 +174,9 @@ def test_eager_jax_inputs_agree_with_reference(case: EagerCase) -> None:
             assert np.shape(got) == (int(np.prod(case.leading)),) + np.shape(arg)[case.num_dims :]
             np.testing.assert_array_equal(np.asarray(got), np.reshape(np.asarray(arg), np.shape(got)))
             assert isinstance(got, jax.Array) == isinstance(arg, jax.Array)  # BA-5.3
+            if isinstance(arg, jax.Array):  # its dtype, weak type and placement (BA-5.6)
+                assert (got.dtype, got.weak_type, got.committed) == (arg.dtype, arg.weak_type, arg.committed)
+                assert got.devices() == arg.devices()
         else:
             assert got is arg  # BA-1.2 and BA-4.2: the very object
     out_leaves, out_def = jax.tree_util.tree_flatten(out)
