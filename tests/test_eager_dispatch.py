@@ -337,6 +337,29 @@ def test_a_leaf_deleted_before_the_background_job_is_scheduled_again(
     np.testing.assert_array_equal(out["k0002"], fresh["k0002"])
 
 
+def test_the_first_call_starts_the_thread_and_the_second_gives_it_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _exec_fused.wait()
+    jax.clear_caches()
+    background = _exec_fused._Background()  # as in a fresh process: no thread yet
+    monkeypatch.setattr(_exec_fused, "BACKGROUND", background)
+    jobs: list[Any] = []
+    monkeypatch.setattr(background._jobs, "put", jobs.append)
+    apply = batchapply.BatchApply(identity)
+    tree = tree_of(3)
+    try:
+        apply(tree)
+        thread = background._thread
+        assert thread is not None and thread.is_alive() and jobs == []  # started, idle
+        apply(tree)
+        assert background._thread is thread and len(jobs) == 2  # the merge's and the split's
+    finally:
+        monkeypatch.undo()  # the real queue's put again, for the thread's end below
+        background.stop()
+    assert not thread.is_alive()
+
+
 def test_the_background_thread_does_not_hold_up_exit() -> None:
     script = textwrap.dedent(
         """

@@ -214,11 +214,17 @@ class _Background:
             return
         if self._stopping:
             return
-        if self._thread is None or not self._thread.is_alive():  # first job, or after a fork
-            self._thread = threading.Thread(target=self._work, name="batchapply-compile", daemon=True)
-            self._thread.start()
-            self.ident = self._thread.ident
+        self.start()
         self._jobs.put(job)
+
+    def start(self) -> None:
+        """Start the thread unless it runs: on a signature's first call, so that its second call,
+        which submits the first job, does not pay for the thread's start (a tenth of a millisecond
+        and more, against the 0.5 ms of a call of 10 leaves)."""
+        if self.enabled and not self._stopping and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._work, name="batchapply-compile", daemon=True)
+            self._thread.start()  # also after a fork, where the thread is gone
+            self.ident = self._thread.ident
 
     def wait(self) -> None:
         """Until every job submitted so far has run (for tests and benchmarks)."""
@@ -309,7 +315,9 @@ class Fused:
             for start in range(0, len(xs), _GROUP_SIZE):
                 ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
             return ys
-        if state is SEEN:  # the second call: compile the group programs off the critical path
+        if state is None:  # the first call: the thread that will compile them, idle for now
+            BACKGROUND.start()
+        elif state is SEEN:  # the second call: compile the group programs off the critical path
             warm = _bytes(xs) <= _WARM_BYTES
             _SIGNATURES.set(key, COMPILING if warm else LEAF_BY_LEAF)
             if warm:
