@@ -116,6 +116,17 @@ def test_variables_are_shared_with_the_wrapped_module() -> None:
     np.testing.assert_array_equal(wrapper(data((3, 4, 6))), np.broadcast_to(np.arange(5.0), (3, 4, 5)))
 
 
+def test_the_wrapper_adds_two_attributes_to_the_graph() -> None:
+    """nnx.jit walks every attribute of the graph on every call: the module and one for the
+    five options (issue 26: five attributes cost 2% of a small step), read back by name."""
+    wrapper = BatchApply(nnx.Linear(4, 3, rngs=nnx.Rngs(0)), 3, in_axes=[0], chunk_size=8, row_order="C")
+    assert [k for k in vars(wrapper) if not k.startswith("_")] == ["module", "options"]
+    assert (wrapper.num_dims, wrapper.in_axes, wrapper.out_axes) == (3, (0,), 0)
+    assert (wrapper.chunk_size, wrapper.row_order) == (8, "C")
+    with pytest.raises(AttributeError):
+        wrapper.num_dims = 2
+
+
 @pytest.mark.spec("BA-12.4", "BA-12.12")
 def test_constructor_signature() -> None:
     params = list(inspect.signature(BatchApply.__init__).parameters.values())[1:]  # after self

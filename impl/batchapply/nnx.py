@@ -13,6 +13,7 @@ Importing this module imports flax (the ``flax`` extra); importing
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -58,6 +59,17 @@ def _hidden_nnx_object(f: Any) -> str | None:
         if _is_nnx_object(value):
             return f"a function that closes over {type(value).__name__}"
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The checked options of ``BatchApply`` but ``module``, in one static attribute."""
+
+    num_dims: int
+    in_axes: Any
+    out_axes: Any
+    chunk_size: int | None
+    row_order: Any
 
 
 class _Chunked(_core.BatchApply):
@@ -149,11 +161,17 @@ class BatchApply(nnx.Module):
                 "or build batchapply.BatchApply(lambda x: ...) inside __call__ instead."
             )
         self.module = module
-        self.num_dims = checked.num_dims
-        self.in_axes = checked.in_axes
-        self.out_axes = checked.out_axes
-        self.chunk_size = checked.chunk_size
-        self.row_order = checked.row_order
+        # One static attribute for the five options: nnx.jit walks every attribute of the graph on
+        # every call (issue 26: 1.095x the hand-written reshape's step against 1.117x for five).
+        self.options = Options(
+            checked.num_dims, checked.in_axes, checked.out_axes, checked.chunk_size, checked.row_order
+        )
+
+    num_dims = property(lambda self: self.options.num_dims, doc="How many leading dims are merged.")
+    in_axes = property(lambda self: self.options.in_axes, doc="Which positional inputs are merged.")
+    out_axes = property(lambda self: self.options.out_axes, doc="Which outputs are split.")
+    chunk_size = property(lambda self: self.options.chunk_size, doc="The most merged rows per call.")
+    row_order = property(lambda self: self.options.row_order, doc="The order of the merged rows.")
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # BA-6.2
         """Merge the inputs, call ``module`` once, split its outputs (SPEC BA-12.4).
@@ -172,13 +190,13 @@ class BatchApply(nnx.Module):
         >>> drop(jnp.ones((2, 3, 4)), rngs=nnx.Rngs(dropout=0)).shape
         (2, 3, 4)
         """
-        options = {"out_axes": self.out_axes, "chunk_size": self.chunk_size, "row_order": self.row_order}
-        in_axes = self.in_axes
+        num_dims, in_axes, out_axes, chunk_size, row_order = dataclasses.astuple(self.options)
+        options = {"out_axes": out_axes, "chunk_size": chunk_size, "row_order": row_order}
         positions = [i for i, arg in enumerate(args) if _is_nnx_object(arg)]
         named = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
         stateful = _is_nnx_object(self.module)
-        if not positions and not named and not (stateful and self.chunk_size is not None):
-            return _core.BatchApply(self.module, self.num_dims, in_axes=in_axes, **options)(*args, **kwargs)
+        if not positions and not named and not (stateful and chunk_size is not None):
+            return _core.BatchApply(self.module, num_dims, in_axes=in_axes, **options)(*args, **kwargs)
         # nnx objects are pytrees whose rebuilt copies would lose their state updates (an Rngs
         # counter, say): module gets the originals (BA-12.7), or, inside the scan over chunks,
         # the copies that nnx.scan carries from chunk to chunk (BA-12.12).
@@ -201,6 +219,6 @@ class BatchApply(nnx.Module):
             in_axes = tuple(None if i in positions else axis for i, axis in enumerate(in_axes))
         args = tuple(None if i in positions else a for i, a in enumerate(args))
         kwargs = {k: v for k, v in kwargs.items() if k not in named}
-        apply = _Chunked(call, self.num_dims, in_axes=in_axes, **options)
+        apply = _Chunked(call, num_dims, in_axes=in_axes, **options)
         apply.carry(carried, lifted)
         return apply(*args, **kwargs)
