@@ -571,6 +571,12 @@ def test_the_host_path_keeps_every_leaf_on_its_device() -> None:
                 assert out["m"][k].devices() == {d[3]} and out["m"][k].committed, (call, k)
             assert out["u"].devices() == {d[0]} and not out["u"].committed
             np.testing.assert_array_equal(out["a"], 2 * np.ones((2, 3, 4)))
+        identity = BatchApply(lambda t: t)
+        for call in range(3):  # an uncommitted leaf follows jax.default_device, as under jit (BA-5.6)
+            with jax.default_device(d[5]):
+                out = identity({"u": tree["u"]})  # only uncommitted leaves: the fused path
+            _exec_fused.wait()
+            assert out["u"].devices() == {d[5]}, (call, out["u"].devices())
         print("ok")
         """
     )

@@ -144,7 +144,8 @@ def cpu_device(sharding: Any) -> Any:
 def put_views(views: list[np.ndarray], likes: Sequence[jax.Array]) -> list[jax.Array] | None:
     """NumPy views of CPU ``jax.Array`` leaves (``on_host``'s dtypes), each as a ``jax.Array``
     on the device of its ``like``, with its sharding and ``committed``: aliases, no copy. None
-    where a ``like`` is not on one CPU device.
+    where a ``like`` is not on one CPU device, or is uncommitted but not on the device where jax
+    would place its result (``jax.default_device``; BA-5.6: it follows JAX's placement).
 
     jax's own batched put, the one ``jax.device_put`` ends in, without its Python checks
     (about 5 against 22 microseconds a leaf); ``jax.device_put`` where that is gone.
@@ -154,12 +155,17 @@ def put_views(views: list[np.ndarray], likes: Sequence[jax.Array]) -> list[jax.A
         devices = list(map(cpu_device, shardings))
         if None in devices:
             return None
+        placed = placement_device()
+        if any(d != placed and not x.committed for d, x in zip(devices, likes, strict=True)):
+            return None
     else:  # one device: every leaf on it has the same sharding (on another backend, another)
         if not likes:
             return []
         sharding = likes[0].sharding
         device = cpu_device(sharding)
         if device is None or not all(x.sharding is sharding or x.sharding == sharding for x in likes):
+            return None
+        if device != placement_device() and not all(x.committed for x in likes):
             return None
         shardings, devices = [sharding] * len(likes), [device] * len(likes)
     committed = [x.committed for x in likes]
@@ -173,6 +179,20 @@ def put_views(views: list[np.ndarray], likes: Sequence[jax.Array]) -> list[jax.A
         except TypeError:  # pragma: no cover - another signature: jax.device_put below
             pass
     return jax.device_put(views, [s if c else None for s, c in zip(shardings, committed, strict=True)])
+
+
+def placement_device() -> Any:
+    """The device where jax places the result of a computation on uncommitted arrays: that of
+    ``jax.default_device`` (a device, or a platform's first device), else the first device."""
+    chosen = _jax_config.default_device.value
+    if chosen is None:
+        return _first_device()
+    return jax.devices(chosen)[0] if isinstance(chosen, str) else chosen
+
+
+@functools.cache
+def _first_device() -> Any:
+    return jax.local_devices()[0]
 
 
 @functools.lru_cache(maxsize=1024)
