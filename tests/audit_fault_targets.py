@@ -127,3 +127,21 @@ def e22_under_any_trace(f: Fn, num_dims: int = 2, *, row_order: Any = "C", **opt
         return apply(*args)
 
     return call
+
+
+def warm_path_upcasts(f: Fn, num_dims: int = 2, **options: Any) -> Fn:
+    """A path taken once a call repeats (from an object's third call on, as a cache or a program
+    compiled in the background would be) that returns bfloat16 outputs as float32: BA-5.6 on
+    repeated calls only (issue 26; every kit check that calls an object once passes it)."""
+    apply = batchapply.BatchApply(f, num_dims, **options)
+    calls = [0]
+
+    def upcast(y: Any) -> Any:
+        return y.astype(np.float32) if isinstance(y, jax.Array) and y.dtype == jax.numpy.bfloat16 else y
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        out = apply(*args, **kwargs)
+        return jax.tree.map(upcast, out) if calls[0] >= 3 else out
+
+    return call

@@ -565,3 +565,24 @@ def test_the_kit_check_passes_both_packages_and_fails_its_fault(check: str, faul
         assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
     outcome = found.run(Target.load(f"tests.audit_fault_targets:{fault}"))
     assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
+
+
+@pytest.mark.spec("BA-5.6")
+def test_the_kit_calls_one_object_again_after_a_pause() -> None:
+    """The kit's check of every call index (issue 26) passes both packages and flax.linen, and
+    FAILs on a target whose fault shows only from an object's third call: the kit's checks that
+    call each object once pass that target."""
+    from batchapply_conformance._checks import Outcome, Target
+    from batchapply_conformance._jax_inputs import jax_input_checks
+
+    checks = {c.name: c for c in jax_input_checks()}
+    every = checks["jax inputs every call of one object"]
+    for name in ("batchapply:BatchApply", "batchapply_reference:BatchApply", "flax.linen:BatchApply"):
+        outcome = every.run(Target.load(name))
+        assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
+    fault = Target.load("tests.audit_fault_targets:warm_path_upcasts")
+    outcome = every.run(fault)
+    assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
+    assert "call 3" in outcome.detail and "bfloat16" in outcome.detail, outcome.detail
+    once = checks["jax inputs bfloat16"].run(fault)
+    assert isinstance(once, Outcome) and once.status == "pass", once

@@ -55,6 +55,37 @@ def _identity_keeps(make: Callable[[], Any], what: str) -> Callable[[Target], Ou
     return check
 
 
+def _every_call(target: Target) -> Outcome:
+    """BA-5.6 on every call of one object: ``BatchApply(lambda a: a)(x)`` returns ``x`` exactly,
+    three calls back to back, then two after a pause. An implementation may change paths as a
+    signature repeats (caches; programs compiled in the background: batchapply's eager calls
+    go leaf by leaf until its group programs are ready), and each path must keep the promise."""
+    import time
+
+    import jax
+
+    makers = [
+        (_narrow("float32"), "a float32 array"),
+        (_narrow("bfloat16"), "a bfloat16 array"),
+        (_weak, "a weak-typed float32"),
+        (_on_last_device, "an array committed to the last device"),
+        (lambda: jax.numpy.stack([_narrow("float32")()] * 2), "a float32 array of leading shape (2, 2)"),
+    ]
+    objects = [
+        (target.factory(lambda a: a, 2, **options), make(), f"{what} {options or ''}")
+        for options in _calls(target)
+        for make, what in makers
+    ]
+    for call in range(1, 6):
+        if call == 4:
+            time.sleep(0.25)  # one pause for all: whatever runs in the background may finish
+        for apply, x, what in objects:
+            problem = _same(apply(x), x, f"{what}, call {call}")
+            if problem is not None:
+                return problem
+    return Outcome("pass")
+
+
 def _x64() -> Any:
     import jax
     import jax.numpy as jnp
@@ -76,7 +107,8 @@ def _keys() -> Any:
 
 
 def _narrow(dtype: str) -> Callable[[], Any]:
-    """A maker of a jax.Array of a narrow dtype (bfloat16, float8, int4) with distinct values."""
+    """A maker of a jax.Array of ``dtype`` (float32, or a narrow one: bfloat16, float8, int4) with
+    distinct values."""
 
     def make() -> Any:
         import jax.numpy as jnp
@@ -162,6 +194,7 @@ def jax_input_checks() -> Iterator[Check]:
         ("weak type", ("BA-5.6",), _identity_keeps(_weak, "a weak-typed float32"), 1),
         ("typed PRNG keys", ("BA-5.6",), _identity_keeps(_keys, "a typed key array"), 1),
         ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
+        ("every call of one object", ("BA-5.6",), _every_call, 1),
         ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
         *(
             (dtype, ("BA-5.2", "BA-5.6"), _identity_keeps(_narrow(dtype), f"a {dtype} array"), 1)
