@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import inspect
@@ -125,6 +126,10 @@ def test_the_wrapper_adds_two_attributes_to_the_graph() -> None:
     assert (wrapper.chunk_size, wrapper.row_order) == (8, "C")
     with pytest.raises(AttributeError):
         wrapper.num_dims = 2
+    axes: Any = collections.defaultdict(int, {"a": 0, "b": None})  # reaches the core as it is
+    arg: Any = collections.defaultdict(int, {"a": jnp.ones((2, 3, 4)), "b": jnp.ones(3)})
+    out = BatchApply(lambda t: t["a"], in_axes=(axes,))(arg)
+    assert out.shape == (2, 3, 4)
 
 
 @pytest.mark.spec("BA-12.4", "BA-12.12")

@@ -190,7 +190,14 @@ class BatchApply(nnx.Module):
         >>> drop(jnp.ones((2, 3, 4)), rngs=nnx.Rngs(dropout=0)).shape
         (2, 3, 4)
         """
-        num_dims, in_axes, out_axes, chunk_size, row_order = dataclasses.astuple(self.options)
+        o = self.options  # the very objects (dataclasses.astuple would copy them: a defaultdict fails)
+        num_dims, in_axes, out_axes, chunk_size, row_order = (
+            o.num_dims,
+            o.in_axes,
+            o.out_axes,
+            o.chunk_size,
+            o.row_order,
+        )
         options = {"out_axes": out_axes, "chunk_size": chunk_size, "row_order": row_order}
         positions = [i for i, arg in enumerate(args) if _is_nnx_object(arg)]
         named = {k: v for k, v in kwargs.items() if _is_nnx_object(v)}
