@@ -951,40 +951,15 @@ def chunks_last_first(
 def unrolled_under_trace(
     f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
-    """Under a trace, cuts the chunks with a Python loop as eager mode does: ``f`` is traced once per
-    chunk (a program as long as ``N / c``), not once in a ``jax.lax.map`` (BA-13.4)."""
+    """Under a trace, calls ``f`` once per chunk as eager mode does (``f`` traced once per chunk, a
+    program as long as ``N / c``), never in one ``jax.lax.map`` (BA-13.4): ``batchapply.BatchApply``
+    with its per-chunk switch on, the one the Flax wrappers set for callables they cannot scan."""
     import batchapply
 
-    chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
-    if chunk_size is None:
-        return chunked
-    state: dict[str, int] = {}
+    class Unrolled(batchapply.BatchApply):
+        _call_per_chunk = True
 
-    def g(*args: Any, **kwargs: Any) -> Any:
-        n = state["rows"]
-        parts = []
-        for a in range(0, n, chunk_size):
-
-            def cut(x: Any, a: int = a) -> Any:
-                if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n:
-                    return x[a : a + chunk_size]
-                return x
-
-            chunk_args, chunk_kwargs = _tree_map(cut, (args, kwargs))
-            parts.append(f(*chunk_args, **chunk_kwargs))
-        return tree_util.tree_map(lambda *rows: _cat(list(rows)), *parts)
-
-    unrolled = batchapply.BatchApply(g, num_dims, **options)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        n = int(np.prod(lead)) if lead is not None else 0
-        if n <= chunk_size or not any(_is_tracer(x) for x in _flat((args, kwargs))):
-            return chunked(*args, **kwargs)
-        state["rows"] = n
-        return unrolled(*args, **kwargs)
-
-    return call
+    return Unrolled(f, num_dims, chunk_size=chunk_size, **options)
 
 
 CORPUS: dict[str, str] = {
@@ -1129,7 +1104,6 @@ OPEN: dict[str, str] = {
     "overlapping_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
     "padded_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
     "unchunked_when_divisible": "a hand-made chunker: no per-chunk rows, no E25, side effects",
-    "unrolled_under_trace": "its Python loop chunks in C order under shard counts and needs a known N",
     "ignores_options": "drops all four options: four faults, each failing its section",
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
     "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
