@@ -362,14 +362,19 @@ def leading_from_first_leaf(f: Callable[..., Any], num_dims: int = 2, **options:
 
 def positional_leading_only(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
     """An RL helper's ``merge_leading_dims``: the leading shape is looked up in the positional
-    arguments only, so a call whose batch is all keywords raises E8 (BA-3.3, BA-4.5)."""
+    arguments only, so a call whose batch is all keywords raises E8 (BA-4.5). The keyword leaves
+    are hidden from ``batchapply`` only for that lookup: it raises E8 in E8's place (after E27,
+    E6 and E7), and merges them as usual when a positional leaf gives the leading shape."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
 
+    def hidden(x: Any) -> Any:
+        return np.zeros(()) if len(getattr(x, "shape", ())) >= num_dims else x
+
     def call(*args: Any, **kwargs: Any) -> Any:
-        if _leading(args, {}, num_dims) is None:
-            raise ValueError(f"BatchApply requires at least one input with ndim >= {num_dims}")
+        if _leading(args, {}, num_dims) is None and _sortable(kwargs):
+            kwargs = _tree_map(hidden, kwargs)  # no leaf left to merge: batchapply raises E8
         return apply(*args, **kwargs)
 
     return call
@@ -1025,6 +1030,10 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-10.3": "with a bad in_axes as well, E4 comes before E1",
     },
     "in_axes_dict": {"BA-10.1": "E4 is not raised for a dict in_axes"},
+    "positional_leading_only": {
+        "BA-3.2": "keyword leaves that disagree on the leading shape get E8, not E9",
+        "BA-10.1": "so the row raised is not the one due",
+    },
     "num_dims_coerced": {"BA-10.1": "E2 is not raised for a num_dims that is not an int"},
     "jax_flattens_first": {
         "BA-10.1": "jax's own ValueError where E27 is due",
@@ -1108,8 +1117,6 @@ OPEN: dict[str, str] = {
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
     "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
     "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
-    "positional_leading_only": "raises E8 on keyword-only calls, which the property checks charge "
-    "to their merge clauses (the kit cannot yet tell that raise from a merge fault)",
     "in_axes_none_merges": "a property check with out_axes and no rows charges BA-5.1 and BA-7.2",
     "writes_output_in_place": "the inputs it overwrites are wrong for the rest of each check, whose "
     "later calls fail other clauses",

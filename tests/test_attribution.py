@@ -271,3 +271,41 @@ def test_a_broadcast_rank0_output_goes_to_the_rank0_clause() -> None:
     (check,) = [c for c in _checks.golden_checks() if c.name == "golden pytrees:pass-through-rank0-array"]
     found = _diagnose.run_check(check, fault)
     assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-7.3",)]
+
+
+def e8_everywhere(tree: Any) -> None:
+    raise ValueError("BatchApply requires at least one input with ndim >= 1, got none.")
+
+
+@pytest.mark.parametrize(
+    ("fault", "keyword_clause"), [("broken_targets:positional_leading_only", True), ("e8", False)]
+)
+def test_an_e8_that_keyword_leaves_disprove_goes_to_the_keyword_clause(fault: str, keyword_clause: bool) -> None:
+    # A target that looks for the leading shape in the positional arguments only raises E8 on a
+    # call whose batch is all keywords: BA-4.5's fault, not that of the merge (BA-5.x) or of the
+    # containers (BA-1.3) the check cites. A target that raises E8 on every call keeps them.
+    from batchapply_conformance import _checks, _diagnose, _properties
+
+    broken = Target.load(fault) if fault != "e8" else target(e8_everywhere)
+    (case,) = [c for c in _checks.golden_checks() if c.name == "golden pytrees:kwargs-only"]
+    assert set(case.clauses) == {"BA-1.3", "BA-4.5"}  # the case cites both
+    found = _diagnose.run_check(case, broken)
+    golden_charged = [o.charged for o in (found if isinstance(found, list) else [found])]
+    (check,) = [
+        c for c in _properties.property_checks(max_examples=1, seed=0) if c.name.endswith("on array leaves")
+    ]
+    example = {
+        "function": "identity",
+        "num_dims": _checks.safe_encode(1),
+        "in_axes": _checks.safe_encode(0),
+        "out_axes": _checks.safe_encode(0),
+        "args": _checks.safe_encode(()),
+        "kwargs": _checks.safe_encode({"batch": np.arange(3.0)}),
+    }
+    raised = _checks.Outcome("fail", "expected an output, got ValueError: BatchApply requires", example)
+    property_charged = [o.charged for o in _diagnose.diagnose(check, [raised], broken)]  # type: ignore[union-attr]
+    if keyword_clause:
+        assert golden_charged == [("BA-4.5",)] and property_charged == [("BA-4.5",)]
+    else:
+        assert ("BA-4.5",) not in golden_charged + property_charged
+        assert property_charged and all(c and "BA-5.1" in c for c in property_charged)

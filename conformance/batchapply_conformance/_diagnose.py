@@ -146,6 +146,7 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
             if decoded is None:
                 found.append(o)
                 continue
+            o = _keywords_unselected(o, decoded, target)
             o = _in_axes_at_fault(o, decoded, target)
             o = _which_side(_without_elements(o, decoded, target), decoded, target)
             if o.status == "fail" and o.charged is None:  # the check's clauses, which the probe may narrow
@@ -159,7 +160,10 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         or case.function is None
     ):
         return found
-    outcomes = [_which_side(_special_kind(o, case, target), case, target) for o in outcomes]
+    outcomes = [
+        _which_side(_special_kind(_keywords_unselected(o, case, target), case, target), case, target)
+        for o in outcomes
+    ]
     outcomes = _merge_or_split(outcomes, case, target)
     found = outcomes
     uses_option = not (
@@ -267,6 +271,77 @@ def _in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target)
     return dataclasses.replace(
         outcome, charged=OPTION_CLAUSES[f"in_axes {form}"], detail=f"{outcome.detail} ({why})"
     )
+
+
+KEYWORDS_CLAUSE = "BA-4.5"
+"""Every leaf of the keyword arguments is selected."""
+
+
+def _keywords_unselected(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """A failure where the target raises E8 (no leaf to merge) on a call with keyword arguments,
+    charged to BA-4.5 alone when the same call with those arguments passed positionally (``f``
+    given them back as keywords) gives the reference's result: the target did not select the
+    keyword leaves. A raise of E8 only: another fault that shows with keywords (a keyword named
+    ``self``, BA-6.2) keeps its own clauses."""
+    if outcome.status != "fail" or not case.kwargs or type(case.num_dims) is not int:
+        return outcome
+    if case.target != "BatchApply" or case.function is None or _row_raised(case, target) != "E8":
+        return outcome
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+    names, k = list(case.kwargs), len(case.args)
+
+    def rebound(*args: Any) -> Any:
+        return fn(*args[:k], **dict(zip(names, args[k:], strict=True)))
+
+    if type(case.in_axes) is int and case.in_axes == 0:
+        in_axes: Any = 0
+    elif case.in_axes is None:
+        in_axes = (None,) * k + (0,) * len(names)
+    elif isinstance(case.in_axes, (tuple, list)) and len(case.in_axes) == k:
+        in_axes = (*case.in_axes, *(0,) * len(names))
+    else:
+        return outcome
+    positional = (*case.args, *(case.kwargs[name] for name in names))
+    control = dataclasses.replace(case, args=positional, kwargs={}, in_axes=in_axes)
+    import batchapply_reference
+
+    want = _replayed(control, batchapply_reference, rebound)
+    got = _replayed(control, target.api(), rebound)
+    if want[0] != got[0]:
+        return outcome
+    if want[0] == "ok":
+        exact = functions.FUNCTIONS[str(case.function)].exact
+        if golden.mismatches(want[1], got[1], exact=exact):
+            return outcome
+    elif type(want[1]) is not type(got[1]) or _row_of(want[1], case) != _row_of(got[1], case):
+        return outcome
+    why = "E8 raised, but the same call with its keyword arguments passed positionally does as the reference"
+    return dataclasses.replace(outcome, charged=(KEYWORDS_CLAUSE,), detail=f"{outcome.detail} ({why})")
+
+
+def _replayed(case: golden.GoldenCase, api: Any, fn: Callable[..., Any]) -> tuple[str, Any]:
+    try:
+        return "ok", golden.replay(copy.deepcopy(case), api, fn=fn)
+    except Exception as e:
+        return "error", e
+
+
+def _row_of(error: BaseException, case: golden.GoldenCase) -> str | None:
+    from batchapply_conformance import _properties
+
+    return _properties._row(error, case.num_dims)
+
+
+def _row_raised(case: golden.GoldenCase, target: Target) -> str | None:
+    """The SPEC error row the target raises on ``case`` (None: another error, or none)."""
+    from batchapply_conformance import functions
+
+    if case.function not in functions.FUNCTIONS:
+        return None
+    kind, got = _replayed(case, target.api(), functions.FUNCTIONS[str(case.function)].fn)
+    return _row_of(got, case) if kind == "error" else None
 
 
 OUTPUT_SECTION = "BA-7."
