@@ -280,7 +280,9 @@ def e8_everywhere(tree: Any) -> None:
 @pytest.mark.parametrize(
     ("fault", "keyword_clause"), [("broken_targets:positional_leading_only", True), ("e8", False)]
 )
-def test_an_e8_that_keyword_leaves_disprove_goes_to_the_keyword_clause(fault: str, keyword_clause: bool) -> None:
+def test_an_e8_that_keyword_leaves_disprove_goes_to_the_keyword_clause(
+    fault: str, keyword_clause: bool
+) -> None:
     # A target that looks for the leading shape in the positional arguments only raises E8 on a
     # call whose batch is all keywords: BA-4.5's fault, not that of the merge (BA-5.x) or of the
     # containers (BA-1.3) the check cites. A target that raises E8 on every call keeps them.
