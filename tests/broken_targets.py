@@ -1030,6 +1030,7 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-10.3": "with a bad in_axes as well, E4 comes before E1",
     },
     "in_axes_dict": {"BA-10.1": "E4 is not raised for a dict in_axes"},
+    "in_axes_none_merges": {"BA-10.1": "E8 is not raised where in_axes=None leaves no leaf to merge"},
     "positional_leading_only": {
         "BA-3.2": "keyword leaves that disagree on the leading shape get E8, not E9",
         "BA-10.1": "so the row raised is not the one due",
@@ -1117,7 +1118,6 @@ OPEN: dict[str, str] = {
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
     "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
     "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
-    "in_axes_none_merges": "a property check with out_axes and no rows charges BA-5.1 and BA-7.2",
     "writes_output_in_place": "the inputs it overwrites are wrong for the rest of each check, whose "
     "later calls fail other clauses",
 }

@@ -311,3 +311,43 @@ def test_an_e8_that_keyword_leaves_disprove_goes_to_the_keyword_clause(
     else:
         assert ("BA-4.5",) not in golden_charged + property_charged
         assert property_charged and all(c and "BA-5.1" in c for c in property_charged)
+
+
+@pytest.mark.parametrize(
+    ("case", "clauses"),
+    [("axes:in-axes-none-kwargs-merged", ("BA-4.2",)), ("errors:E8-all-unselected", ("BA-4.2", "BA-10.1"))],
+)
+def test_a_golden_error_that_in_axes_none_hides_goes_to_in_axes(case: str, clauses: tuple[str, ...]) -> None:
+    # A target that reads in_axes=None as 0 merges the positional leaves, so the error of the case
+    # (E10 for an unmerged argument returned, E8 for nothing to merge) is not raised: BA-4.2's
+    # fault, not that of the keyword leaves (BA-4.5) or of E8's condition (BA-3.3) the case cites.
+    from batchapply_conformance import _checks, _diagnose
+
+    fault = Target.load("broken_targets:in_axes_none_merges")
+    (check,) = [c for c in _checks.golden_checks() if c.name == f"golden {case}"]
+    assert set(clauses) < set(check.clauses)
+    found = _diagnose.run_check(check, fault)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+def test_a_property_counterexample_that_json_cannot_hold_is_diagnosed_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The counterexamples of the check with non-array leaves hold Points and Tokens, which the
+    # report keeps as a repr: the diagnosis reruns the call itself (Outcome.call), so the
+    # in_axes=None fault is BA-4.2's, not the merge's and the split's (BA-5.1, BA-7.2).
+    from batchapply_conformance import _diagnose, _properties
+
+    monkeypatch.setattr(_properties, "SHRINK_SECONDS", 0)
+    monkeypatch.setattr(_properties, "SWEEP_AFTER_FAILURE_SECONDS", 0)
+    fault = Target.load("broken_targets:in_axes_none_merges")
+    (check,) = [
+        c
+        for c in _properties.property_checks(max_examples=20, seed=None)
+        if c.name.endswith("non-array leaves")
+    ]
+    found = _diagnose.run_check(check, fault)
+    outcomes = found if isinstance(found, list) else [found]
+    assert [o.charged for o in outcomes] == [("BA-4.2",)]
+    assert all(o.call is None for o in outcomes)  # the call stays in the worker
+    assert "repr" in str(outcomes[0].counterexample)  # what JSON holds of it

@@ -152,7 +152,9 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
             if o.status == "fail" and o.charged is None:  # the check's clauses, which the probe may narrow
                 o = dataclasses.replace(o, charged=check.clauses)
             found += _merge_or_split([o], decoded, target)
-        return found
+        return [dataclasses.replace(o, call=None) for o in found]
+    if case is not None and case.target == "BatchApply" and case.function is not None and case.expected_error:
+        return [_error_in_axes_at_fault(o, case, target) for o in outcomes]
     if (
         case is None
         or case.target != "BatchApply"
@@ -344,12 +346,62 @@ def _row_raised(case: golden.GoldenCase, target: Target) -> str | None:
     return _row_of(got, case) if kind == "error" else None
 
 
+def _error_in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """A golden error case with ``in_axes`` that the target fails (no error, or another one),
+    charged to the clauses of that ``in_axes`` form (and BA-10.1, where the case cites it) when
+    the same call without it (its ``None`` arguments bound into ``f``) raises the case's error in
+    the target as in the reference: the option, not the row's condition, is at fault."""
+    if outcome.status != "fail" or type(case.num_dims) is not int or case.expected_error is None:
+        return outcome
+    if type(case.in_axes) is int and case.in_axes == 0:
+        return outcome
+    if case.chunk_size is not None or case.row_order != "C":
+        return outcome
+    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept below
+    if control is None:
+        return outcome
+    fn, args, kwargs, _ = control
+    import batchapply_reference
+    from batchapply_conformance._differential import OPTION_CLAUSES
+
+    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
+    wanted = case.expected_error
+    prefix = wanted["prefix"].replace("{num_dims}", str(case.num_dims))
+    for factory in (batchapply_reference.BatchApply, target.factory):
+        try:
+            factory(fn, case.num_dims, **kept)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        except Exception as e:
+            if type(e).__name__ == wanted["type"] and str(e).startswith(prefix):
+                continue
+        return outcome  # no error, or another one: the control does not show the option at fault
+    form = "None" if case.in_axes is None else "list" if isinstance(case.in_axes, list) else "tuple"
+    charged = (*OPTION_CLAUSES[f"in_axes {form}"], *(c for c in ("BA-10.1",) if c in case.clauses))
+    why = f"the same call without in_axes, its unmerged arguments bound into f, raises {wanted['row']}"
+    return dataclasses.replace(outcome, charged=charged, detail=f"{outcome.detail} ({why})")
+
+
 OUTPUT_SECTION = "BA-7."
 RAISED = "expected an output, got "
 
 
 def _decoded(outcome: Outcome, check: Check) -> golden.GoldenCase | None:
     """The call of a property check's counterexample, as a golden case (None if it cannot be decoded)."""
+    from batchapply_conformance import functions
+
+    call = outcome.call
+    if (
+        call is not None and call.function in functions.FUNCTIONS
+    ):  # whatever its leaves (a repr in the example)
+        return golden.GoldenCase(
+            name=check.name,
+            clauses=check.clauses,
+            function=call.function,
+            num_dims=call.num_dims,
+            in_axes=call.in_axes,
+            out_axes=call.out_axes,
+            args=tuple(call.args),
+            kwargs=dict(call.kwargs),
+        )
     example = outcome.counterexample or {}
     try:
         return golden.GoldenCase(
