@@ -413,17 +413,21 @@ bfloat16_as_float32 = _forwarding(_bfloat16_up)
 
 
 def writes_output_in_place(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """Saves memory by writing an output into the input buffer of the same shape and dtype (BA-5.5)."""
+    """Saves memory by writing an output into an input buffer of the same shape and dtype, one
+    that no output shares (so the outputs stay right): the input changes (BA-5.5)."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         out = apply(*args, **kwargs)
+        outputs = [y for y in _flat(out) if type(y) is np.ndarray]
         inputs = [x for x in _flat((args, kwargs)) if type(x) is np.ndarray and x.flags.writeable]
-        for y in _flat(out):
-            for x in inputs:
-                if type(y) is np.ndarray and y is not x and (y.shape, y.dtype) == (x.shape, x.dtype):
+        for x in inputs:
+            if any(np.shares_memory(x, y) for y in outputs):
+                continue
+            for y in outputs:
+                if (y.shape, y.dtype) == (x.shape, x.dtype):
                     x[...] = y
                     return out
         return out
@@ -1118,8 +1122,6 @@ OPEN: dict[str, str] = {
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
     "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
     "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
-    "writes_output_in_place": "the inputs it overwrites are wrong for the rest of each check, whose "
-    "later calls fail other clauses",
 }
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 

@@ -351,3 +351,24 @@ def test_a_property_counterexample_that_json_cannot_hold_is_diagnosed_too(
     assert [o.charged for o in outcomes] == [("BA-4.2",)]
     assert all(o.call is None for o in outcomes)  # the call stays in the worker
     assert "repr" in str(outcomes[0].counterexample)  # what JSON holds of it
+
+
+@pytest.mark.parametrize(
+    "name", ["audit one object in four threads", "transform chunks under a trace", "differential closure"]
+)
+def test_a_check_that_calls_twice_judges_its_own_clause_on_inputs_a_call_changed(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # A target that writes an output into an input buffer fails BA-5.5. These checks call it more
+    # than once on the same inputs (or read them after the call): each expects what unchanged
+    # inputs give, so the change is BA-5.5's alone, not that of threads (BA-6.4), of chunks under
+    # a trace (BA-13.4) or of a stale f (BA-6.1).
+    from batchapply_conformance import _diagnose, _properties, _run
+
+    monkeypatch.setattr(_properties, "SHRINK_SECONDS", 0)
+    monkeypatch.setattr(_properties, "SWEEP_AFTER_FAILURE_SECONDS", 0)
+    fault = Target.load("broken_targets:writes_output_in_place")
+    (check,) = [c for c in _run.all_checks("dev", 20, None) if c.name == name]
+    found = _diagnose.run_check(check, fault)
+    failures = [o for o in (found if isinstance(found, list) else [found]) if o.status == "fail"]
+    assert all(o.charged == ("BA-5.5",) for o in failures), [(o.charged, o.detail) for o in failures]

@@ -168,11 +168,12 @@ def outcome(factory: Callable[..., Any], call: Any) -> tuple[str, Any, int]:
 def _outcome(factory: Callable[..., Any], call: Any) -> tuple[str, Any, int]:
     try:
         apply, state = _make(factory, call)
-        out = apply(*call.args, **call.kwargs)
-        if call.function == "closure":
-            state.scale = 2.0
-            out = [out, apply(*call.args, **call.kwargs)]
-        return "ok", out, state.calls
+        if call.function != "closure":
+            return "ok", apply(*call.args, **call.kwargs), state.calls
+        first = _with_copies(call)  # a first call that changes its inputs (BA-5.5's) leaves the second's
+        out = apply(*first.args, **first.kwargs)
+        state.scale = 2.0
+        return "ok", [out, apply(*call.args, **call.kwargs)], state.calls
     except Exception as e:
         return "error", e, -1
 
@@ -277,6 +278,21 @@ def _snapshot(call: Any) -> tuple[Any, list[Any]]:
 
     leaves, treedef = jax.tree_util.tree_flatten((call.args, call.kwargs))
     return treedef, [x.copy() if isinstance(x, np.ndarray) else x for x in leaves]
+
+
+def _with_copies(call: Any) -> Any:
+    """``call`` with copies of its NumPy arrays (every other leaf the same object), or ``call``
+    itself where jax cannot flatten its inputs."""
+    import dataclasses
+
+    import jax
+
+    try:
+        treedef, leaves = _snapshot(call)
+        args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
+    except Exception:
+        return call
+    return dataclasses.replace(call, args=tuple(args), kwargs=dict(kwargs))
 
 
 def _mutation(call: Any, before: tuple[Any, list[Any]]) -> tuple[str, str, str] | None:
