@@ -849,13 +849,26 @@ def global_chunks(
     f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
     """With shard counts and ``chunk_size``, the merged rows are not chunked at all ("chunks would
-    cross shards"): ``f`` sees every row (BA-14.9)."""
+    cross shards"): ``f`` sees every row (BA-14.9). ``batchapply`` gets a ``chunk_size`` of at
+    least ``N`` that is a multiple of the shard counts' product exactly when ``chunk_size`` is (E24
+    is kept): ``chunk_size`` times a prime above ``N``, which no product of counts divides."""
     import batchapply
 
-    sharded = row_order != "C" and chunk_size is not None
-    return batchapply.BatchApply(
-        f, num_dims, row_order=row_order, chunk_size=None if sharded else chunk_size, **options
-    )
+    apply = batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=chunk_size, **options)
+    if row_order == "C" or chunk_size is None:
+        return apply
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        lead = _leading(args, kwargs, num_dims)
+        n = int(np.prod(lead)) if lead is not None and all(type(d) is int for d in lead) else 0
+        if n <= chunk_size:
+            return apply(*args, **kwargs)
+        whole = chunk_size * next(k for k in range(n + 1, 2 * n + 2) if all(k % p for p in range(2, k)))
+        return batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=whole, **options)(
+            *args, **kwargs
+        )
+
+    return call
 
 
 def _transposed(
@@ -1013,8 +1026,6 @@ CORPUS: dict[str, str] = {
     "unchunked_when_divisible": "BA-13.3",
     "chunk_dtypes_unified": "BA-13.7",
     "row_order_only_for_jax": "BA-14.2",
-    "shard_major_as_c": "BA-14.4",
-    "global_chunks": "BA-14.9",
 }
 """Each one-fault target (``broken_targets:NAME``, or ``module:attr``) and the clause it must FAIL."""
 
@@ -1081,6 +1092,24 @@ ALSO: dict[str, dict[str, str]] = {
     "warm_up_call": {
         "BA-13.2": "the warm-up is one more call of f where N <= chunk_size wants one",
         "BA-13.3": "and a chunk of other rows",
+    },
+    "shard_major_as_c": {
+        "BA-14.2": "the rows are merged and split in C order, not shard-major",
+        "BA-14.3": "the call's counts are all 1, not the inputs': the outputs lose the inputs' layout",
+        "BA-14.5": "the C order of a sharded batch needs collectives (under Explicit axes, E23)",
+        "BA-14.6": "under Explicit axes the C order raises E23 where shard-major is local",
+        "BA-14.9": "with chunk_size, E24 is not raised for counts that are never read",
+        "BA-14.10": "C-order chunks of a sharded batch raise E25 where local chunks are due",
+        "BA-10.1": "E22 and E24 are not raised: the counts are never read",
+    },
+    "global_chunks": {
+        "BA-13.3": "the merged rows are not cut into chunks at all",
+        "BA-13.4": "so f is called once, not once per chunk",
+        "BA-13.5": "and a row-mixing f mixes all the rows, not those of one chunk",
+        "BA-13.7": "one call has no chunks to compare, so E17 is not raised",
+        "BA-10.1": "E17 is not raised",
+        "BA-14.3": "no chunks are cut in the call's order",
+        "BA-14.10": "each device runs f on all its rows at once, not p per chunk",
     },
     "host_shape_probe": {
         clause: "f cannot be traced (np.asarray of a tracer), so every traced check fails"
