@@ -1026,6 +1026,8 @@ CORPUS: dict[str, str] = {
     "unchunked_when_divisible": "BA-13.3",
     "chunk_dtypes_unified": "BA-13.7",
     "row_order_only_for_jax": "BA-14.2",
+    "shard_major_as_c": "BA-14.4",
+    "global_chunks": "BA-14.9",
 }
 """Each one-fault target (``broken_targets:NAME``, or ``module:attr``) and the clause it must FAIL."""
 
@@ -1143,14 +1145,12 @@ set is its ``CORPUS`` clause and these; the kit's FAIL set must be exactly that 
 OPEN: dict[str, str] = {
     "chunk_dtypes_unified": "a hand-made chunker: no E16 or E10 per chunk, E27 not first in f's output",
     "chunks_last_first": "a hand-made chunker: no E16, E10 or E17 per chunk, no E18, no E25, copies",
-    "global_chunks": "chunks global rows under shard counts: a second fault in every chunked clause",
     "overlapping_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
     "padded_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
     "unchunked_when_divisible": "a hand-made chunker: no per-chunk rows, no E25, side effects",
     "ignores_options": "drops all four options: four faults, each failing its section",
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
     "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
-    "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
 }
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 
