@@ -816,19 +816,34 @@ def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: An
 # Section 14 -----------------------------------------------------------------------------------
 
 
+class _Checked(Exception):
+    """Raised by ``_stop`` in place of ``f``: the wrapped ``batchapply`` found no error before ``f``."""
+
+
+def _stop(*args: Any, **kwargs: Any) -> Any:
+    raise _Checked
+
+
 def row_order_only_for_jax(
     f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", **options: Any
 ) -> Callable[..., Any]:
     """Shard counts are applied only when a ``jax.Array`` is among the inputs ("NumPy is never
-    sharded"): NumPy inputs are merged in the C order whatever ``row_order`` says (BA-14.2)."""
+    sharded"): NumPy inputs are merged in the C order whatever ``row_order`` says (BA-14.2). The
+    counts are still checked against the inputs (E21, E24: ``batchapply`` with them runs up to
+    ``f`` first)."""
     import batchapply
 
     ordered = batchapply.BatchApply(f, num_dims, row_order=row_order, **options)
-    plain = batchapply.BatchApply(f, num_dims, **options) if isinstance(row_order, tuple) else ordered
+    if not isinstance(row_order, (tuple, list)):
+        return ordered
+    checked = batchapply.BatchApply(_stop, num_dims, row_order=row_order, **options)
+    plain = batchapply.BatchApply(f, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if any(_is_jax(x) for x in _flat((args, kwargs))):
             return ordered(*args, **kwargs)
+        with contextlib.suppress(_Checked):
+            checked(*args, **kwargs)  # every error due before f, in its order
         return plain(*args, **kwargs)
 
     return call
@@ -1104,13 +1119,15 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-14.10": "C-order chunks of a sharded batch raise E25 where local chunks are due",
         "BA-10.1": "E22 and E24 are not raised: the counts are never read",
     },
+    "row_order_only_for_jax": {
+        "BA-14.9": "with chunk_size, NumPy chunks are cut in the C order, not from every shard's rows"
+    },
     "global_chunks": {
         "BA-13.3": "the merged rows are not cut into chunks at all",
         "BA-13.4": "so f is called once, not once per chunk",
         "BA-13.5": "and a row-mixing f mixes all the rows, not those of one chunk",
         "BA-13.7": "one call has no chunks to compare, so E17 is not raised",
         "BA-10.1": "E17 is not raised",
-        "BA-14.3": "no chunks are cut in the call's order",
         "BA-14.10": "each device runs f on all its rows at once, not p per chunk",
     },
     "host_shape_probe": {
@@ -1150,7 +1167,6 @@ OPEN: dict[str, str] = {
     "unchunked_when_divisible": "a hand-made chunker: no per-chunk rows, no E25, side effects",
     "ignores_options": "drops all four options: four faults, each failing its section",
     "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
-    "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
 }
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 

@@ -372,3 +372,25 @@ def test_a_check_that_calls_twice_judges_its_own_clause_on_inputs_a_call_changed
     found = _diagnose.run_check(check, fault)
     failures = [o for o in (found if isinstance(found, list) else [found]) if o.status == "fail"]
     assert all(o.charged == ("BA-5.5",) for o in failures), [(o.charged, o.detail) for o in failures]
+
+
+@pytest.mark.parametrize(
+    ("fault", "case", "clauses"),
+    [
+        # NumPy inputs merged in the C order whatever the counts: the order's fault, not that of the
+        # values row_order takes (BA-14.1) or of one order per call (BA-14.3), which the case cites.
+        ("row_order_only_for_jax", "row_order:row-order-gather_rows-leading2x4-counts1x2", ("BA-14.2",)),
+        # No chunks under shard counts: which rows form a chunk (BA-14.9), not the chunk clauses
+        # of section 13 or BA-14.3 that the case cites.
+        ("global_chunks", "chunking:chunk-with-row-order", ("BA-14.9",)),
+    ],
+)
+def test_a_golden_fault_with_row_order_goes_to_the_option_at_fault(
+    fault: str, case: str, clauses: tuple[str, ...]
+) -> None:
+    from batchapply_conformance import _checks, _diagnose
+
+    (check,) = [c for c in _checks.golden_checks() if c.name == f"golden {case}"]
+    assert set(clauses) < set(check.clauses)
+    found = _diagnose.run_check(check, Target.load(f"broken_targets:{fault}"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]

@@ -178,6 +178,16 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     )
     if not uses_option or not any(_on_option(o, case) for o in outcomes):
         return found
+    if case.row_order != "C":
+        ordered = _order_or_chunks(case, target)
+        if ordered is not None:
+            clauses, why = ordered
+            moved = [o for o in outcomes if _on_option(o, case)]
+            kept = [o for o in outcomes if not _on_option(o, case)]
+            return [
+                *kept,
+                dataclasses.replace(moved[0], charged=clauses, detail=f"{moved[0].detail} ({why})"),
+            ]
     control = _control(case)
     if control is None:
         return found
@@ -214,6 +224,49 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         detail = f"{problem} (also without {dropped}: not the option's fault)"
         kept.append(Outcome("fail", detail, example, charged))
     return kept
+
+
+def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str, ...], str] | None:
+    """For a failure on a golden case with a ``row_order`` that its option clauses keep: the
+    clauses it goes to, and why, from controls that each take one option away (the reference
+    gives what is expected). Passing without ``row_order`` (and, with a ``chunk_size``, failing
+    without it) puts the fault on the order: BA-14.2 (and BA-14.4 for ``"shard_major"``), not the
+    other clauses of section 14 the case cites (BA-14.1 is about the values the constructor
+    takes). With a ``chunk_size``, passing without either option puts it on their combination,
+    which rows form a chunk under shard counts (BA-14.9); passing without the order alone, on
+    the chunks (the section 13 clauses the case cites). None: the control of both decides."""
+    from batchapply_conformance import functions
+    from batchapply_conformance._differential import OPTION_CLAUSES
+
+    exact = functions.FUNCTIONS[str(case.function)].exact
+
+    def passes(control: golden.GoldenCase) -> bool | None:
+        import batchapply_reference
+
+        try:
+            want = golden.replay(copy.deepcopy(control), batchapply_reference)
+        except Exception:
+            return None  # without the option the call is not valid: nothing to compare
+        try:
+            got = golden.replay(copy.deepcopy(control), target.api())
+        except Exception:
+            return False
+        return not golden.mismatches(want, got, exact=exact)
+
+    order = OPTION_CLAUSES["row_order shard_major" if case.row_order == "shard_major" else "row_order"]
+    unordered = passes(dataclasses.replace(case, row_order="C"))
+    if case.chunk_size is None:
+        return (order, "the same call in the C order passes: the order is at fault") if unordered else None
+    unchunked = passes(dataclasses.replace(case, chunk_size=None))
+    if unordered and unchunked:
+        why = "the same call passes without row_order and without chunk_size: its counts' chunks are at fault"
+        return OPTION_CLAUSES["row_order chunked"], why
+    if unchunked is False and unordered:
+        return order, "the same call passes in the C order, not without chunk_size: the order is at fault"
+    chunks = tuple(c for c in case.clauses if c.startswith("BA-13."))
+    if unordered is False and unchunked and chunks:
+        return chunks, "the same call passes without chunk_size, not in the C order: the chunks are at fault"
+    return None
 
 
 def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
