@@ -178,16 +178,16 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     )
     if not uses_option or not any(_on_option(o, case) for o in outcomes):
         return found
-    if case.row_order != "C":
+    on_order = [
+        o for o in outcomes if _on_option(o, case) and any(c.startswith(ORDER) for c in o.charged or ())
+    ]
+    if case.row_order != "C" and on_order:
         ordered = _order_or_chunks(case, target)
         if ordered is not None:
             clauses, why = ordered
-            moved = [o for o in outcomes if _on_option(o, case)]
-            kept = [o for o in outcomes if not _on_option(o, case)]
-            return [
-                *kept,
-                dataclasses.replace(moved[0], charged=clauses, detail=f"{moved[0].detail} ({why})"),
-            ]
+            kept = [o for o in outcomes if not any(o is p for p in on_order)]
+            first = on_order[0]
+            return [*kept, dataclasses.replace(first, charged=clauses, detail=f"{first.detail} ({why})")]
     control = _control(case)
     if control is None:
         return found
@@ -226,6 +226,10 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     return kept
 
 
+ORDER = "BA-14."
+"""The section of ``row_order``."""
+
+
 def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str, ...], str] | None:
     """For a failure on a golden case with a ``row_order`` that its option clauses keep: the
     clauses it goes to, and why, from controls that each take one option away (the reference
@@ -233,8 +237,8 @@ def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str
     without it) puts the fault on the order: BA-14.2 (and BA-14.4 for ``"shard_major"``), not the
     other clauses of section 14 the case cites (BA-14.1 is about the values the constructor
     takes). With a ``chunk_size``, passing without either option puts it on their combination,
-    which rows form a chunk under shard counts (BA-14.9); passing without the order alone, on
-    the chunks (the section 13 clauses the case cites). None: the control of both decides."""
+    which rows form a chunk under shard counts (BA-14.9). None: the control of both decides.
+    Only failures charged to section 14 clauses are moved."""
     from batchapply_conformance import functions
     from batchapply_conformance._differential import OPTION_CLAUSES
 
@@ -263,10 +267,7 @@ def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str
         return OPTION_CLAUSES["row_order chunked"], why
     if unchunked is False and unordered:
         return order, "the same call passes in the C order, not without chunk_size: the order is at fault"
-    chunks = tuple(c for c in case.clauses if c.startswith("BA-13."))
-    if unordered is False and unchunked and chunks:
-        return chunks, "the same call passes without chunk_size, not in the C order: the chunks are at fault"
-    return None
+    return None  # the chunks alone, or neither: the control of both decides
 
 
 def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
