@@ -786,39 +786,48 @@ def unchunked_when_divisible(
     f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
     """Skips chunking when ``chunk_size`` divides the rows ("no remainder, no need"): ``f`` sees
-    every row at once (BA-13.3)."""
+    every row at once (BA-13.3). ``batchapply`` gets a ``chunk_size`` of at least ``N``
+    (``_one_chunk``), so that it still raises every error of a chunked call (E16 whatever ``N``)."""
     import batchapply
 
     chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
-    whole = batchapply.BatchApply(f, num_dims, **options)
+    if chunk_size is None:
+        return chunked
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        if chunk_size is not None and lead is not None and int(np.prod(lead)) % chunk_size == 0:
-            return whole(*args, **kwargs)
-        return chunked(*args, **kwargs)
+        n = _rows(args, kwargs, num_dims)
+        if n is None or n <= chunk_size or n % chunk_size:
+            return chunked(*args, **kwargs)
+        whole = _one_chunk(chunk_size, n)
+        return batchapply.BatchApply(f, num_dims, chunk_size=whole, **options)(*args, **kwargs)
 
     return call
 
 
 def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """Casts every chunk's outputs to the dtypes of the first chunk's instead of raising E17 (BA-13.7)."""
+    """Casts every chunk's outputs to the dtypes of the first chunk's instead of raising E17
+    (BA-13.7): only leaves of another dtype, in an output of the first chunk's structure (what
+    ``batchapply`` checks before, E27 and E17 for another structure, it still checks)."""
     import batchapply
 
     first: list[list[Any]] = []
 
     def g(*args: Any, **kwargs: Any) -> Any:
         out = f(*args, **kwargs)
+        if not _sortable(out):
+            return out  # batchapply raises E27
         leaves, treedef = tree_util.tree_flatten(out)
         if not first:
             first.append([getattr(y, "dtype", None) for y in leaves])
             return out
         dtypes = first[0]
+        if len(dtypes) != len(leaves):
+            return out  # another structure: batchapply raises E17
         cast = [
-            y.astype(d) if d is not None and hasattr(y, "astype") else y
-            for y, d in zip(leaves, dtypes, strict=False)
+            y.astype(d) if d is not None and hasattr(y, "astype") and getattr(y, "dtype", d) != d else y
+            for y, d in zip(leaves, dtypes, strict=True)
         ]
-        return tree_util.tree_unflatten(treedef, cast) if len(cast) == len(leaves) else out
+        return tree_util.tree_unflatten(treedef, cast)
 
     _checked(f, num_dims, **options)
     apply = batchapply.BatchApply(g, num_dims, **options)
@@ -877,13 +886,29 @@ def shard_major_as_c(
     )
 
 
+def _rows(args: Any, kwargs: Any, num_dims: int) -> int | None:
+    """The merged rows of a call (from its first leaf of rank ``num_dims`` or more), or None where
+    there is no such leaf or its leading shape is symbolic (``jax.export``)."""
+    lead = _leading(args, kwargs, num_dims)
+    if lead is None or not all(type(d) is int for d in lead):
+        return None
+    return int(np.prod(lead))
+
+
+def _one_chunk(chunk_size: int, n: int) -> int:
+    """A ``chunk_size`` of at least ``n`` rows that is a multiple of a product of shard counts
+    exactly when ``chunk_size`` is (so that ``batchapply`` still raises E24 where it is due):
+    ``chunk_size`` times a prime above ``n``, which no product of counts (at most ``n``) divides."""
+    prime = next(k for k in range(n + 1, 2 * n + 2) if all(k % p for p in range(2, k)))
+    return chunk_size * prime
+
+
 def global_chunks(
     f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
     """With shard counts and ``chunk_size``, the merged rows are not chunked at all ("chunks would
     cross shards"): ``f`` sees every row (BA-14.9). ``batchapply`` gets a ``chunk_size`` of at
-    least ``N`` that is a multiple of the shard counts' product exactly when ``chunk_size`` is (E24
-    is kept): ``chunk_size`` times a prime above ``N``, which no product of counts divides."""
+    least ``N`` (``_one_chunk``), so that it still raises every error of a chunked call."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=chunk_size, **options)
@@ -891,11 +916,10 @@ def global_chunks(
         return apply
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        n = int(np.prod(lead)) if lead is not None and all(type(d) is int for d in lead) else 0
-        if n <= chunk_size:
+        n = _rows(args, kwargs, num_dims)
+        if n is None or n <= chunk_size:
             return apply(*args, **kwargs)
-        whole = chunk_size * next(k for k in range(n + 1, 2 * n + 2) if all(k % p for p in range(2, k)))
+        whole = _one_chunk(chunk_size, n)
         return batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=whole, **options)(
             *args, **kwargs
         )
@@ -1143,6 +1167,7 @@ ALSO: dict[str, dict[str, str]] = {
     "row_order_only_for_jax": {
         "BA-14.9": "with chunk_size, NumPy chunks are cut in the C order, not from every shard's rows"
     },
+    "chunk_dtypes_unified": {"BA-10.1": "E17 is not raised for chunks of other dtypes"},
     "global_chunks": {
         "BA-13.3": "the merged rows are not cut into chunks at all",
         "BA-13.4": "so f is called once, not once per chunk",
@@ -1181,7 +1206,6 @@ set is its ``CORPUS`` clause and these; the kit's FAIL set must be exactly that 
 ``tests/test_conformance.py`` pins it for every target not in ``OPEN``)."""
 
 OPEN: dict[str, str] = {
-    "chunk_dtypes_unified": "a hand-made chunker: no E16 or E10 per chunk, E27 not first in f's output",
     "chunks_last_first": "a hand-made chunker: no E16, E10 or E17 per chunk, no E18, no E25, copies",
     "overlapping_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
     "padded_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
