@@ -498,24 +498,60 @@ mask_dropped = _forwarding(_unmask)
 
 
 def jit_cached_f(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """A fast path: when every input leaf is a ``jax.Array`` on one device, the call goes through
-    one ``jax.jit`` of the BatchApply object, cached with it, so ``f`` is not run again and a
-    closure that changed since is not seen (BA-6.1)."""
+    """A fast path that keeps a compiled program of ``f``: without ``chunk_size``, in the C order,
+    when every input leaf is a ``jax.Array`` of 32 bits or fewer on one device, ``f`` goes through
+    one ``jax.jit`` of it, kept with the object: ``f`` is not run again for inputs of the same
+    signature, so a closure that changed since is not seen (BA-6.1). Output leaves that ``f``
+    returned as NumPy arrays while traced are given back as NumPy arrays; an ``f`` that cannot be
+    traced runs itself."""
     import jax
 
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
-    jitted = jax.jit(apply)
+    if options.get("chunk_size") is not None or options.get("row_order", "C") != "C":
+        return apply
+    numpy: list[bool] = []  # which output leaves f returned as NumPy arrays, found while jit traces it
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        out = f(*args, **kwargs)
+        numpy[:] = [type(y) is np.ndarray for y in _flat(out)]
+        return out
+
+    compiled = jax.jit(traced)
+    untraceable = (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    )
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = compiled(*args, **kwargs)
+        except untraceable:
+            return f(*args, **kwargs)  # f needs concrete values: no fast path
+        except TypeError as e:
+            if "JAX type" not in str(e):
+                raise
+            return f(*args, **kwargs)  # f returns what jax.jit cannot: no fast path
+        kinds = iter(numpy)
+        return _tree_map(lambda y: np.asarray(y) if next(kinds, False) else y, out)
+
+    fast = batchapply.BatchApply(g, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         leaves = _flat((args, kwargs))
         if (
             leaves
-            and all(_is_jax(x) and not _is_tracer(x) and not x.is_deleted() for x in leaves)
+            and all(
+                _is_jax(x) and not _is_tracer(x) and not x.is_deleted() and x.dtype.itemsize <= 4
+                for x in leaves
+            )
             and len({frozenset(x.devices()) for x in leaves}) == 1
+            and len(next(iter(leaves)).devices()) == 1
         ):
-            return jitted(*args, **kwargs)
+            return fast(*args, **kwargs)
         return apply(*args, **kwargs)
 
     return call
@@ -1216,9 +1252,6 @@ OPEN: dict[str, str] = {
     "unchunked_when_divisible": "one call of f also skips E17, E25 and f's raise on a later chunk "
     "(BA-6.3), and a values fault on a chunk case is charged to every section 13 clause the case "
     "cites (BA-13.2, BA-13.8): the list of what the one fault breaks is not checked yet",
-    "jit_cached_f": "a jax.jit of f makes f's NumPy outputs jax.Arrays (BA-7.2), and jitting the "
-    "object loses E25, E17 and the counts of section 14: no cache of a program of f found without a "
-    "second fault",
 }
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 

@@ -394,3 +394,15 @@ def test_a_golden_fault_with_row_order_goes_to_the_option_at_fault(
     assert set(clauses) < set(check.clauses)
     found = _diagnose.run_check(check, Target.load(f"broken_targets:{fault}"))
     assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+def test_a_compiled_f_kept_without_chunks_is_the_once_per_call_clause() -> None:
+    # A jit of f kept with the object for unchunked calls: f is not run again (BA-6.1). The
+    # check also cites "no compiled program of f is kept" for chunked calls (BA-13.4), whose
+    # calls here run f each time.
+    from batchapply_conformance import _diagnose, _jax_inputs
+
+    (check,) = [c for c in _jax_inputs.jax_input_checks() if c.name.endswith("closure changes between calls")]
+    assert set(check.clauses) == {"BA-6.1", "BA-13.4"}
+    found = _diagnose.run_check(check, Target.load("broken_targets:jit_cached_f"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-6.1",)]
