@@ -170,8 +170,10 @@ def _outcome(factory: Callable[..., Any], call: Any) -> tuple[str, Any, int]:
         apply, state = _make(factory, call)
         if call.function != "closure":
             return "ok", apply(*call.args, **call.kwargs), state.calls
-        first = _with_copies(call)  # a first call that changes its inputs (BA-5.5's) leaves the second's
-        out = apply(*first.args, **first.kwargs)
+        saved = _saved_arrays(call)
+        out = apply(*call.args, **call.kwargs)
+        for x, before in saved:  # a first call that changes its inputs (BA-5.5's) leaves the second's
+            x[...] = before
         state.scale = 2.0
         return "ok", [out, apply(*call.args, **call.kwargs)], state.calls
     except Exception as e:
@@ -280,19 +282,17 @@ def _snapshot(call: Any) -> tuple[Any, list[Any]]:
     return treedef, [x.copy() if isinstance(x, np.ndarray) else x for x in leaves]
 
 
-def _with_copies(call: Any) -> Any:
-    """``call`` with copies of its NumPy arrays (every other leaf the same object), or ``call``
-    itself where jax cannot flatten its inputs."""
-    import dataclasses
-
+def _saved_arrays(call: Any) -> list[tuple[Any, Any]]:
+    """Each writeable plain NumPy array of ``call``'s inputs and a copy of it, to put back after a
+    call (the containers are left as drawn); none where jax cannot flatten the inputs."""
     import jax
+    import numpy as np
 
     try:
-        treedef, leaves = _snapshot(call)
-        args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
+        leaves = jax.tree_util.tree_leaves((call.args, call.kwargs))
     except Exception:
-        return call
-    return dataclasses.replace(call, args=tuple(args), kwargs=dict(kwargs))
+        return []
+    return [(x, x.copy()) for x in leaves if type(x) is np.ndarray and x.flags.writeable]
 
 
 def _mutation(call: Any, before: tuple[Any, list[Any]]) -> tuple[str, str, str] | None:
