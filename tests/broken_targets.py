@@ -362,14 +362,19 @@ def leading_from_first_leaf(f: Callable[..., Any], num_dims: int = 2, **options:
 
 def positional_leading_only(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
     """An RL helper's ``merge_leading_dims``: the leading shape is looked up in the positional
-    arguments only, so a call whose batch is all keywords raises E8 (BA-3.3, BA-4.5)."""
+    arguments only, so a call whose batch is all keywords raises E8 (BA-4.5). The keyword leaves
+    are hidden from ``batchapply`` only for that lookup: it raises E8 in E8's place (after E27,
+    E6 and E7), and merges them as usual when a positional leaf gives the leading shape."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
 
+    def hidden(x: Any) -> Any:
+        return np.zeros(()) if len(getattr(x, "shape", ())) >= num_dims else x
+
     def call(*args: Any, **kwargs: Any) -> Any:
-        if _leading(args, {}, num_dims) is None:
-            raise ValueError(f"BatchApply requires at least one input with ndim >= {num_dims}")
+        if _leading(args, {}, num_dims) is None and _sortable(kwargs):
+            kwargs = _tree_map(hidden, kwargs)  # no leaf left to merge: batchapply raises E8
         return apply(*args, **kwargs)
 
     return call
@@ -387,11 +392,28 @@ def in_axes_none_merges(
     return batchapply.BatchApply(f, num_dims, in_axes=0 if in_axes is None else in_axes, **options)
 
 
-def ignores_options(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """Takes ``**options`` and drops them all (a thin wrapper that forgot to forward them)."""
+def in_axes_length_unchecked(
+    f: Callable[..., Any], num_dims: int = 2, *, in_axes: Any = 0, **options: Any
+) -> Callable[..., Any]:
+    """A tuple ``in_axes`` of another length than the call's positional arguments is made to fit
+    instead of raising E6: cut to their number, or padded with ``0`` (BA-4.3)."""
     import batchapply
 
-    return batchapply.BatchApply(f, num_dims)
+    apply = batchapply.BatchApply(f, num_dims, in_axes=in_axes, **options)
+    if not isinstance(in_axes, (tuple, list)):
+        return apply
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if len(in_axes) == len(args):
+            return apply(*args, **kwargs)
+        fitted = type(in_axes)([*in_axes[: len(args)], *[0] * (len(args) - len(in_axes))])
+        return batchapply.BatchApply(f, num_dims, in_axes=fitted, **options)(*args, **kwargs)
+
+    return call
+
+
+# ``ignores_options`` (all four options taken and dropped, BA-4.3) was retired in issue 23: it
+# carried four faults, each failing its own section. BA-4.3 is ``in_axes_length_unchecked``'s.
 
 
 # Section 5 ------------------------------------------------------------------------------------
@@ -408,17 +430,21 @@ bfloat16_as_float32 = _forwarding(_bfloat16_up)
 
 
 def writes_output_in_place(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """Saves memory by writing an output into the input buffer of the same shape and dtype (BA-5.5)."""
+    """Saves memory by writing an output into an input buffer of the same shape and dtype, one
+    that no output shares (so the outputs stay right): the input changes (BA-5.5)."""
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         out = apply(*args, **kwargs)
+        outputs = [y for y in _flat(out) if type(y) is np.ndarray]
         inputs = [x for x in _flat((args, kwargs)) if type(x) is np.ndarray and x.flags.writeable]
-        for y in _flat(out):
-            for x in inputs:
-                if type(y) is np.ndarray and y is not x and (y.shape, y.dtype) == (x.shape, x.dtype):
+        for x in inputs:
+            if any(np.shares_memory(x, y) for y in outputs):
+                continue
+            for y in outputs:
+                if (y.shape, y.dtype) == (x.shape, x.dtype):
                     x[...] = y
                     return out
         return out
@@ -472,24 +498,60 @@ mask_dropped = _forwarding(_unmask)
 
 
 def jit_cached_f(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """A fast path: when every input leaf is a ``jax.Array`` on one device, the call goes through
-    one ``jax.jit`` of the BatchApply object, cached with it, so ``f`` is not run again and a
-    closure that changed since is not seen (BA-6.1)."""
+    """A fast path that keeps a compiled program of ``f``: without ``chunk_size``, in the C order,
+    when every input leaf is a ``jax.Array`` of 32 bits or fewer on one device, ``f`` goes through
+    one ``jax.jit`` of it, kept with the object: ``f`` is not run again for inputs of the same
+    signature, so a closure that changed since is not seen (BA-6.1). Output leaves that ``f``
+    returned as NumPy arrays while traced are given back as NumPy arrays; an ``f`` that cannot be
+    traced runs itself."""
     import jax
 
     import batchapply
 
     apply = batchapply.BatchApply(f, num_dims, **options)
-    jitted = jax.jit(apply)
+    if options.get("chunk_size") is not None or options.get("row_order", "C") != "C":
+        return apply
+    numpy: list[bool] = []  # which output leaves f returned as NumPy arrays, found while jit traces it
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        out = f(*args, **kwargs)
+        numpy[:] = [type(y) is np.ndarray for y in _flat(out)]
+        return out
+
+    compiled = jax.jit(traced)
+    untraceable = (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    )
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = compiled(*args, **kwargs)
+        except untraceable:
+            return f(*args, **kwargs)  # f needs concrete values: no fast path
+        except TypeError as e:
+            if "JAX type" not in str(e):
+                raise
+            return f(*args, **kwargs)  # f returns what jax.jit cannot: no fast path
+        kinds = iter(numpy)
+        return _tree_map(lambda y: np.asarray(y) if next(kinds, False) else y, out)
+
+    fast = batchapply.BatchApply(g, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         leaves = _flat((args, kwargs))
         if (
             leaves
-            and all(_is_jax(x) and not _is_tracer(x) and not x.is_deleted() for x in leaves)
+            and all(
+                _is_jax(x) and not _is_tracer(x) and not x.is_deleted() and x.dtype.itemsize <= 4
+                for x in leaves
+            )
             and len({frozenset(x.devices()) for x in leaves}) == 1
+            and len(next(iter(leaves)).devices()) == 1
         ):
-            return jitted(*args, **kwargs)
+            return fast(*args, **kwargs)
         return apply(*args, **kwargs)
 
     return call
@@ -697,9 +759,8 @@ def _chunk_rewriter(rewrite: str):
         apply = batchapply.BatchApply(g, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            lead = _leading(args, kwargs, num_dims)
-            n = int(np.prod(lead)) if lead is not None else 0
-            state.update(calls=0, sizes=_chunk_sizes(n, chunk_size) if chunk_size else [])
+            n = _rows(args, kwargs, num_dims)  # None: symbolic (jax.export), batchapply raises E18
+            state.update(calls=0, sizes=_chunk_sizes(n, chunk_size) if chunk_size and n else [])
             return apply(*args, **kwargs)
 
         return call
@@ -760,39 +821,48 @@ def unchunked_when_divisible(
     f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
     """Skips chunking when ``chunk_size`` divides the rows ("no remainder, no need"): ``f`` sees
-    every row at once (BA-13.3)."""
+    every row at once (BA-13.3). ``batchapply`` gets a ``chunk_size`` of at least ``N``
+    (``_one_chunk``), so that it still raises every error of a chunked call (E16 whatever ``N``)."""
     import batchapply
 
     chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
-    whole = batchapply.BatchApply(f, num_dims, **options)
+    if chunk_size is None:
+        return chunked
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        if chunk_size is not None and lead is not None and int(np.prod(lead)) % chunk_size == 0:
-            return whole(*args, **kwargs)
-        return chunked(*args, **kwargs)
+        n = _rows(args, kwargs, num_dims)
+        if n is None or n <= chunk_size or n % chunk_size:
+            return chunked(*args, **kwargs)
+        whole = _one_chunk(chunk_size, n)
+        return batchapply.BatchApply(f, num_dims, chunk_size=whole, **options)(*args, **kwargs)
 
     return call
 
 
 def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
-    """Casts every chunk's outputs to the dtypes of the first chunk's instead of raising E17 (BA-13.7)."""
+    """Casts every chunk's outputs to the dtypes of the first chunk's instead of raising E17
+    (BA-13.7): only leaves of another dtype, in an output of the first chunk's structure (what
+    ``batchapply`` checks before, E27 and E17 for another structure, it still checks)."""
     import batchapply
 
     first: list[list[Any]] = []
 
     def g(*args: Any, **kwargs: Any) -> Any:
         out = f(*args, **kwargs)
+        if not _sortable(out):
+            return out  # batchapply raises E27
         leaves, treedef = tree_util.tree_flatten(out)
         if not first:
             first.append([getattr(y, "dtype", None) for y in leaves])
             return out
         dtypes = first[0]
+        if len(dtypes) != len(leaves):
+            return out  # another structure: batchapply raises E17
         cast = [
-            y.astype(d) if d is not None and hasattr(y, "astype") else y
-            for y, d in zip(leaves, dtypes, strict=False)
+            y.astype(d) if d is not None and hasattr(y, "astype") and getattr(y, "dtype", d) != d else y
+            for y, d in zip(leaves, dtypes, strict=True)
         ]
-        return tree_util.tree_unflatten(treedef, cast) if len(cast) == len(leaves) else out
+        return tree_util.tree_unflatten(treedef, cast)
 
     _checked(f, num_dims, **options)
     apply = batchapply.BatchApply(g, num_dims, **options)
@@ -807,19 +877,34 @@ def chunk_dtypes_unified(f: Callable[..., Any], num_dims: int = 2, **options: An
 # Section 14 -----------------------------------------------------------------------------------
 
 
+class _Checked(Exception):
+    """Raised by ``_stop`` in place of ``f``: the wrapped ``batchapply`` found no error before ``f``."""
+
+
+def _stop(*args: Any, **kwargs: Any) -> Any:
+    raise _Checked
+
+
 def row_order_only_for_jax(
     f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", **options: Any
 ) -> Callable[..., Any]:
     """Shard counts are applied only when a ``jax.Array`` is among the inputs ("NumPy is never
-    sharded"): NumPy inputs are merged in the C order whatever ``row_order`` says (BA-14.2)."""
+    sharded"): NumPy inputs are merged in the C order whatever ``row_order`` says (BA-14.2). The
+    counts are still checked against the inputs (E21, E24: ``batchapply`` with them runs up to
+    ``f`` first)."""
     import batchapply
 
     ordered = batchapply.BatchApply(f, num_dims, row_order=row_order, **options)
-    plain = batchapply.BatchApply(f, num_dims, **options) if isinstance(row_order, tuple) else ordered
+    if not isinstance(row_order, (tuple, list)):
+        return ordered
+    checked = batchapply.BatchApply(_stop, num_dims, row_order=row_order, **options)
+    plain = batchapply.BatchApply(f, num_dims, **options)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if any(_is_jax(x) for x in _flat((args, kwargs))):
             return ordered(*args, **kwargs)
+        with contextlib.suppress(_Checked):
+            checked(*args, **kwargs)  # every error due before f, in its order
         return plain(*args, **kwargs)
 
     return call
@@ -836,17 +921,45 @@ def shard_major_as_c(
     )
 
 
+def _rows(args: Any, kwargs: Any, num_dims: int) -> int | None:
+    """The merged rows of a call (from its first leaf of rank ``num_dims`` or more), or None where
+    there is no such leaf or its leading shape is symbolic (``jax.export``)."""
+    lead = _leading(args, kwargs, num_dims)
+    if lead is None or not all(type(d) is int for d in lead):
+        return None
+    return int(np.prod(lead))
+
+
+def _one_chunk(chunk_size: int, n: int) -> int:
+    """A ``chunk_size`` of at least ``n`` rows that is a multiple of a product of shard counts
+    exactly when ``chunk_size`` is (so that ``batchapply`` still raises E24 where it is due):
+    ``chunk_size`` times a prime above ``n``, which no product of counts (at most ``n``) divides."""
+    prime = next(k for k in range(n + 1, 2 * n + 2) if all(k % p for p in range(2, k)))
+    return chunk_size * prime
+
+
 def global_chunks(
     f: Callable[..., Any], num_dims: int = 2, *, row_order: Any = "C", chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
     """With shard counts and ``chunk_size``, the merged rows are not chunked at all ("chunks would
-    cross shards"): ``f`` sees every row (BA-14.9)."""
+    cross shards"): ``f`` sees every row (BA-14.9). ``batchapply`` gets a ``chunk_size`` of at
+    least ``N`` (``_one_chunk``), so that it still raises every error of a chunked call."""
     import batchapply
 
-    sharded = row_order != "C" and chunk_size is not None
-    return batchapply.BatchApply(
-        f, num_dims, row_order=row_order, chunk_size=None if sharded else chunk_size, **options
-    )
+    apply = batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=chunk_size, **options)
+    if row_order == "C" or chunk_size is None:
+        return apply
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        n = _rows(args, kwargs, num_dims)
+        if n is None or n <= chunk_size:
+            return apply(*args, **kwargs)
+        whole = _one_chunk(chunk_size, n)
+        return batchapply.BatchApply(f, num_dims, row_order=row_order, chunk_size=whole, **options)(
+            *args, **kwargs
+        )
+
+    return call
 
 
 def _transposed(
@@ -951,40 +1064,15 @@ def chunks_last_first(
 def unrolled_under_trace(
     f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
-    """Under a trace, cuts the chunks with a Python loop as eager mode does: ``f`` is traced once per
-    chunk (a program as long as ``N / c``), not once in a ``jax.lax.map`` (BA-13.4)."""
+    """Under a trace, calls ``f`` once per chunk as eager mode does (``f`` traced once per chunk, a
+    program as long as ``N / c``), never in one ``jax.lax.map`` (BA-13.4): ``batchapply.BatchApply``
+    with its per-chunk switch on, the one the Flax wrappers set for callables they cannot scan."""
     import batchapply
 
-    chunked = batchapply.BatchApply(f, num_dims, chunk_size=chunk_size, **options)
-    if chunk_size is None:
-        return chunked
-    state: dict[str, int] = {}
+    class Unrolled(batchapply.BatchApply):
+        _call_per_chunk = True
 
-    def g(*args: Any, **kwargs: Any) -> Any:
-        n = state["rows"]
-        parts = []
-        for a in range(0, n, chunk_size):
-
-            def cut(x: Any, a: int = a) -> Any:
-                if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n:
-                    return x[a : a + chunk_size]
-                return x
-
-            chunk_args, chunk_kwargs = _tree_map(cut, (args, kwargs))
-            parts.append(f(*chunk_args, **chunk_kwargs))
-        return tree_util.tree_map(lambda *rows: _cat(list(rows)), *parts)
-
-    unrolled = batchapply.BatchApply(g, num_dims, **options)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        n = int(np.prod(lead)) if lead is not None else 0
-        if n <= chunk_size or not any(_is_tracer(x) for x in _flat((args, kwargs))):
-            return chunked(*args, **kwargs)
-        state["rows"] = n
-        return unrolled(*args, **kwargs)
-
-    return call
+    return Unrolled(f, num_dims, chunk_size=chunk_size, **options)
 
 
 CORPUS: dict[str, str] = {
@@ -998,7 +1086,7 @@ CORPUS: dict[str, str] = {
     "leading_from_first_leaf": "BA-3.2",
     "positional_leading_only": "BA-4.5",
     "in_axes_none_merges": "BA-4.2",
-    "ignores_options": "BA-4.3",
+    "in_axes_length_unchecked": "BA-4.3",
     "fortran_order": "BA-5.1",
     "jax_inputs_transposed": "BA-5.1",
     "swapped_dims": "BA-5.1",
@@ -1050,6 +1138,15 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-10.3": "with a bad in_axes as well, E4 comes before E1",
     },
     "in_axes_dict": {"BA-10.1": "E4 is not raised for a dict in_axes"},
+    "in_axes_length_unchecked": {
+        "BA-10.1": "E6 is not raised",
+        "BA-10.4": "so with a bad entry as well, E7 comes where E6 is due first",
+    },
+    "in_axes_none_merges": {"BA-10.1": "E8 is not raised where in_axes=None leaves no leaf to merge"},
+    "positional_leading_only": {
+        "BA-3.2": "keyword leaves that disagree on the leading shape get E8, not E9",
+        "BA-10.1": "so the row raised is not the one due",
+    },
     "num_dims_coerced": {"BA-10.1": "E2 is not raised for a num_dims that is not an int"},
     "jax_flattens_first": {
         "BA-10.1": "jax's own ValueError where E27 is due",
@@ -1093,6 +1190,27 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-13.2": "the warm-up is one more call of f where N <= chunk_size wants one",
         "BA-13.3": "and a chunk of other rows",
     },
+    "shard_major_as_c": {
+        "BA-14.2": "the rows are merged and split in C order, not shard-major",
+        "BA-14.3": "the call's counts are all 1, not the inputs': the outputs lose the inputs' layout",
+        "BA-14.5": "the C order of a sharded batch needs collectives (under Explicit axes, E23)",
+        "BA-14.6": "under Explicit axes the C order raises E23 where shard-major is local",
+        "BA-14.9": "with chunk_size, E24 is not raised for counts that are never read",
+        "BA-14.10": "C-order chunks of a sharded batch raise E25 where local chunks are due",
+        "BA-10.1": "E22 and E24 are not raised: the counts are never read",
+    },
+    "row_order_only_for_jax": {
+        "BA-14.9": "with chunk_size, NumPy chunks are cut in the C order, not from every shard's rows"
+    },
+    "chunk_dtypes_unified": {"BA-10.1": "E17 is not raised for chunks of other dtypes"},
+    "global_chunks": {
+        "BA-13.3": "the merged rows are not cut into chunks at all",
+        "BA-13.4": "so f is called once, not once per chunk",
+        "BA-13.5": "and a row-mixing f mixes all the rows, not those of one chunk",
+        "BA-13.7": "one call has no chunks to compare, so E17 is not raised",
+        "BA-10.1": "E17 is not raised",
+        "BA-14.10": "each device runs f on all its rows at once, not p per chunk",
+    },
     "host_shape_probe": {
         clause: "f cannot be traced (np.asarray of a tracer), so every traced check fails"
         for clause in (
@@ -1123,22 +1241,17 @@ set is its ``CORPUS`` clause and these; the kit's FAIL set must be exactly that 
 ``tests/test_conformance.py`` pins it for every target not in ``OPEN``)."""
 
 OPEN: dict[str, str] = {
-    "chunk_dtypes_unified": "a hand-made chunker: no E16 or E10 per chunk, E27 not first in f's output",
-    "chunks_last_first": "a hand-made chunker: no E16, E10 or E17 per chunk, no E18, no E25, copies",
-    "global_chunks": "chunks global rows under shard counts: a second fault in every chunked clause",
-    "overlapping_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
-    "padded_last_chunk": "a hand-made chunk rewriter: no E16 or E10 per chunk, no E18",
-    "unchunked_when_divisible": "a hand-made chunker: no per-chunk rows, no E25, side effects",
-    "unrolled_under_trace": "its Python loop chunks in C order under shard counts and needs a known N",
-    "ignores_options": "drops all four options: four faults, each failing its section",
-    "jit_cached_f": "its jax.jit fast path also loses E25, E17 and the counts of section 14",
-    "row_order_only_for_jax": "also cuts NumPy chunks in C order, and raises for some counts",
-    "shard_major_as_c": "C order where shard-major is asked: also no E22, E24 or local chunks",
-    "positional_leading_only": "raises E8 on keyword-only calls, which the property checks charge "
-    "to their merge clauses (the kit cannot yet tell that raise from a merge fault)",
-    "in_axes_none_merges": "a property check with out_axes and no rows charges BA-5.1 and BA-7.2",
-    "writes_output_in_place": "the inputs it overwrites are wrong for the rest of each check, whose "
-    "later calls fail other clauses",
+    "chunks_last_first": "a hand-made chunk loop (batchapply's chunk executors cannot be made to run "
+    "the chunks in another order from outside): no E16, E10 or E17 per chunk, no E18, no E25",
+    "overlapping_last_chunk": "f's output for the rewritten last chunk is cut back, which hides E10 "
+    "per chunk (BA-13.6); a values fault on a chunk case is charged to every section 13 clause the "
+    "case cites (BA-13.2, BA-13.8)",
+    "padded_last_chunk": "f's output for the padded last chunk is cut back, which hides E10 per chunk "
+    "(BA-13.6); a values fault on a chunk case is charged to every section 13 clause the case cites "
+    "(BA-13.2, BA-13.8)",
+    "unchunked_when_divisible": "one call of f also skips E17, E25 and f's raise on a later chunk "
+    "(BA-6.3), and a values fault on a chunk case is charged to every section 13 clause the case "
+    "cites (BA-13.2, BA-13.8): the list of what the one fault breaks is not checked yet",
 }
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 

@@ -271,3 +271,138 @@ def test_a_broadcast_rank0_output_goes_to_the_rank0_clause() -> None:
     (check,) = [c for c in _checks.golden_checks() if c.name == "golden pytrees:pass-through-rank0-array"]
     found = _diagnose.run_check(check, fault)
     assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-7.3",)]
+
+
+def e8_everywhere(tree: Any) -> None:
+    raise ValueError("BatchApply requires at least one input with ndim >= 1, got none.")
+
+
+@pytest.mark.parametrize(
+    ("fault", "keyword_clause"), [("broken_targets:positional_leading_only", True), ("e8", False)]
+)
+def test_an_e8_that_keyword_leaves_disprove_goes_to_the_keyword_clause(
+    fault: str, keyword_clause: bool
+) -> None:
+    # A target that looks for the leading shape in the positional arguments only raises E8 on a
+    # call whose batch is all keywords: BA-4.5's fault, not that of the merge (BA-5.x) or of the
+    # containers (BA-1.3) the check cites. A target that raises E8 on every call keeps them.
+    from batchapply_conformance import _checks, _diagnose, _properties
+
+    broken = Target.load(fault) if fault != "e8" else target(e8_everywhere)
+    (case,) = [c for c in _checks.golden_checks() if c.name == "golden pytrees:kwargs-only"]
+    assert set(case.clauses) == {"BA-1.3", "BA-4.5"}  # the case cites both
+    found = _diagnose.run_check(case, broken)
+    golden_charged = [o.charged for o in (found if isinstance(found, list) else [found])]
+    (check,) = [
+        c for c in _properties.property_checks(max_examples=1, seed=0) if c.name.endswith("on array leaves")
+    ]
+    example = {
+        "function": "identity",
+        "num_dims": _checks.safe_encode(1),
+        "in_axes": _checks.safe_encode(0),
+        "out_axes": _checks.safe_encode(0),
+        "args": _checks.safe_encode(()),
+        "kwargs": _checks.safe_encode({"batch": np.arange(3.0)}),
+    }
+    raised = _checks.Outcome("fail", "expected an output, got ValueError: BatchApply requires", example)
+    property_charged = [o.charged for o in _diagnose.diagnose(check, [raised], broken)]  # type: ignore[union-attr]
+    if keyword_clause:
+        assert golden_charged == [("BA-4.5",)] and property_charged == [("BA-4.5",)]
+    else:
+        assert ("BA-4.5",) not in golden_charged + property_charged
+        assert property_charged and all(c and "BA-5.1" in c for c in property_charged)
+
+
+@pytest.mark.parametrize(
+    ("case", "clauses"),
+    [("axes:in-axes-none-kwargs-merged", ("BA-4.2",)), ("errors:E8-all-unselected", ("BA-4.2", "BA-10.1"))],
+)
+def test_a_golden_error_that_in_axes_none_hides_goes_to_in_axes(case: str, clauses: tuple[str, ...]) -> None:
+    # A target that reads in_axes=None as 0 merges the positional leaves, so the error of the case
+    # (E10 for an unmerged argument returned, E8 for nothing to merge) is not raised: BA-4.2's
+    # fault, not that of the keyword leaves (BA-4.5) or of E8's condition (BA-3.3) the case cites.
+    from batchapply_conformance import _checks, _diagnose
+
+    fault = Target.load("broken_targets:in_axes_none_merges")
+    (check,) = [c for c in _checks.golden_checks() if c.name == f"golden {case}"]
+    assert set(clauses) < set(check.clauses)
+    found = _diagnose.run_check(check, fault)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+def test_a_property_counterexample_that_json_cannot_hold_is_diagnosed_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The counterexamples of the check with non-array leaves hold Points and Tokens, which the
+    # report keeps as a repr: the diagnosis reruns the call itself (Outcome.call), so the
+    # in_axes=None fault is BA-4.2's, not the merge's and the split's (BA-5.1, BA-7.2).
+    from batchapply_conformance import _diagnose, _properties
+
+    monkeypatch.setattr(_properties, "SHRINK_SECONDS", 0)
+    monkeypatch.setattr(_properties, "SWEEP_AFTER_FAILURE_SECONDS", 0)
+    fault = Target.load("broken_targets:in_axes_none_merges")
+    (check,) = [
+        c
+        for c in _properties.property_checks(max_examples=20, seed=None)
+        if c.name.endswith("non-array leaves")
+    ]
+    found = _diagnose.run_check(check, fault)
+    outcomes = found if isinstance(found, list) else [found]
+    assert [o.charged for o in outcomes] == [("BA-4.2",)]
+    assert all(o.call is None for o in outcomes)  # the call stays in the worker
+    assert "repr" in str(outcomes[0].counterexample)  # what JSON holds of it
+
+
+@pytest.mark.parametrize(
+    "name", ["audit one object in four threads", "transform chunks under a trace", "differential closure"]
+)
+def test_a_check_that_calls_twice_judges_its_own_clause_on_inputs_a_call_changed(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # A target that writes an output into an input buffer fails BA-5.5. These checks call it more
+    # than once on the same inputs (or read them after the call): each expects what unchanged
+    # inputs give, so the change is BA-5.5's alone, not that of threads (BA-6.4), of chunks under
+    # a trace (BA-13.4) or of a stale f (BA-6.1).
+    from batchapply_conformance import _diagnose, _properties, _run
+
+    monkeypatch.setattr(_properties, "SHRINK_SECONDS", 0)
+    monkeypatch.setattr(_properties, "SWEEP_AFTER_FAILURE_SECONDS", 0)
+    fault = Target.load("broken_targets:writes_output_in_place")
+    (check,) = [c for c in _run.all_checks("dev", 20, None) if c.name == name]
+    found = _diagnose.run_check(check, fault)
+    failures = [o for o in (found if isinstance(found, list) else [found]) if o.status == "fail"]
+    assert all(o.charged == ("BA-5.5",) for o in failures), [(o.charged, o.detail) for o in failures]
+
+
+@pytest.mark.parametrize(
+    ("fault", "case", "clauses"),
+    [
+        # NumPy inputs merged in the C order whatever the counts: the order's fault, not that of the
+        # values row_order takes (BA-14.1) or of one order per call (BA-14.3), which the case cites.
+        ("row_order_only_for_jax", "row_order:row-order-gather_rows-leading2x4-counts1x2", ("BA-14.2",)),
+        # No chunks under shard counts: which rows form a chunk (BA-14.9), not the chunk clauses
+        # of section 13 or BA-14.3 that the case cites.
+        ("global_chunks", "chunking:chunk-with-row-order", ("BA-14.9",)),
+    ],
+)
+def test_a_golden_fault_with_row_order_goes_to_the_option_at_fault(
+    fault: str, case: str, clauses: tuple[str, ...]
+) -> None:
+    from batchapply_conformance import _checks, _diagnose
+
+    (check,) = [c for c in _checks.golden_checks() if c.name == f"golden {case}"]
+    assert set(clauses) < set(check.clauses)
+    found = _diagnose.run_check(check, Target.load(f"broken_targets:{fault}"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+def test_a_compiled_f_kept_without_chunks_is_the_once_per_call_clause() -> None:
+    # A jit of f kept with the object for unchunked calls: f is not run again (BA-6.1). The
+    # check also cites "no compiled program of f is kept" for chunked calls (BA-13.4), whose
+    # calls here run f each time.
+    from batchapply_conformance import _diagnose, _jax_inputs
+
+    (check,) = [c for c in _jax_inputs.jax_input_checks() if c.name.endswith("closure changes between calls")]
+    assert set(check.clauses) == {"BA-6.1", "BA-13.4"}
+    found = _diagnose.run_check(check, Target.load("broken_targets:jit_cached_f"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-6.1",)]

@@ -142,6 +142,9 @@ class Outcome:
     detail: str = ""
     counterexample: dict[str, Any] | None = None
     charged: tuple[str, ...] | None = None
+    # A property check's failing call itself, for the diagnosis of _diagnose.py (its counterexample
+    # may hold objects that the JSON encoding keeps as a repr only); dropped once diagnosed.
+    call: Any = dataclasses.field(default=None, compare=False, repr=False)
 
 
 Outcomes = Outcome | list[Outcome]

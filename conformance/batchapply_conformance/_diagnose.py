@@ -146,12 +146,15 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
             if decoded is None:
                 found.append(o)
                 continue
+            o = _keywords_unselected(o, decoded, target)
             o = _in_axes_at_fault(o, decoded, target)
             o = _which_side(_without_elements(o, decoded, target), decoded, target)
             if o.status == "fail" and o.charged is None:  # the check's clauses, which the probe may narrow
                 o = dataclasses.replace(o, charged=check.clauses)
             found += _merge_or_split([o], decoded, target)
-        return found
+        return [dataclasses.replace(o, call=None) for o in found]
+    if case is not None and case.target == "BatchApply" and case.function is not None and case.expected_error:
+        return [_error_in_axes_at_fault(o, case, target) for o in outcomes]
     if (
         case is None
         or case.target != "BatchApply"
@@ -159,7 +162,10 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         or case.function is None
     ):
         return found
-    outcomes = [_which_side(_special_kind(o, case, target), case, target) for o in outcomes]
+    outcomes = [
+        _which_side(_special_kind(_keywords_unselected(o, case, target), case, target), case, target)
+        for o in outcomes
+    ]
     outcomes = _merge_or_split(outcomes, case, target)
     found = outcomes
     uses_option = not (
@@ -172,6 +178,16 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
     )
     if not uses_option or not any(_on_option(o, case) for o in outcomes):
         return found
+    on_order = [
+        o for o in outcomes if _on_option(o, case) and any(c.startswith(ORDER) for c in o.charged or ())
+    ]
+    if case.row_order != "C" and on_order:
+        ordered = _order_or_chunks(case, target)
+        if ordered is not None:
+            clauses, why = ordered
+            kept = [o for o in outcomes if not any(o is p for p in on_order)]
+            first = on_order[0]
+            return [*kept, dataclasses.replace(first, charged=clauses, detail=f"{first.detail} ({why})")]
     control = _control(case)
     if control is None:
         return found
@@ -208,6 +224,50 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         detail = f"{problem} (also without {dropped}: not the option's fault)"
         kept.append(Outcome("fail", detail, example, charged))
     return kept
+
+
+ORDER = "BA-14."
+"""The section of ``row_order``."""
+
+
+def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str, ...], str] | None:
+    """For a failure on a golden case with a ``row_order`` that its option clauses keep: the
+    clauses it goes to, and why, from controls that each take one option away (the reference
+    gives what is expected). Passing without ``row_order`` (and, with a ``chunk_size``, failing
+    without it) puts the fault on the order: BA-14.2 (and BA-14.4 for ``"shard_major"``), not the
+    other clauses of section 14 the case cites (BA-14.1 is about the values the constructor
+    takes). With a ``chunk_size``, passing without either option puts it on their combination,
+    which rows form a chunk under shard counts (BA-14.9). None: the control of both decides.
+    Only failures charged to section 14 clauses are moved."""
+    from batchapply_conformance import functions
+    from batchapply_conformance._differential import OPTION_CLAUSES
+
+    exact = functions.FUNCTIONS[str(case.function)].exact
+
+    def passes(control: golden.GoldenCase) -> bool | None:
+        import batchapply_reference
+
+        try:
+            want = golden.replay(copy.deepcopy(control), batchapply_reference)
+        except Exception:
+            return None  # without the option the call is not valid: nothing to compare
+        try:
+            got = golden.replay(copy.deepcopy(control), target.api())
+        except Exception:
+            return False
+        return not golden.mismatches(want, got, exact=exact)
+
+    order = OPTION_CLAUSES["row_order shard_major" if case.row_order == "shard_major" else "row_order"]
+    unordered = passes(dataclasses.replace(case, row_order="C"))
+    if case.chunk_size is None:
+        return (order, "the same call in the C order passes: the order is at fault") if unordered else None
+    unchunked = passes(dataclasses.replace(case, chunk_size=None))
+    if unordered and unchunked:
+        why = "the same call passes without row_order and without chunk_size: its counts' chunks are at fault"
+        return OPTION_CLAUSES["row_order chunked"], why
+    if unchunked is False and unordered:
+        return order, "the same call passes in the C order, not without chunk_size: the order is at fault"
+    return None  # the chunks alone, or neither: the control of both decides
 
 
 def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
@@ -269,12 +329,133 @@ def _in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target)
     )
 
 
+KEYWORDS_CLAUSE = "BA-4.5"
+"""Every leaf of the keyword arguments is selected."""
+
+
+def _keywords_unselected(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """A failure where the target raises E8 (no leaf to merge) on a call with keyword arguments,
+    charged to BA-4.5 alone when the same call with those arguments passed positionally (``f``
+    given them back as keywords) gives the reference's result: the target did not select the
+    keyword leaves. A raise of E8 only: another fault that shows with keywords (a keyword named
+    ``self``, BA-6.2) keeps its own clauses."""
+    if outcome.status != "fail" or not case.kwargs or type(case.num_dims) is not int:
+        return outcome
+    if case.target != "BatchApply" or case.function is None or _row_raised(case, target) != "E8":
+        return outcome
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+    names, k = list(case.kwargs), len(case.args)
+
+    def rebound(*args: Any) -> Any:
+        return fn(*args[:k], **dict(zip(names, args[k:], strict=True)))
+
+    if type(case.in_axes) is int and case.in_axes == 0:
+        in_axes: Any = 0
+    elif case.in_axes is None:
+        in_axes = (None,) * k + (0,) * len(names)
+    elif isinstance(case.in_axes, (tuple, list)) and len(case.in_axes) == k:
+        in_axes = (*case.in_axes, *(0,) * len(names))
+    else:
+        return outcome
+    positional = (*case.args, *(case.kwargs[name] for name in names))
+    control = dataclasses.replace(case, args=positional, kwargs={}, in_axes=in_axes)
+    import batchapply_reference
+
+    want = _replayed(control, batchapply_reference, rebound)
+    got = _replayed(control, target.api(), rebound)
+    if want[0] != got[0]:
+        return outcome
+    if want[0] == "ok":
+        exact = functions.FUNCTIONS[str(case.function)].exact
+        if golden.mismatches(want[1], got[1], exact=exact):
+            return outcome
+    elif type(want[1]) is not type(got[1]) or _row_of(want[1], case) != _row_of(got[1], case):
+        return outcome
+    why = "E8 raised, but the same call with its keyword arguments passed positionally does as the reference"
+    return dataclasses.replace(outcome, charged=(KEYWORDS_CLAUSE,), detail=f"{outcome.detail} ({why})")
+
+
+def _replayed(case: golden.GoldenCase, api: Any, fn: Callable[..., Any]) -> tuple[str, Any]:
+    try:
+        return "ok", golden.replay(copy.deepcopy(case), api, fn=fn)
+    except Exception as e:
+        return "error", e
+
+
+def _row_of(error: BaseException, case: golden.GoldenCase) -> str | None:
+    from batchapply_conformance import _properties
+
+    return _properties._row(error, case.num_dims)
+
+
+def _row_raised(case: golden.GoldenCase, target: Target) -> str | None:
+    """The SPEC error row the target raises on ``case`` (None: another error, or none)."""
+    from batchapply_conformance import functions
+
+    if case.function not in functions.FUNCTIONS:
+        return None
+    kind, got = _replayed(case, target.api(), functions.FUNCTIONS[str(case.function)].fn)
+    return _row_of(got, case) if kind == "error" else None
+
+
+def _error_in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
+    """A golden error case with ``in_axes`` that the target fails (no error, or another one),
+    charged to the clauses of that ``in_axes`` form (and BA-10.1, where the case cites it) when
+    the same call without it (its ``None`` arguments bound into ``f``) raises the case's error in
+    the target as in the reference: the option, not the row's condition, is at fault."""
+    if outcome.status != "fail" or type(case.num_dims) is not int or case.expected_error is None:
+        return outcome
+    if type(case.in_axes) is int and case.in_axes == 0:
+        return outcome
+    if case.chunk_size is not None or case.row_order != "C":
+        return outcome
+    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept below
+    if control is None:
+        return outcome
+    fn, args, kwargs, _ = control
+    import batchapply_reference
+    from batchapply_conformance._differential import OPTION_CLAUSES
+
+    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
+    wanted = case.expected_error
+    prefix = wanted["prefix"].replace("{num_dims}", str(case.num_dims))
+    for factory in (batchapply_reference.BatchApply, target.factory):
+        try:
+            factory(fn, case.num_dims, **kept)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        except Exception as e:
+            if type(e).__name__ == wanted["type"] and str(e).startswith(prefix):
+                continue
+        return outcome  # no error, or another one: the control does not show the option at fault
+    form = "None" if case.in_axes is None else "list" if isinstance(case.in_axes, list) else "tuple"
+    charged = (*OPTION_CLAUSES[f"in_axes {form}"], *(c for c in ("BA-10.1",) if c in case.clauses))
+    why = f"the same call without in_axes, its unmerged arguments bound into f, raises {wanted['row']}"
+    return dataclasses.replace(outcome, charged=charged, detail=f"{outcome.detail} ({why})")
+
+
 OUTPUT_SECTION = "BA-7."
 RAISED = "expected an output, got "
 
 
 def _decoded(outcome: Outcome, check: Check) -> golden.GoldenCase | None:
     """The call of a property check's counterexample, as a golden case (None if it cannot be decoded)."""
+    from batchapply_conformance import functions
+
+    call = outcome.call
+    if (
+        call is not None and call.function in functions.FUNCTIONS
+    ):  # whatever its leaves (a repr in the example)
+        return golden.GoldenCase(
+            name=check.name,
+            clauses=check.clauses,
+            function=call.function,
+            num_dims=call.num_dims,
+            in_axes=call.in_axes,
+            out_axes=call.out_axes,
+            args=tuple(call.args),
+            kwargs=dict(call.kwargs),
+        )
     example = outcome.counterexample or {}
     try:
         return golden.GoldenCase(

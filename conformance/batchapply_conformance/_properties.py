@@ -75,8 +75,13 @@ def _copy_arrays(tree: Any) -> Any:
     )
 
 
+CALL = "_call"
+"""The key of a problem's example that holds the call itself (moved to ``Outcome.call``)."""
+
+
 def _example(case: Any) -> dict[str, Any]:
     return {
+        CALL: case,
         "function": case.function,
         "num_dims": safe_encode(case.num_dims),
         "in_axes": safe_encode(case.in_axes),
@@ -228,7 +233,7 @@ def hypothesis_search(
     deadline = time.monotonic() + SHRINK_SECONDS  # for every failing property of this check together
     for charged, detail, example in first.values():
         if time.monotonic() >= deadline:
-            outcomes.append(Outcome("fail", f"counterexample (not shrunk): {detail}", example, charged))
+            outcomes.append(_failed(f"counterexample (not shrunk): {detail}", example, charged))
             continue
         shrunk: list[Problem] = []
         # AssertionError; or, past the deadline, hypothesis's Flaky on the replay
@@ -239,8 +244,15 @@ def hypothesis_search(
             )
         if shrunk:
             _, detail, example = shrunk[-1]  # the last failure is the smallest hypothesis found
-        outcomes.append(Outcome("fail", f"minimal counterexample: {detail}", example, charged))
+        outcomes.append(_failed(f"minimal counterexample: {detail}", example, charged))
     return outcomes or Outcome("pass")
+
+
+def _failed(detail: str, example: dict[str, Any], charged: tuple[str, ...] | None) -> Outcome:
+    """The failure, its call moved out of the (JSON) example into ``Outcome.call``."""
+    example = dict(example)
+    call = example.pop(CALL, None)
+    return Outcome("fail", detail, example, charged, call=call)
 
 
 SWEEP_AFTER_FAILURE_SECONDS = 3.0
