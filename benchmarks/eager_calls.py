@@ -29,6 +29,7 @@ CHILD = """
 import json, statistics, sys, time
 import jax, jax.numpy as jnp
 impl, n, calls, steady = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+pin = sys.argv[5] == "1"
 tree = {f"k{i:05d}": jnp.full((4, 8, 16), i, jnp.float32) for i in range(n)}
 jax.block_until_ready(tree)
 identity = lambda t: t
@@ -50,16 +51,32 @@ times = [timed() for _ in range(calls)]
 if impl == "batchapply":  # the steady state: once the background thread has compiled the groups
     from batchapply import _exec_fused
     _exec_fused.wait()
+if pin:  # every thread of the process on one CPU: see PIN_STEADY
+    import os
+    cpu = min(os.sched_getaffinity(0))
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass
 print(json.dumps({"calls": times, "steady": statistics.median(timed() for _ in range(steady))}))
 """
+
+PIN_STEADY = True
+"""Measure the steady state with every thread of the child on one CPU (Linux). On the 2-core VM
+of BENCHMARKS.md an eager dispatch costs either about 25 or about 90 microseconds, depending on
+whether XLA's worker threads wake on the other core, and fresh processes land in either mode
+(the floor's steady state at 10 leaves read 0.09 and 0.20 ms in four processes at 23:35 UTC on
+2026-12-07). On one CPU every implementation pays the same; the calls before it stay free to
+use both cores (batchapply's background compile needs the second one). ``--no-pin-steady``."""
 
 IMPLS = ("batchapply", "flax", "floor")
 
 
-def measure(impl: str, leaves: int, calls: int, steady: int) -> dict[str, Any]:
+def measure(impl: str, leaves: int, calls: int, steady: int, pin: bool = PIN_STEADY) -> dict[str, Any]:
     """One fresh process: the times of calls 1 to ``calls`` and the steady state, in seconds."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, impl, str(leaves), str(calls), str(steady)],
+        [sys.executable, "-c", CHILD, impl, str(leaves), str(calls), str(steady), str(int(pin))],
         capture_output=True,
         text=True,
         check=True,
@@ -122,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-floor-above", type=int, default=1000, help="no floor above this many leaves (minutes each)"
     )
     parser.add_argument("--json", type=pathlib.Path, help="write every measurement to this file")
+    parser.add_argument(
+        "--no-pin-steady", dest="pin", action="store_false", help="the steady state on all CPUs (PIN_STEADY)"
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -130,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         results[str(leaves)] = {impl: [] for impl in impls}
         for r in range(args.repeat):
             for impl in impls if r % 2 == 0 else impls[::-1]:
-                results[str(leaves)][impl].append(measure(impl, leaves, args.calls, args.steady))
+                results[str(leaves)][impl].append(measure(impl, leaves, args.calls, args.steady, args.pin))
                 print(f"leaves {leaves} repeat {r} {impl}: done", file=sys.stderr, flush=True)
     ratios = summary(results)
     print(table(results))
