@@ -294,6 +294,17 @@ def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Ta
     return list(charged.values())
 
 
+def _without_in_axes(case: golden.GoldenCase) -> tuple[Any, Any, Any, dict[str, Any]] | None:
+    """``case``'s call without its ``in_axes`` (its ``None`` arguments bound into ``f``):
+    ``(f, args, kwargs, options)``, the options keeping its ``out_axes``; None where there is none."""
+    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept in the options
+    if control is None:
+        return None
+    fn, args, kwargs, _ = control
+    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
+    return fn, args, kwargs, kept
+
+
 def _in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target) -> Outcome:
     """A property check's failure on a call with ``in_axes``, charged to the clauses of that
     ``in_axes`` form (BA-4.x) when the same call without it (its ``None`` arguments bound into
@@ -304,15 +315,14 @@ def _in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: Target)
         return outcome
     if type(case.in_axes) is int and case.in_axes == 0:
         return outcome
-    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept below
+    control = _without_in_axes(case)
     if control is None:
         return outcome
-    fn, args, kwargs, _ = control
+    fn, args, kwargs, kept = control
     import batchapply_reference
     from batchapply_conformance import functions
     from batchapply_conformance._differential import OPTION_CLAUSES
 
-    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
     try:
         expected = batchapply_reference.BatchApply(fn, case.num_dims, **kept)(
             *copy.deepcopy(args), **copy.deepcopy(kwargs)
@@ -411,14 +421,13 @@ def _error_in_axes_at_fault(outcome: Outcome, case: golden.GoldenCase, target: T
         return outcome
     if case.chunk_size is not None or case.row_order != "C":
         return outcome
-    control = _control(dataclasses.replace(case, out_axes=0))  # out_axes is kept below
+    control = _without_in_axes(case)
     if control is None:
         return outcome
-    fn, args, kwargs, _ = control
+    fn, args, kwargs, kept = control
     import batchapply_reference
     from batchapply_conformance._differential import OPTION_CLAUSES
 
-    kept = {} if type(case.out_axes) is int and case.out_axes == 0 else {"out_axes": case.out_axes}
     wanted = case.expected_error
     prefix = wanted["prefix"].replace("{num_dims}", str(case.num_dims))
     for factory in (batchapply_reference.BatchApply, target.factory):
