@@ -493,6 +493,22 @@ def test_cpu_calls_compile_nothing_until_the_group_programs_are_ready(
     np.testing.assert_array_equal(apply(tree)["k0011"], tree["k0011"])
 
 
+def test_without_jaxs_private_put_the_host_path_uses_jax_device_put(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_leaves.put_views`` falls back to the public ``jax.device_put`` (another jax): still no
+    compile, and the same arrays."""
+    from batchapply import _leaves
+
+    monkeypatch.setattr(_leaves, "_batched_device_put", None)
+    _exec_fused.wait()
+    jax.clear_caches()
+    tree = tree_of(3)
+    committed = {"c": jax.device_put(jnp.ones((4, 8, 2)), jax.devices()[0])}
+    out, out_committed = batchapply.BatchApply(identity)(tree), batchapply.BatchApply(identity)(committed)
+    assert compiles() == 0
+    np.testing.assert_array_equal(out["k0002"], tree["k0002"])
+    assert not out["k0002"].committed and out_committed["c"].committed
+
+
 def test_the_host_path_merges_what_f_gets() -> None:
     seen: list[Any] = []
     x = jnp.arange(2 * 3 * 4, dtype=jnp.bfloat16).reshape(2, 3, 4)
