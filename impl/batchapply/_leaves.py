@@ -32,7 +32,7 @@ try:  # private; the eager chunks' host path (on_host) needs to see the transfer
 except (ImportError, AttributeError):  # pragma: no cover - a jax without them: no host path
     _HOST_STATES = ()
 
-try:  # private; the host path's put of a NumPy view, at the cost of a dispatch (put_view)
+try:  # private; the host path's put of a NumPy view, at the cost of a dispatch (put_views)
     from jax._src.core import ShapedArray as _ShapedArray
     from jax._src.lib import xla_client as _xla_client
 
@@ -155,9 +155,6 @@ def put_views(views: list[np.ndarray], likes: Sequence[jax.Array]) -> list[jax.A
         devices = list(map(cpu_device, shardings))
         if None in devices:
             return None
-        placed = placement_device()
-        if any(d != placed and not x.committed for d, x in zip(devices, likes, strict=True)):
-            return None
     else:  # one device: every leaf on it has the same sharding (on another backend, another)
         if not likes:
             return []
@@ -165,10 +162,11 @@ def put_views(views: list[np.ndarray], likes: Sequence[jax.Array]) -> list[jax.A
         device = cpu_device(sharding)
         if device is None or not all(x.sharding is sharding or x.sharding == sharding for x in likes):
             return None
-        if device != placement_device() and not all(x.committed for x in likes):
-            return None
         shardings, devices = [sharding] * len(likes), [device] * len(likes)
     committed = [x.committed for x in likes]
+    placed = placement_device()
+    if any(d != placed and not c for d, c in zip(devices, committed, strict=True)):
+        return None
     put = _batched_device_put
     if put is not None:
         try:
