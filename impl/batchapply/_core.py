@@ -30,6 +30,7 @@ from batchapply import (
     _exec_local,
     _exec_map,
     _exec_reshape,
+    _exec_steady,
     _options,
     _plan,
     _trees,
@@ -129,6 +130,7 @@ class BatchApply:
     # rng streams and sown values follow the same per-chunk rules in and out of jit (BA-12.12).
     _map_when_eager = False
     _plans: _plan.PlanCache | None = None  # set per instance in __init__
+    _steady: _exec_steady.Steady | None = None  # as _plans
 
     def __init__(
         self,
@@ -149,6 +151,9 @@ class BatchApply:
         self.row_order = options.row_order
         # The input plans per signature (_plan.PlanCache); a subclass may change its options.
         self._plans = _plan.PlanCache() if type(self) is BatchApply else None
+        # The eager steady state per signature (_exec_steady), where no option changes the merge.
+        plain = type(self) is BatchApply and options.chunk_size is None and options.row_order == "C"
+        self._steady = _exec_steady.Steady() if plain else None
 
     def __setattr__(self, name: str, value: Any) -> None:
         """The options are read-only once set (BA-2.6): their checks run at construction only.
@@ -193,17 +198,23 @@ class BatchApply:
                 the leaf by its pytree path and says how to fix it.
         """
         leaves, treedef = _trees.flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))  # BA-1.3
-        paths = _errors.Paths(args, kwargs)
-        plans = self._plans
-        if plans is None:
-            plan = _plan.plan_inputs(self, args, treedef, leaves, paths)
-        else:
-            plan = plans.plan(self, args, treedef, leaves, paths)
-        merged = _exec_reshape.merge(plan, leaves, paths)
-        if merged is None:  # E9, else E28
-            raise _plan.merge_error(plan, leaves, paths) from None
-        if self.chunk_size is not None:  # section 13
-            return self._call_in_chunks(plan, merged, treedef, paths)
+        steady = self._steady
+        if steady is None or (hit := steady.merge(leaves, treedef)) is None:
+            paths = _errors.Paths(args, kwargs)
+            plans = self._plans
+            if plans is None:
+                plan = _plan.plan_inputs(self, args, treedef, leaves, paths)
+            else:
+                plan = plans.plan(self, args, treedef, leaves, paths)
+            merged = _exec_reshape.merge(plan, leaves, paths)
+            if merged is None:  # E9, else E28
+                raise _plan.merge_error(plan, leaves, paths) from None
+            if self.chunk_size is not None:  # section 13
+                return self._call_in_chunks(plan, merged, treedef, paths)
+            if steady is not None:
+                steady.note_merge(plan, leaves, treedef)
+        else:  # the steady state: the plan and the merge of an earlier call (_exec_steady)
+            plan, merged = hit
         merged_args, merged_kwargs = tree_util.tree_unflatten(treedef, merged)
         return self._split(self.f(*merged_args, **merged_kwargs), plan)  # BA-6.1
 
@@ -242,7 +253,11 @@ class BatchApply:
 
     def _split(self, outputs: Any, plan: _plan.InputPlan) -> Any:
         """``f``'s outputs with every selected leaf split into the leading shape (BA-7)."""
-        out_leaves, out_def, selected, found = _plan.plan_outputs(self.out_axes, outputs)
+        out_leaves, out_def = _trees.flatten(outputs, (outputs,), ("output",))
+        steady = self._steady
+        if steady is not None and (split := steady.split(out_leaves, out_def, plan)) is not None:
+            return tree_util.tree_unflatten(out_def, split)
+        selected, found = _plan.plan_outputs(self.out_axes, outputs, out_leaves)
 
         def paths() -> list[str]:
             return _errors.paths_of(outputs, "output")
@@ -251,4 +266,6 @@ class BatchApply:
         if split is None:  # E10
             order = range(len(out_leaves)) if selected is None else selected
             raise _errors.output_split(out_leaves, order, plan.leading, plan.size, paths()) from None
+        if steady is not None:
+            steady.note_split(out_leaves, out_def, selected, found, plan)
         return tree_util.tree_unflatten(out_def, split)  # BA-7.1, BA-7.4

@@ -152,21 +152,30 @@ class _Signatures:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._seen: dict[Any, str] = {}
+        # Counts the clears and evictions: a state read as READY holds while the epoch is unchanged
+        # (only those take a signature out of READY; _exec_steady relies on it).
+        self.epoch = 0
 
     def visit(self, key: Any) -> str | None:
         """The state of ``key``, or None on its first visit (which records it as ``SEEN``)."""
         state = self._seen.get(key)
         if state is None:
             if len(self._seen) >= self.maxsize:
+                self.epoch += 1
                 with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread's
                     del self._seen[next(iter(self._seen))]
             self._seen[key] = SEEN
         return state
 
+    def state(self, key: Any) -> str | None:
+        """The state of ``key``, without recording a visit."""
+        return self._seen.get(key)
+
     def set(self, key: Any, state: str) -> None:
         self._seen[key] = state
 
     def cache_clear(self) -> None:
+        self.epoch += 1
         self._seen.clear()
 
     def cache_info(self) -> dict[str, int]:
@@ -271,6 +280,11 @@ def _short_switch_interval(interval: float | None) -> Iterator[None]:
             sys.setswitchinterval(before)
 
 
+def epoch() -> int:
+    """The signature table's epoch (``_Signatures.epoch``)."""
+    return _SIGNATURES.epoch
+
+
 BACKGROUND = _Background()
 atexit.register(BACKGROUND.stop)
 wait = BACKGROUND.wait
@@ -332,6 +346,33 @@ class Fused:
             return [self._group([x], j, at, one)[0] if x.ndim >= n else None for j, x in enumerate(xs)]
         finally:
             _LEAF_BY_LEAF_CALLS[0] -= 1
+
+    def ready_epoch(self, xs: list[Any]) -> int | None:
+        """The table's epoch if the group programs of ``xs`` are compiled (the steady state):
+        they stay so while the epoch is unchanged. None if they are not."""
+        epoch = _SIGNATURES.epoch
+        if _SIGNATURES.state((self.program, self.static, tuple(map(_aval, xs)))) is not READY:
+            return None
+        return epoch
+
+    def ready(self, xs: list[Any]) -> list[Any] | None:
+        """The group programs over ``xs`` in the steady state that ``ready_epoch`` found, or None,
+        with no leaf by leaf: a program refused its group (``_exec_steady`` then plans the call)."""
+        if len(xs) <= _GROUP_SIZE:
+            try:
+                return self.program(xs, *self.static)  # None: refused
+            except _REFUSED:
+                return None
+        ys: list[Any] = []
+        for start in range(0, len(xs), _GROUP_SIZE):
+            try:
+                group = self.program(xs[start : start + _GROUP_SIZE], *self.static)
+            except _REFUSED:
+                return None
+            if group is None:
+                return None
+            ys += group
+        return ys
 
     def _through_host(self, xs: list[Any], avals: tuple[Any, ...]) -> list[Any] | None:
         """The program's reshapes as NumPy views of CPU leaves, each put back where its leaf is:

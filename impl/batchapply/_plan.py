@@ -279,13 +279,13 @@ def output_axes(out_axes: Any, outputs: Any) -> list[Any] | None:
         raise _errors.out_axes_prefix(out_axes, outputs) from None
 
 
-def plan_outputs(out_axes: Any, outputs: Any) -> tuple[list[Any], Any, list[int] | None, list[int]]:
-    """The leaves, treedef, selected leaves (None: all) and leaf kinds of ``f``'s output; E27, E11, E26."""
-    out_leaves, out_def = _trees.flatten(outputs, (outputs,), ("output",))
+def plan_outputs(out_axes: Any, outputs: Any, out_leaves: list[Any]) -> tuple[list[int] | None, list[int]]:
+    """The selected leaves (None: all) and the leaf kinds of ``f``'s output ``outputs``, whose
+    leaves are ``out_leaves`` (``_trees.flatten``, which raises E27); E11, E26."""
     axes = None if type(out_axes) is int else output_axes(out_axes, outputs)
     selected = None if axes is None else [i for i, axis in enumerate(axes) if axis == 0]
     found = kinds(out_leaves)
     if MATRIX in found:  # E26, before E10
         order = range(len(out_leaves)) if selected is None else selected
         raise_if_matrix(out_leaves, order, lambda: _errors.paths_of(outputs, "output"), "split")
-    return out_leaves, out_def, selected, found
+    return selected, found

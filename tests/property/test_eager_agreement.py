@@ -9,11 +9,12 @@ selected leaves), a tuple ``out_axes``, outputs of the wrong leading size (E10 f
 fused split) and inputs that disagree on the leading shape (E9 from the fused merge).
 ``f`` returns its inputs, so the merged values are compared as well.
 
-A signature's calls take three paths (issue 26): its first call and the calls until its
+A signature's calls take four paths (issue 26): its first call and the calls until its
 group programs are compiled go leaf by leaf (on one CPU device, through NumPy views of the
-leaves' buffers: the host path, drawn on or off), later ones through the group programs. Each
-case is checked at a drawn call index: 1, 2, or 3 (after the background thread has compiled
-the group programs).
+leaves' buffers: the host path, drawn on or off), the next one through the group programs,
+planned, and the later ones through the group programs with the plan kept from that call
+(``_exec_steady``: where no leaf is a NumPy array). Each case is checked at a drawn call
+index: 1, 2, 3 (after the background thread has compiled the group programs) or 4 (steady).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 
 import batchapply
 import batchapply_reference
-from batchapply import _core, _exec_fused
+from batchapply import _core, _exec_fused, _exec_steady
 
 
 @dataclasses.dataclass
@@ -44,7 +45,7 @@ class EagerCase:
     in_axes: Any  # 0 or a tuple of 0 / None
     bad_output: int  # 0: none; else the leading size of an extra output (not the merged size)
     bad_input: bool  # the last argument is merged and disagrees on the leading shape (E9)
-    call_index: int  # 1: the signature's first call; 2: its second; 3: once its groups are compiled
+    call_index: int  # 1: a signature's first call; 2: its second; 3: once its groups are compiled; 4: steady
     host_path: bool  # whether calls 1 and 2 may take the host path (off: the one-leaf programs)
 
     def selected(self, i: int) -> bool:
@@ -82,16 +83,16 @@ def eager_cases(draw: st.DrawFn) -> EagerCase:
         args.append(np.arange(start, start + int(np.prod(shape)), dtype=np.float32).reshape(shape))
     size = int(np.prod(leading))
     bad_output, bad_input = 0, False
-    mode = draw(st.integers(0, 7))
-    if mode < 2:  # a quarter of the calls: an extra output of the wrong size
+    mode = draw(st.integers(0, 7))  # 0 to 4 (the simplest draws, made most often): a good call
+    if mode >= 6:  # a quarter of the draws: an extra output of the wrong size
         bad_output = draw(st.sampled_from([s for s in (1, size + 1, size + 2) if s != size]))
-    elif mode == 2:  # an eighth: an extra input whose leading shape disagrees
+    elif mode == 5:  # an eighth: an extra input whose leading shape disagrees
         bad_input = True
         args.append(np.zeros((leading[0] + 1,) + leading[1:] + (2,), np.float32))
         kinds.append("full")
         if in_axes != 0:
             in_axes = (*in_axes, 0)
-    call_index = draw(st.integers(1, 3))
+    call_index = draw(st.sampled_from([4, 1, 2, 3]))  # 4 first: the common case, drawn most
     host_path = draw(st.booleans())
     return EagerCase(
         num_dims, leading, tuple(args), tuple(kinds), in_axes, bad_output, bad_input, call_index, host_path
@@ -102,10 +103,11 @@ def at_call_index(case: EagerCase, apply: Any, args: tuple[Any, ...]) -> None:
     """Calls ``apply(*args)`` as often as it takes for the next call to be ``case.call_index``."""
     _exec_fused.wait()
     _exec_fused._SIGNATURES.cache_clear()  # the next call is the signature's first
-    for _ in range(case.call_index - 1):
+    for call in range(1, case.call_index):
         with contextlib.suppress(ValueError):  # bad_input, bad_output: the call checked below raises too
             apply(*args)
-    _exec_fused.wait()
+        if call == 2:
+            _exec_fused.wait()
 
 
 def jax_args(case: EagerCase) -> tuple[Any, ...]:
@@ -166,6 +168,10 @@ def check_eager_case(case: EagerCase) -> None:
         with pytest.raises(ValueError, match="^" + _core.OUTPUT_PREFIX):
             batchapply_reference.BatchApply(f, **options)(*case.args)
         return
+    if case.call_index == 4 and "numpy" not in case.kinds:  # the call below takes the steady path
+        leaves, treedef = jax.tree.flatten((args, {}))
+        assert apply._steady is not None
+        assert apply._steady._merges.find(_exec_steady._key(leaves, treedef)) is not None
     out = apply(*args)
     expected = batchapply_reference.BatchApply(f, **options)(*case.args)
     received = seen[0]  # what f got from batchapply
