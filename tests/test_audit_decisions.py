@@ -586,3 +586,25 @@ def test_the_kit_calls_one_object_again_after_a_pause() -> None:
     assert "call 3" in outcome.detail and "bfloat16" in outcome.detail, outcome.detail
     once = checks["jax inputs bfloat16"].run(fault)
     assert isinstance(once, Outcome) and once.status == "pass", once
+
+
+@pytest.mark.spec("BA-1.2")
+def test_the_kit_checks_pass_through_on_every_call_of_one_object() -> None:
+    """The kit's pass-through check of every call index (issue 26: batchapply's steady state
+    reuses a plan from the fourth call on) passes both packages and flax.linen, and FAILs on a
+    target that copies the leaves of lower rank from an object's fourth call on, which the
+    check of every call on one merged leaf passes."""
+    from batchapply_conformance._checks import Outcome, Target
+    from batchapply_conformance._jax_inputs import jax_input_checks
+
+    checks = {c.name: c for c in jax_input_checks()}
+    through = checks["jax inputs every call passes the other leaves through"]
+    for name in ("batchapply:BatchApply", "batchapply_reference:BatchApply", "flax.linen:BatchApply"):
+        outcome = through.run(Target.load(name))
+        assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
+    fault = Target.load("tests.audit_fault_targets:steady_path_copies_kept_leaves")
+    outcome = through.run(fault)
+    assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
+    assert "call 4" in outcome.detail and "(4,) bias" in outcome.detail, outcome.detail
+    every = checks["jax inputs every call of one object"].run(fault)
+    assert isinstance(every, Outcome) and every.status == "pass", every

@@ -59,9 +59,8 @@ def _every_call(target: Target) -> Outcome:
     """BA-5.6 on every call of one object: ``BatchApply(lambda a: a)(x)`` returns ``x`` exactly,
     three calls back to back, then two after a pause. An implementation may change paths as a
     signature repeats (caches; programs compiled in the background: batchapply's eager calls
-    go leaf by leaf until its group programs are ready), and each path must keep the promise."""
-    import time
-
+    go leaf by leaf until its group programs are ready, then reuse their plan), and each path
+    must keep the promise."""
     import jax
 
     makers = [
@@ -76,11 +75,47 @@ def _every_call(target: Target) -> Outcome:
         for options in _calls(target)
         for make, what in makers
     ]
+    return _on_every_call(objects, lambda apply, x, what: _same(apply(x), x, what))
+
+
+def _every_call_passes_through(target: Target) -> Outcome:
+    """BA-1.2 on every call of one object: ``f`` gets the very object of a ``jax.Array`` of
+    lower rank than ``num_dims`` next to a merged ``jax.Array``, on the calls of ``_every_call``."""
+    import jax.numpy as jnp
+
+    bias = jnp.ones((4,), jnp.float32)
+    kept: list[bool] = []
+
+    def f(tree: dict[str, Any]) -> Any:
+        kept.append(tree["bias"] is bias)
+        return tree["x"]
+
+    def check(apply: Any, x: Any, what: str) -> Outcome | None:
+        kept.clear()
+        problem = _same(apply({"x": x, "bias": bias}), x, what)
+        if problem is None and not (kept and all(kept)):
+            return Outcome("fail", f"{what}: f got another object than the (4,) bias it was passed")
+        return problem
+
+    objects = [
+        (target.factory(f, 2, **options), _narrow("float32")(), f"a float32 array {options or ''}")
+        for options in _calls(target)
+    ]
+    return _on_every_call(objects, check)
+
+
+def _on_every_call(
+    objects: list[tuple[Any, Any, str]], check: Callable[[Any, Any, str], Outcome | None]
+) -> Outcome:
+    """``check(apply, x, what)`` on calls 1 to 5 of every object: three back to back, then two
+    after one pause, in which whatever runs in the background may finish."""
+    import time
+
     for call in range(1, 6):
         if call == 4:
-            time.sleep(0.25)  # one pause for all: whatever runs in the background may finish
+            time.sleep(0.25)
         for apply, x, what in objects:
-            problem = _same(apply(x), x, f"{what}, call {call}")
+            problem = check(apply, x, f"{what}, call {call}")
             if problem is not None:
                 return problem
     return Outcome("pass")
@@ -200,6 +235,7 @@ def jax_input_checks() -> Iterator[Check]:
         ("typed PRNG keys", ("BA-5.6",), _identity_keeps(_keys, "a typed key array"), 1),
         ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
         ("every call of one object", ("BA-5.6",), _every_call, 1),
+        ("every call passes the other leaves through", ("BA-1.2",), _every_call_passes_through, 1),
         ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
         *(
             (dtype, ("BA-5.2", "BA-5.6"), _identity_keeps(_narrow(dtype), f"a {dtype} array"), 1)
