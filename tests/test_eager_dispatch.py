@@ -708,6 +708,46 @@ def test_the_background_thread_waits_while_calls_run_leaf_by_leaf(monkeypatch: p
     assert waited == [1] and _exec_fused._LEAF_BY_LEAF_CALLS == [0]
 
 
+def test_a_background_job_pauses_at_python_calls_while_calls_run_leaf_by_leaf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lowering a program is jax's Python work, with no pace points of ours: the thread's own
+    profile function pauses it at every Python call until no call runs leaf by leaf, and is
+    gone after the job (the thread's former one back)."""
+    import sys
+
+    waited: list[int] = []
+
+    def wait_for_calls() -> None:
+        waited.append(_exec_fused._LEAF_BY_LEAF_CALLS[0])
+        _exec_fused._LEAF_BY_LEAF_CALLS[0] = 0  # the call "ends"
+
+    def lowering() -> None:  # stands for jax's lowering: plain Python calls
+        def rule() -> int:
+            return 1
+
+        for _ in range(3):
+            rule()
+
+    monkeypatch.setattr(_exec_fused, "_wait_for_calls", wait_for_calls)
+    _exec_fused._LEAF_BY_LEAF_CALLS[0] = 1  # a call is running leaf by leaf
+    _exec_fused.BACKGROUND.submit(lowering)
+    _exec_fused.wait()
+    assert waited == [1]  # it paused once, then ran on: no call was left running
+    profiles: list[Any] = []
+    _exec_fused.BACKGROUND.submit(lambda: profiles.append(sys.getprofile()))
+    _exec_fused.wait()
+    monkeypatch.setattr(_exec_fused.BACKGROUND, "yield_to_calls", False)
+    _exec_fused.BACKGROUND.submit(lambda: profiles.append(sys.getprofile()))
+    _exec_fused.wait()
+    assert profiles == [_exec_fused._pause_for_calls, None]  # the thread had none before
+    _exec_fused._LEAF_BY_LEAF_CALLS[0] = 1
+    _exec_fused.BACKGROUND.submit(lowering)  # off: no pause
+    _exec_fused.wait()
+    _exec_fused._LEAF_BY_LEAF_CALLS[0] = 0
+    assert waited == [1]
+
+
 def test_a_background_job_runs_with_a_short_switch_interval() -> None:
     """While a job runs, a call on another thread waits at most 0.5 ms for the GIL; then the
     interpreter's setting is back, unless someone else changed it meanwhile."""
