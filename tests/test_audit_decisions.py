@@ -567,44 +567,39 @@ def test_the_kit_check_passes_both_packages_and_fails_its_fault(check: str, faul
     assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
 
 
-@pytest.mark.spec("BA-5.6")
-def test_the_kit_calls_one_object_again_after_a_pause() -> None:
-    """The kit's check of every call index (issue 26) passes both packages and flax.linen, and
-    FAILs on a target whose fault shows only from an object's third call: the kit's checks that
-    call each object once pass that target."""
+@pytest.mark.spec("BA-5.6", "BA-1.2")
+@pytest.mark.parametrize(
+    ("check", "fault", "details", "passed_by"),
+    [
+        # bfloat16 comes back as float32 from an object's third call on; the single-call check passes it
+        ("every call of one object", "warm_path_upcasts", ("call 3", "bfloat16"), "jax inputs bfloat16"),
+        # f gets a copy of a lower-rank leaf from the fourth call on (batchapply's steady state reuses
+        # a plan from there); the check of every call on one merged leaf passes it
+        (
+            "every call passes the other leaves through",
+            "steady_path_copies_kept_leaves",
+            ("call 4", "(4,) bias"),
+            "jax inputs every call of one object",
+        ),
+    ],
+)
+def test_the_kit_calls_one_object_again_after_a_pause(
+    check: str, fault: str, details: tuple[str, ...], passed_by: str
+) -> None:
+    """The kit's checks of every call index (issue 26) pass both packages and flax.linen, and
+    FAIL on a target whose fault shows only once an object's calls repeat, which another kit
+    check passes."""
     from batchapply_conformance._checks import Outcome, Target
     from batchapply_conformance._jax_inputs import jax_input_checks
 
     checks = {c.name: c for c in jax_input_checks()}
-    every = checks["jax inputs every call of one object"]
+    every = checks[f"jax inputs {check}"]
     for name in ("batchapply:BatchApply", "batchapply_reference:BatchApply", "flax.linen:BatchApply"):
         outcome = every.run(Target.load(name))
         assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
-    fault = Target.load("tests.audit_fault_targets:warm_path_upcasts")
-    outcome = every.run(fault)
+    target = Target.load(f"tests.audit_fault_targets:{fault}")
+    outcome = every.run(target)
     assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
-    assert "call 3" in outcome.detail and "bfloat16" in outcome.detail, outcome.detail
-    once = checks["jax inputs bfloat16"].run(fault)
-    assert isinstance(once, Outcome) and once.status == "pass", once
-
-
-@pytest.mark.spec("BA-1.2")
-def test_the_kit_checks_pass_through_on_every_call_of_one_object() -> None:
-    """The kit's pass-through check of every call index (issue 26: batchapply's steady state
-    reuses a plan from the fourth call on) passes both packages and flax.linen, and FAILs on a
-    target that copies the leaves of lower rank from an object's fourth call on, which the
-    check of every call on one merged leaf passes."""
-    from batchapply_conformance._checks import Outcome, Target
-    from batchapply_conformance._jax_inputs import jax_input_checks
-
-    checks = {c.name: c for c in jax_input_checks()}
-    through = checks["jax inputs every call passes the other leaves through"]
-    for name in ("batchapply:BatchApply", "batchapply_reference:BatchApply", "flax.linen:BatchApply"):
-        outcome = through.run(Target.load(name))
-        assert isinstance(outcome, Outcome) and outcome.status == "pass", (name, outcome)
-    fault = Target.load("tests.audit_fault_targets:steady_path_copies_kept_leaves")
-    outcome = through.run(fault)
-    assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
-    assert "call 4" in outcome.detail and "(4,) bias" in outcome.detail, outcome.detail
-    every = checks["jax inputs every call of one object"].run(fault)
-    assert isinstance(every, Outcome) and every.status == "pass", every
+    assert all(detail in outcome.detail for detail in details), outcome.detail
+    other = checks[passed_by].run(target)
+    assert isinstance(other, Outcome) and other.status == "pass", other
