@@ -201,3 +201,34 @@ def test_the_steady_state_keeps_every_leaf_on_its_device() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+class _Node:
+    """A pytree node with aux data given by the test: jax hashes it, and compares it with ==."""
+
+    def __init__(self, x: Any, aux: Any) -> None:
+        self.x, self.aux = x, aux
+
+
+jax.tree_util.register_pytree_node(_Node, lambda n: ((n.x,), n.aux), lambda aux, c: _Node(c[0], aux))
+
+
+class _Ambiguous:
+    """Aux data that hashes, but whose == gives an array (no truth value): jax's treedef
+    comparison raises ValueError, unless it is the very same object."""
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> Any:
+        return np.array([True, False])
+
+
+@pytest.mark.spec("BA-6.1")
+def test_a_tree_whose_aux_data_cannot_be_compared_is_planned() -> None:
+    apply = batchapply.BatchApply(lambda n: n.x + 1)
+    x = jnp.ones((2, 3, 4))
+    same = _Ambiguous()
+    for aux in (same, same, same, same, _Ambiguous(), same, _Ambiguous()):  # steady from the fourth
+        np.testing.assert_array_equal(apply(_Node(x, aux)), np.ones((2, 3, 4)) + 1)
+        _exec_fused.wait()

@@ -44,23 +44,23 @@ class _Entry(NamedTuple):
 class _Table:
     """Entries per signature, bounded, oldest out first; the last one found is tried first."""
 
-    __slots__ = ("_entries", "_last", "_last_key")
+    __slots__ = ("_entries", "_last")
     maxsize = 16
 
     def __init__(self) -> None:
         self._entries: dict[Any, _Entry] = {}
-        self._last_key: Any = None
-        self._last: _Entry | None = None
+        self._last: tuple[Any, _Entry] | None = None  # one attribute: read whole by any thread
 
     def find(self, key: Any) -> _Entry | None:
-        if key == self._last_key:
-            return self._last
+        last = self._last
         try:
+            if last is not None and key == last[0]:
+                return last[1]
             entry = self._entries.get(key)
         except (TypeError, ValueError):  # pytree aux data that cannot be hashed or compared
             return None
         if entry is not None:
-            self._last_key, self._last = key, entry
+            self._last = (key, entry)
         return entry
 
     def put(self, key: Any, entry: _Entry) -> None:
@@ -71,7 +71,7 @@ class _Table:
             self._entries[key] = entry
 
     def drop(self, key: Any) -> None:
-        self._last_key, self._last = None, None
+        self._last = None
         with contextlib.suppress(KeyError, TypeError, ValueError):
             del self._entries[key]
 
