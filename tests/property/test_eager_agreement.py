@@ -6,7 +6,10 @@ generator here draws calls built for those branches, each often: all leaves ``ja
 (sometimes with a NumPy or non-array leaf among them), leaves of lower rank than
 ``num_dims`` (passed through, BA-1.2), a tuple ``in_axes`` (the fused merge of only the
 selected leaves), a tuple ``out_axes``, outputs of the wrong leading size (E10 from the
-fused split) and inputs that disagree on the leading shape (E9 from the fused merge).
+fused split), inputs that disagree on the leading shape (E9 from the fused merge), and a
+keyword argument that is a custom pytree node whose aux data jax compares with ``==``: a str,
+or an object whose ``==`` has no truth value (the same object on every call, or a new one on
+the call checked after the same one before).
 ``f`` returns its inputs, so the merged values are compared as well.
 
 A signature's calls take four paths (issue 26): its first call and the calls until its
@@ -47,6 +50,12 @@ class EagerCase:
     bad_input: bool  # the last argument is merged and disagrees on the leading shape (E9)
     call_index: int  # 1: a signature's first call; 2: its second; 3: once its groups are compiled; 4: steady
     host_path: bool  # whether calls 1 and 2 may take the host path (off: the one-leaf programs)
+    aux: str  # the keyword node's aux data: "none" (no node), "str", "same" or "new" (see _Ambiguous)
+
+    def kwargs(self, checked: bool = False) -> dict[str, Any]:
+        """The keyword arguments of one call; for "new", a new ``_Ambiguous`` on the checked call."""
+        aux = {"str": "aux", "same": _SAME, "new": _Ambiguous() if checked else _SAME}.get(self.aux)
+        return {} if aux is None else {"meta": _Tagged("text", aux)}
 
     def selected(self, i: int) -> bool:
         return self.in_axes == 0 or self.in_axes[i] == 0
@@ -94,8 +103,18 @@ def eager_cases(draw: st.DrawFn) -> EagerCase:
             in_axes = (*in_axes, 0)
     call_index = draw(st.sampled_from([4, 1, 2, 3]))  # 4 first: the common case, drawn most
     host_path = draw(st.booleans())
+    aux = draw(st.sampled_from(["none", "str", "same", "new"]))
     return EagerCase(
-        num_dims, leading, tuple(args), tuple(kinds), in_axes, bad_output, bad_input, call_index, host_path
+        num_dims,
+        leading,
+        tuple(args),
+        tuple(kinds),
+        in_axes,
+        bad_output,
+        bad_input,
+        call_index,
+        host_path,
+        aux,
     )
 
 
@@ -103,9 +122,12 @@ def at_call_index(case: EagerCase, apply: Any, args: tuple[Any, ...]) -> None:
     """Calls ``apply(*args)`` as often as it takes for the next call to be ``case.call_index``."""
     _exec_fused.wait()
     _exec_fused._SIGNATURES.cache_clear()  # the next call is the signature's first
-    for call in range(1, case.call_index):
+    # "new" aux data at call index 4: one more steady call first, with the same aux data, so that
+    # the checked call meets a signature found before (its table's last one).
+    extra = case.call_index == 4 and case.aux == "new"
+    for call in range(1, case.call_index + extra):
         with contextlib.suppress(ValueError):  # bad_input, bad_output: the call checked below raises too
-            apply(*args)
+            apply(*args, **case.kwargs())
         if call == 2:
             _exec_fused.wait()
 
@@ -118,8 +140,37 @@ def jax_args(case: EagerCase) -> tuple[Any, ...]:
     )
 
 
+class _Tagged:
+    """A custom pytree node: one child, and aux data that jax hashes and compares with ==."""
+
+    def __init__(self, child: Any, aux: Any) -> None:
+        self.child, self.aux = child, aux
+
+
+jax.tree_util.register_pytree_node(_Tagged, lambda t: ((t.child,), t.aux), lambda aux, c: _Tagged(c[0], aux))
+
+
+class _Ambiguous:
+    """Aux data that hashes, but whose == gives an array (no truth value): jax's treedef
+    comparison raises ValueError, unless it meets the very same object."""
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> Any:
+        return np.array([True, False])
+
+
+_SAME = _Ambiguous()
+
+
 def make_f(case: EagerCase, seen: list[tuple[Any, ...]]) -> Any:
-    def f(*args: Any) -> Any:
+    def f(*args: Any, **kwargs: Any) -> Any:
+        if case.aux != "none":  # the node reaches f as it was passed (BA-1.2, BA-1.3)
+            assert type(kwargs["meta"]) is _Tagged and kwargs["meta"].child == "text"
+            assert (
+                kwargs["meta"].aux == "aux" if case.aux == "str" else type(kwargs["meta"].aux) is _Ambiguous
+            )
         seen.append(args)
         arrays = tuple(a for i, a in enumerate(args) if case.merged(i))
         if case.bad_output:
@@ -152,28 +203,29 @@ def check_eager_case(case: EagerCase) -> None:
     seen.clear()
     if case.bad_input:
         with pytest.raises(ValueError, match="^" + _core.LEADING_SHAPE_PREFIX) as info:
-            apply(*args)
+            apply(*args, **case.kwargs(checked=True))
         assert f"args[{len(args) - 1}] has ({case.leading[0] + 1}," in str(info.value)
         with pytest.raises(ValueError, match="^" + _core.LEADING_SHAPE_PREFIX):
-            batchapply_reference.BatchApply(f, **options)(*case.args)
+            batchapply_reference.BatchApply(f, **options)(*case.args, **case.kwargs())
         assert not seen  # f is not called
         return
     if case.bad_output:
         size = int(np.prod(case.leading))
         with pytest.raises(ValueError, match="^" + _core.OUTPUT_PREFIX) as info:
-            apply(*args)
+            apply(*args, **case.kwargs(checked=True))
         assert f"has shape ({case.bad_output},); expected rank >= 1 and a leading size of {size}" in str(
             info.value
         )
         with pytest.raises(ValueError, match="^" + _core.OUTPUT_PREFIX):
-            batchapply_reference.BatchApply(f, **options)(*case.args)
+            batchapply_reference.BatchApply(f, **options)(*case.args, **case.kwargs())
         return
-    if case.call_index == 4 and "numpy" not in case.kinds:  # the call below takes the steady path
-        leaves, treedef = jax.tree.flatten((args, {}))
+    kwargs = case.kwargs(checked=True)
+    if case.call_index == 4 and "numpy" not in case.kinds and case.aux != "new":  # the steady path
+        leaves, treedef = jax.tree.flatten((args, kwargs))
         assert apply._steady is not None
         assert apply._steady._merges.find(_exec_steady._key(leaves, treedef)) is not None
-    out = apply(*args)
-    expected = batchapply_reference.BatchApply(f, **options)(*case.args)
+    out = apply(*args, **kwargs)
+    expected = batchapply_reference.BatchApply(f, **options)(*case.args, **case.kwargs())
     received = seen[0]  # what f got from batchapply
     for i, (got, arg) in enumerate(zip(received, args, strict=True)):
         if case.merged(i):
