@@ -168,3 +168,20 @@ def steady_path_copies_kept_leaves(f: Fn, num_dims: int = 2, **options: Any) -> 
         return apply(*args, **kwargs)
 
     return call
+
+
+def tree_kept_unguarded(f: Fn, num_dims: int = 2, **options: Any) -> Fn:
+    """Keeps the last call's tree structure and compares the next one's with ``==``, unguarded,
+    as a plan kept per tree structure could: node data whose ``==`` has no truth value raises
+    from a call once it meets other node data (BA-1.3 on repeated calls only; issue 26)."""
+    apply = batchapply.BatchApply(f, num_dims, **options)
+    last: list[Any] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        treedef = jax.tree.structure((args, kwargs))
+        if last and treedef == last[0]:
+            pass  # the kept plan would be used
+        last[:] = [treedef]
+        return apply(*args, **kwargs)
+
+    return call

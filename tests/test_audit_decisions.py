@@ -567,7 +567,7 @@ def test_the_kit_check_passes_both_packages_and_fails_its_fault(check: str, faul
     assert isinstance(outcome, Outcome) and outcome.status == "fail", outcome
 
 
-@pytest.mark.spec("BA-5.6", "BA-1.2")
+@pytest.mark.spec("BA-5.6", "BA-1.2", "BA-1.3")
 @pytest.mark.parametrize(
     ("check", "fault", "details", "passed_by"),
     [
@@ -580,6 +580,14 @@ def test_the_kit_check_passes_both_packages_and_fails_its_fault(check: str, faul
             "steady_path_copies_kept_leaves",
             ("call 4", "(4,) bias"),
             "jax inputs every call of one object",
+        ),
+        # node data whose == has no truth value raises once a call meets another (call 5); the
+        # check of custom nodes, one call per object, passes it
+        (
+            "every call with node data that == cannot decide",
+            "tree_kept_unguarded",
+            ("call 5", "raised ValueError"),
+            "jax inputs custom pytree nodes",
         ),
     ],
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, on_jax
+from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax
 
 
 def _calls(target: Target) -> list[dict[str, Any]]:
@@ -75,7 +75,7 @@ def _every_call(target: Target) -> Outcome:
         for options in _calls(target)
         for make, what in makers
     ]
-    return _on_every_call(objects, lambda apply, x, what: _same(apply(x), x, what))
+    return _on_every_call(objects, lambda apply, x, what, call: _same(apply(x), x, what))
 
 
 def _every_call_passes_through(target: Target) -> Outcome:
@@ -91,7 +91,7 @@ def _every_call_passes_through(target: Target) -> Outcome:
         kept.append(b is bias)
         return a
 
-    def check(apply: Any, x: Any, what: str) -> Outcome | None:
+    def check(apply: Any, x: Any, what: str, call: int) -> Outcome | None:
         kept.clear()
         apply(x, bias)
         if not (kept and all(kept)):
@@ -105,18 +105,62 @@ def _every_call_passes_through(target: Target) -> Outcome:
     return _on_every_call(objects, check)
 
 
+def _every_call_node_data(target: Target) -> Outcome:
+    """BA-1.3 on every call of one object: a ``KeyedNode`` whose node data hashes but whose
+    ``==`` has no truth value (jax's comparison of tree structures raises on it, unless it
+    meets the very same object) reaches ``f`` with that node data, on the calls of
+    ``_every_call``: the same node data on calls 1 to 4, a new one on call 5. An implementation
+    that keeps something per tree structure must not raise on it."""
+    import numpy as np
+
+    from batchapply_conformance.nodes import KeyedNode
+
+    class Ambiguous:
+        def __hash__(self) -> int:
+            return 0
+
+        def __eq__(self, other: object) -> Any:
+            return np.array([True, False])
+
+    same = Ambiguous()
+    tags: list[Any] = []
+
+    def f(node: Any) -> Any:
+        tags.append(node.tag)
+        return node.a
+
+    def check(apply: Any, x: Any, what: str, call: int) -> Outcome | None:
+        tag = same if call < 5 else Ambiguous()
+        tags.clear()
+        problem = _same(apply(KeyedNode(x, x, tag)), x, what)
+        if problem is None and not all(t is tag for t in tags):  # f not called: BA-6.1's
+            return Outcome("fail", f"{what}: f got the node with other node data than it was passed")
+        return problem
+
+    objects = [
+        (target.factory(f, 2, **options), _narrow("float32")(), f"a float32 array {options or ''}")
+        for options in _calls(target)
+    ]
+    return _on_every_call(objects, check)
+
+
 def _on_every_call(
-    objects: list[tuple[Any, Any, str]], check: Callable[[Any, Any, str], Outcome | None]
+    objects: list[tuple[Any, Any, str]], check: Callable[[Any, Any, str, int], Outcome | None]
 ) -> Outcome:
-    """``check(apply, x, what)`` on calls 1 to 5 of every object: three back to back, then two
-    after one pause, in which whatever runs in the background may finish."""
+    """``check(apply, x, what, call)`` on calls 1 to 5 of every object: three back to back, then
+    two after one pause, in which whatever runs in the background may finish."""
     import time
 
     for call in range(1, 6):
         if call == 4:
             time.sleep(0.25)
         for apply, x, what in objects:
-            problem = check(apply, x, f"{what}, call {call}")
+            try:
+                problem = check(apply, x, f"{what}, call {call}", call)
+            except Exception as e:  # which call raised: the detail says it
+                return Outcome(
+                    "fail", f"{what}, call {call}: raised {describe_error(e)}", {"got": describe_error(e)}
+                )
             if problem is not None:
                 return problem
     return Outcome("pass")
@@ -237,6 +281,7 @@ def jax_input_checks() -> Iterator[Check]:
         ("committed device", ("BA-5.6",), _identity_keeps(_on_last_device, "an array on the last device"), 2),
         ("every call of one object", ("BA-5.6",), _every_call, 1),
         ("every call passes the other leaves through", ("BA-1.2",), _every_call_passes_through, 1),
+        ("every call with node data that == cannot decide", ("BA-1.3",), _every_call_node_data, 1),
         ("custom pytree nodes", ("BA-1.3",), _custom_nodes, 1),
         *(
             (dtype, ("BA-5.2", "BA-5.6"), _identity_keeps(_narrow(dtype), f"a {dtype} array"), 1)

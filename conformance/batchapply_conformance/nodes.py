@@ -95,18 +95,18 @@ register_dataclass_in_reference(DataclassNode, ["a", "b"], ["tag"])
 class KeyedNode:
     """``jax.tree_util.register_pytree_with_keys``: children ``.a`` and ``['b']``; ``tag`` is node data."""
 
-    def __init__(self, a: Any, b: Any, tag: str = "keyed") -> None:
+    def __init__(self, a: Any, b: Any, tag: Any = "keyed") -> None:
         self.a, self.b, self.tag = a, b, tag
 
     def __repr__(self) -> str:
         return f"KeyedNode({self.a!r}, {self.b!r}, tag={self.tag!r})"
 
 
-def _keyed_flatten(node: KeyedNode) -> tuple[list[tuple[KeyEntry, Any]], str]:
+def _keyed_flatten(node: KeyedNode) -> tuple[list[tuple[KeyEntry, Any]], Any]:
     return [(jax.tree_util.GetAttrKey("a"), node.a), (jax.tree_util.DictKey("b"), node.b)], node.tag
 
 
-def _keyed_unflatten(tag: str, children: Iterable[Any]) -> KeyedNode:
+def _keyed_unflatten(tag: Any, children: Iterable[Any]) -> KeyedNode:
     a, b = children
     return KeyedNode(a, b, tag)
 
