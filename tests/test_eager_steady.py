@@ -10,6 +10,7 @@ results and the same errors.
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -232,3 +233,47 @@ def test_a_tree_whose_aux_data_cannot_be_compared_is_planned() -> None:
     for aux in (same, same, same, same, _Ambiguous(), same, _Ambiguous()):  # steady from the fourth
         np.testing.assert_array_equal(apply(_Node(x, aux)), np.ones((2, 3, 4)) + 1)
         _exec_fused.wait()
+
+
+def test_two_signatures_of_one_object_alternate_each_with_its_own_plan(dispatches: Counter[str]) -> None:
+    """The same tree structure, two signatures (a leaf of lower rank, then a merged one): each
+    call takes its own signature's plan, never the last one found."""
+    seen: list[Any] = []
+
+    def f(x: jax.Array, y: jax.Array) -> jax.Array:
+        seen.append(y)
+        return x
+
+    apply = batchapply.BatchApply(f)
+    x, bias, y = jnp.ones((2, 3, 4)), jnp.ones((5,)), jnp.arange(30.0).reshape(2, 3, 5)
+    to_steady(apply, x, bias)
+    to_steady(apply, x, y)
+    clear(dispatches)
+    for _ in range(2):
+        apply(x, bias)
+        assert seen[-1] is bias
+        apply(x, y)
+        np.testing.assert_array_equal(seen[-1], np.arange(30.0).reshape(6, 5))
+    assert dispatches == Counter({"merge": 4, "split": 4})  # no leaf by leaf, no compile
+
+
+def test_a_copy_starts_with_no_steady_state_and_reaches_its_own() -> None:
+    apply = batchapply.BatchApply(identity)
+    tree = tree_of(3)
+    to_steady(apply, tree)
+    copy = pickle.loads(pickle.dumps(apply))
+    assert copy._steady is not None and copy._steady._merges._entries == {}
+    to_steady(copy, tree)
+    assert len(copy._steady._merges._entries) == 1
+    np.testing.assert_array_equal(copy(tree)["k0002"], tree["k0002"])
+
+
+def test_the_steady_tables_are_bounded_oldest_out_first() -> None:
+    apply = batchapply.BatchApply(lambda x: x)
+    maxsize = _exec_steady._Table.maxsize
+    for n in range(1, maxsize + 3):
+        to_steady(apply, jnp.ones((2, 3, n)))
+    assert apply._steady is not None
+    keys = list(apply._steady._merges._entries)
+    assert len(keys) == maxsize
+    assert [key[2][0].shape for key in keys] == [(2, 3, n) for n in range(3, maxsize + 3)]

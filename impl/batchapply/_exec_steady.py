@@ -163,7 +163,7 @@ def _note(
     fused: Fused,
     leaves: list[Any],
 ) -> None:
-    if key is None or not trace_state_clean():
+    if key is None:  # an entry noted inside a trace is as good outside it: _run checks the trace
         return
     xs = leaves if at is None else [leaves[i] for i in at]
     epoch = fused.ready_epoch(xs)
@@ -175,12 +175,11 @@ def _note(
 def _run(entry: _Entry, leaves: list[Any], table: _Table, key: Any) -> list[Any] | None:
     """``leaves`` with the entry's leaves reshaped by its ready programs; None where the
     planned path must decide: inside a trace, on several devices a mix of placements that one
-    program would move, or (the entry is dropped) no longer ready, or a program that refuses."""
+    program would move, no longer ready, or (the entry is dropped) a program that refuses."""
     if not trace_state_clean() or (several_devices() and not one_placement(_arrays(leaves))):
         return None
-    if entry.epoch != _exec_fused.epoch():  # jax.clear_caches(), or a signature evicted
-        table.drop(key)
-        return None
+    if entry.epoch != _exec_fused.epoch():  # jax.clear_caches(), or a signature evicted: the
+        return None  # planned call notes the signature again once its programs are ready
     at = entry.at
     ys = entry.fused.ready(leaves if at is None else [leaves[i] for i in at])
     if ys is None:  # a deleted leaf, say

@@ -14,6 +14,7 @@ IMPL_LINEN = "impl/batchapply/linen.py"
 IMPL_NNX = "impl/batchapply/nnx.py"
 IMPL_PLAN = "impl/batchapply/_plan.py"
 IMPL_EXEC_FUSED = "impl/batchapply/_exec_fused.py"
+IMPL_EXEC_STEADY = "impl/batchapply/_exec_steady.py"
 IMPL_EXEC_MAP = "impl/batchapply/_exec_map.py"
 IMPL_LEAVES = "impl/batchapply/_leaves.py"
 IMPL_TREES = "impl/batchapply/_trees.py"
@@ -420,6 +421,19 @@ KIT_EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "equivalent: the chunked calls the table keeps have NumPy leaves only, whose plan is the same in "
         "and out of a trace (lazy and eager only touch jax.Array leaves; _maps is False for them); "
         "unchunked calls are only keyed more finely"
+    ),
+    (
+        IMPL_EXEC_STEADY,
+        "_Table.find",
+        "const-1",
+        "last is not None and key == last[0] -> last is not None and key == last[-1]",
+    ): (
+        "equivalent: the last signature found is never matched (an entry is no key), so every call "
+        "looks its signature up in the table: speed only"
+    ),
+    (IMPL_EXEC_STEADY, "_Table", "const-1", "16 -> 15"): (
+        "equivalent: how many signatures one BatchApply keeps in its steady state, speed only; "
+        "tests/test_eager_steady.py checks the bound as the class states it"
     ),
     (IMPL_EXEC_FUSED, "<module>", "const-1", "128 -> 127"): (
         "the conformance CLI: _GROUP_SIZE is how many leaves one fused dispatch takes, speed only"

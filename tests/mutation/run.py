@@ -58,6 +58,7 @@ CORE = [  # what the old impl/batchapply/_core.py was split into (issue 25, docs
     "impl/batchapply/_plan.py",
     "impl/batchapply/_exec_reshape.py",
     "impl/batchapply/_exec_fused.py",
+    "impl/batchapply/_exec_steady.py",
     "impl/batchapply/_exec_chunks.py",
     "impl/batchapply/_exec_local.py",
     "impl/batchapply/_exec_map.py",
@@ -82,6 +83,7 @@ TESTS = [
     "tests/test_helpers.py",
     "tests/test_repr.py",
     "tests/test_eager_dispatch.py",
+    "tests/test_eager_steady.py",
     "tests/golden",
     "tests/test_mutation_survivors.py",
     "tests/test_row_order.py",  # section 14 on one device
