@@ -1188,7 +1188,6 @@ ALSO: dict[str, dict[str, str]] = {
     "weak_type_dropped": {"BA-13.7": "f returns what it gets: chunks that are all weak come back strong"},
     "warm_up_call": {
         "BA-13.2": "the warm-up is one more call of f where N <= chunk_size wants one",
-        "BA-13.3": "and a chunk of other rows",
     },
     "shard_major_as_c": {
         "BA-14.2": "the rows are merged and split in C order, not shard-major",
@@ -1206,7 +1205,6 @@ ALSO: dict[str, dict[str, str]] = {
     "global_chunks": {
         "BA-13.3": "the merged rows are not cut into chunks at all",
         "BA-13.4": "so f is called once, not once per chunk",
-        "BA-13.5": "and a row-mixing f mixes all the rows, not those of one chunk",
         "BA-13.7": "one call has no chunks to compare, so E17 is not raised",
         "BA-10.1": "E17 is not raised",
         "BA-14.10": "each device runs f on all its rows at once, not p per chunk",
