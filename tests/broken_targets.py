@@ -751,9 +751,13 @@ def _chunk_rewriter(rewrite: str):
             except (TypeError, ValueError):
                 return f(*args, **kwargs)
             out = f(*args, **kwargs)
-            if rewrite == "pad":
-                return _tree_map(lambda y: y[:m] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
-            return _tree_map(lambda y: y[c - m :] if hasattr(y, "shape") and len(y.shape) >= 1 else y, out)
+
+            def cut(y: Any) -> Any:  # only rows of the widened chunk: any other leaf gets E10 as due
+                if not (hasattr(y, "shape") and len(y.shape) >= 1 and y.shape[0] == c):
+                    return y
+                return y[:m] if rewrite == "pad" else y[c - m :]
+
+            return _tree_map(cut, out)
 
         _checked(f, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
         apply = batchapply.BatchApply(g, num_dims, chunk_size=chunk_size, row_order=row_order, **options)
@@ -1018,47 +1022,43 @@ def swapped_dims(f: Callable[..., Any], num_dims: int = 2) -> Callable[..., Any]
 
 
 def chunks_last_first(
-    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None
+    f: Callable[..., Any], num_dims: int = 2, *, chunk_size: Any = None, **options: Any
 ) -> Callable[..., Any]:
-    """Chunks by hand, running them last chunk first (outputs put back in order) (BA-13.4)."""
-    import batchapply
+    """Where ``f`` is called once per chunk (eagerly, or under a trace that cannot use
+    ``jax.lax.map``), the chunks run last chunk first (BA-13.4). ``batchapply.BatchApply`` whose
+    chunk loop first calls ``f`` on every chunk's rows in reverse order (taken as its own loop takes
+    them), then runs that loop on the outputs kept: its checks per chunk (E16, E10, E17), its join
+    and its every other error are batchapply's own."""
+    from batchapply import _exec_chunks
+    from batchapply._core import BatchApply
 
-    if chunk_size is None:
-        return batchapply.BatchApply(f, num_dims)
-    batchapply.BatchApply(f, num_dims, chunk_size=chunk_size)  # E14, E15 at construction
-    state: dict[str, int] = {}
+    _checked(f, num_dims, chunk_size=chunk_size, **options)
+    kept: list[Any] = []
 
-    def g(*args: Any, **kwargs: Any) -> Any:
-        n = state["rows"]
-        bounds = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)] or [(0, 0)]
-        if len(bounds) == 1:
-            return f(*args, **kwargs)
+    def replay(*args: Any, **kwargs: Any) -> Any:
+        return kept.pop(0) if kept else f(*args, **kwargs)
 
-        def rows(a: int, b: int) -> Any:
-            def cut(x: Any) -> Any:
-                return (
-                    x[a:b]
-                    if hasattr(x, "shape") and len(getattr(x, "shape", ())) >= 1 and x.shape[0] == n
-                    else x
-                )
+    class LastFirst(BatchApply):
+        def _call_in_chunks(self, plan: Any, merged: list[Any], treedef: Any, paths: Any) -> Any:
+            chunks = plan.chunks
+            if chunks is None or chunks.executor != "loop":
+                return super()._call_in_chunks(plan, merged, treedef, paths)
+            size, c, rows_at = plan.size, chunks.chunk_size, chunks.rows_at
+            rows = _exec_chunks._Rows([merged[i] for i in rows_at], size, chunks.dims, chunks.eager)
+            outputs: dict[int, Any] = {}
+            for start in reversed(range(0, size, c)):
+                chunk = list(merged)
+                for i, taken in zip(rows_at, rows.take(start, min(start + c, size)), strict=True):
+                    chunk[i] = taken
+                chunk_args, chunk_kwargs = tree_util.tree_unflatten(treedef, chunk)
+                outputs[start] = f(*chunk_args, **chunk_kwargs)
+            kept[:] = [outputs[start] for start in sorted(outputs)]
+            try:
+                return super()._call_in_chunks(plan, merged, treedef, paths)
+            finally:
+                kept.clear()
 
-            return _tree_map(cut, (args, kwargs))
-
-        outs = {}
-        for a, b in reversed(bounds):
-            chunk_args, chunk_kwargs = rows(a, b)
-            outs[a] = f(*chunk_args, **chunk_kwargs)
-        ordered = [outs[a] for a, _ in bounds]
-        return tree_util.tree_map(lambda *parts: _cat(list(parts)), *ordered)
-
-    apply = batchapply.BatchApply(g, num_dims)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        lead = _leading(args, kwargs, num_dims)
-        state["rows"] = int(np.prod(lead)) if lead is not None else 0
-        return apply(*args, **kwargs)
-
-    return call
+    return LastFirst(replay, num_dims, chunk_size=chunk_size, **options)
 
 
 def unrolled_under_trace(
@@ -1188,7 +1188,6 @@ ALSO: dict[str, dict[str, str]] = {
     "weak_type_dropped": {"BA-13.7": "f returns what it gets: chunks that are all weak come back strong"},
     "warm_up_call": {
         "BA-13.2": "the warm-up is one more call of f where N <= chunk_size wants one",
-        "BA-13.3": "and a chunk of other rows",
     },
     "shard_major_as_c": {
         "BA-14.2": "the rows are merged and split in C order, not shard-major",
@@ -1206,10 +1205,32 @@ ALSO: dict[str, dict[str, str]] = {
     "global_chunks": {
         "BA-13.3": "the merged rows are not cut into chunks at all",
         "BA-13.4": "so f is called once, not once per chunk",
-        "BA-13.5": "and a row-mixing f mixes all the rows, not those of one chunk",
         "BA-13.7": "one call has no chunks to compare, so E17 is not raised",
         "BA-10.1": "E17 is not raised",
         "BA-14.10": "each device runs f on all its rows at once, not p per chunk",
+    },
+    "padded_last_chunk": {
+        "BA-13.7": "f sees the padded last chunk with chunk_size rows, so an output shaped by the "
+        "chunk's rows agrees with the first chunk's: E17 is not raised",
+        "BA-10.1": "so E17 is not raised",
+        "BA-13.6": "f's output of chunk_size rows for the padded last chunk is cut back to its rows, "
+        "so a per-chunk output of chunk_size values (y.sum(0)) is not E10",
+    },
+    "overlapping_last_chunk": {
+        "BA-13.7": "f sees the last chunk with chunk_size rows, so an output shaped by the chunk's "
+        "rows agrees with the first chunk's: E17 is not raised",
+        "BA-10.1": "so E17 is not raised",
+        "BA-13.6": "f's output of chunk_size rows for the widened last chunk is cut back to its rows, "
+        "so a per-chunk output of chunk_size values (y.sum(0)) is not E10",
+    },
+    "unchunked_when_divisible": {
+        "BA-13.4": "f is called once, not once per chunk",
+        "BA-13.7": "one call has no chunks to compare: E17 is not raised, and the output is weak "
+        "where that one call's is",
+        "BA-13.11": "f runs on every row at once, so its intermediates follow N, not chunk_size",
+        "BA-14.11": "a batch sharded in the C order is not cut into chunks, so E25 is not raised",
+        "BA-10.1": "E17 and E25 are not raised",
+        "BA-10.7": "E25 binds both packages for a concrete jax.Array",
     },
     "host_shape_probe": {
         clause: "f cannot be traced (np.asarray of a tracer), so every traced check fails"
@@ -1240,19 +1261,7 @@ ALSO: dict[str, dict[str, str]] = {
 set is its ``CORPUS`` clause and these; the kit's FAIL set must be exactly that set (issue 23;
 ``tests/test_conformance.py`` pins it for every target not in ``OPEN``)."""
 
-OPEN: dict[str, str] = {
-    "chunks_last_first": "a hand-made chunk loop (batchapply's chunk executors cannot be made to run "
-    "the chunks in another order from outside): no E16, E10 or E17 per chunk, no E18, no E25",
-    "overlapping_last_chunk": "f's output for the rewritten last chunk is cut back, which hides E10 "
-    "per chunk (BA-13.6); a values fault on a chunk case is charged to every section 13 clause the "
-    "case cites (BA-13.2, BA-13.8)",
-    "padded_last_chunk": "f's output for the padded last chunk is cut back, which hides E10 per chunk "
-    "(BA-13.6); a values fault on a chunk case is charged to every section 13 clause the case cites "
-    "(BA-13.2, BA-13.8)",
-    "unchunked_when_divisible": "one call of f also skips E17, E25 and f's raise on a later chunk "
-    "(BA-6.3), and a values fault on a chunk case is charged to every section 13 clause the case "
-    "cites (BA-13.2, BA-13.8): the list of what the one fault breaks is not checked yet",
-}
+OPEN: dict[str, str] = {}
 """Targets whose FAIL set is not yet exactly their clause set, and why (issue 23)."""
 
 

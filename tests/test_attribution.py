@@ -406,3 +406,104 @@ def test_a_compiled_f_kept_without_chunks_is_the_once_per_call_clause() -> None:
     assert set(check.clauses) == {"BA-6.1", "BA-13.4"}
     found = _diagnose.run_check(check, Target.load("broken_targets:jit_cached_f"))
     assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-6.1",)]
+
+
+def halved_chunks(f: Callable[..., Any], num_dims: int = 2, **options: Any) -> Callable[..., Any]:
+    """``batchapply.BatchApply`` with chunks of half the ``chunk_size`` (at least 1 row)."""
+    size = options.pop("chunk_size", None)
+    return batchapply.BatchApply(f, num_dims, chunk_size=size and max(1, size // 2), **options)
+
+
+HALVED = Target(name="test", factory=halved_chunks, module=batchapply, options=frozenset({"chunk_size"}))
+
+
+@pytest.mark.parametrize(
+    ("fault", "case", "clauses"),
+    [
+        # The short last chunk padded (or widened over the chunk before): f got other rows, so a
+        # row-mixing f's values differ; not the join (BA-13.5, 13.8), the one-call rule (BA-13.2) or
+        # the order of the calls (BA-13.4) that the case cites, nor the row-mixing clause alone.
+        ("padded_last_chunk", "chunk-reverse_rows-size5", ("BA-13.3",)),
+        ("overlapping_last_chunk", "chunk-reverse_rows-size5", ("BA-13.3",)),
+        ("padded_last_chunk", "chunk-batch-mean-per-chunk", ("BA-13.3",)),
+        # No chunks when chunk_size divides N; with shard counts too, where the C order fails alike.
+        ("unchunked_when_divisible", "chunk-reverse_rows-size1", ("BA-13.3",)),
+        ("unchunked_when_divisible", "chunk-with-row-order", ("BA-13.3",)),
+        # N <= chunk_size cut into two calls: f must get every row at once (BA-13.2).
+        (HALVED, "chunk-reverse_rows-size12", ("BA-13.2",)),
+        (HALVED, "chunk-reverse_rows-size5", ("BA-13.3",)),
+    ],
+)
+def test_a_golden_chunk_fault_goes_to_the_rows_f_was_given(
+    fault: str | Target, case: str, clauses: tuple[str, ...]
+) -> None:
+    from batchapply_conformance import _checks, _diagnose
+
+    (check,) = [c for c in _checks.golden_checks() if c.name == f"golden chunking:{case}"]
+    t = fault if isinstance(fault, Target) else Target.load(f"broken_targets:{fault}")
+    found = _diagnose.run_check(check, t)
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [clauses]
+
+
+@pytest.mark.parametrize(
+    ("fault", "clauses"),
+    [
+        # Chunks run last first: their calls, and so the positions counted over the rows f saw
+        # before, come in another order (BA-13.4), not other rows (BA-13.3).
+        ("chunks_last_first", [("BA-13.4",)]),
+        # The last chunk widened over the one before: other rows (its positions), whose rolled
+        # values differ too: not also the join (BA-13.5).
+        ("overlapping_last_chunk", [("BA-13.3",)]),
+    ],
+)
+def test_a_differential_chunk_fault_is_charged_once_for_its_cause(
+    fault: str, clauses: list[tuple[str, ...]]
+) -> None:
+    call = WideCall("rolled", (), {"batch": np.arange(3.0).reshape(1, 3, 1)}, 2, 2, frozenset())
+    assert charged(Target.load(f"broken_targets:{fault}"), call) == clauses
+
+
+@pytest.mark.parametrize(
+    ("fault", "clause"), [("padded_last_chunk", "BA-13.3"), ("chunks_last_first", "BA-13.4")]
+)
+def test_chunks_under_a_trace_of_other_sizes_are_the_rows_clause(fault: str, clause: str) -> None:
+    # f called as often as BA-13.4 says, with inputs of the right kinds: a last chunk padded to
+    # chunk_size rows is which rows form a chunk (BA-13.3); the same chunks in another order, BA-13.4.
+    from batchapply_conformance import _diagnose, _run
+
+    (check,) = [c for c in _run.all_checks("dev", 20, None) if c.name == "transform chunks under a trace"]
+    found = _diagnose.run_check(check, Target.load(f"broken_targets:{fault}"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [(clause,)]
+
+
+@pytest.mark.parametrize("name", ["audit f raises partway", "audit 64-bit NumPy and jax chunk outputs"])
+def test_an_audit_whose_f_never_reached_its_second_chunk_is_the_chunks_fault(name: str) -> None:
+    # f raises (or returns another type) on its second chunk; called once, it never does: the
+    # chunks are at fault (BA-13.3, BA-13.4), not the raise (BA-6.3) or the join (BA-13.8).
+    from batchapply_conformance import _diagnose, _run
+
+    (check,) = [c for c in _run.all_checks("dev", 20, None) if c.name == name]
+    found = _diagnose.run_check(check, Target.load("broken_targets:unchunked_when_divisible"))
+    assert [o.charged for o in (found if isinstance(found, list) else [found])] == [("BA-13.3", "BA-13.4")]
+
+
+def test_a_raise_lost_where_f_runs_once_still_fails_the_raise_clause() -> None:
+    # The same check keeps BA-6.3: a target that calls f once and swallows f's exception fails it.
+    from batchapply_conformance import _diagnose, _run
+
+    def swallowing(f: Callable[..., Any], num_dims: int = 2, chunk_size: Any = None) -> Callable[..., Any]:
+        apply = batchapply.BatchApply(f, num_dims)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return apply(*args, **kwargs)
+            except Exception:
+                return None
+
+        return call
+
+    (check,) = [c for c in _run.all_checks("dev", 20, None) if c.name == "audit f raises partway"]
+    t = Target(name="test", factory=swallowing, module=batchapply, options=frozenset({"chunk_size"}))
+    found = _diagnose.run_check(check, t)
+    charges = [o.charged for o in (found if isinstance(found, list) else [found]) if o.status == "fail"]
+    assert charges == [("BA-13.3", "BA-13.4"), None], charges

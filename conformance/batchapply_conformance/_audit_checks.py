@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from batchapply_conformance._checks import Check, Outcome, Target, describe_error, on_jax, reworded
+from batchapply_conformance._checks import Check, Outcome, Outcomes, Target, describe_error, on_jax, reworded
 
 OPTIONS = ("f", "num_dims", "in_axes", "out_axes", "chunk_size", "row_order")
 
@@ -118,7 +118,7 @@ def _deleted(target: Target) -> Outcome:
     return Outcome("pass")
 
 
-def _f_raises(target: Target) -> Outcome:
+def _f_raises(target: Target) -> Outcomes:
     import numpy as np
 
     class Boom(Exception):
@@ -140,7 +140,30 @@ def _f_raises(target: Target) -> Outcome:
         if e is err and calls == want:
             return Outcome("pass")
         return Outcome("fail", f"f ran on {calls} rows (expected {want}); same exception object: {e is err}")
+    if chunked and len(calls) < 2:
+        # f never ran a second time, so it never raised: the chunks are at fault, and BA-6.3 is
+        # judged on an f that raises on its first call.
+        unchunked = Outcome("fail", _fewer_calls(len(calls), 3), None, _FEWER_CALLS)
+        try:
+            target.factory(lambda y: _raise(err), 2, chunk_size=2)(np.zeros((2, 3, 1)))
+        except Boom as e:
+            return unchunked if e is err else [unchunked, Outcome("fail", "f's exception was replaced")]
+        return [unchunked, Outcome("fail", "the exception f raised on its first call did not propagate")]
     return Outcome("fail", "the exception f raised did not propagate")
+
+
+def _raise(error: BaseException) -> Any:
+    raise error
+
+
+_FEWER_CALLS = ("BA-13.3", "BA-13.4")
+"""Where ``f`` of a chunked call ran fewer times than the call has chunks: its rows were not cut
+into the chunks of BA-13.3, one call each (BA-13.4). A check whose ``f`` answers each chunk in
+turn (raises on the second, returns another type there) cannot judge its own clause then."""
+
+
+def _fewer_calls(calls: int, chunks: int) -> str:
+    return f"f ran {calls} times for {chunks} chunks: the check's own clause cannot be judged"
 
 
 def _threads(target: Target) -> Outcome:
@@ -217,7 +240,14 @@ def _mixed_64_bit_chunks(target: Target) -> Outcome:
         calls[0] += 1
         return np.full((2, 1), big) if calls[0] == 1 else j64
 
-    out = target.factory(f, 2, chunk_size=2)(np.zeros((2, 2, 1)))
+    try:
+        out = target.factory(f, 2, chunk_size=2)(np.zeros((2, 2, 1)))
+    except Exception:
+        if calls[0] < 2:
+            return Outcome("fail", _fewer_calls(calls[0], 2), None, _FEWER_CALLS)
+        raise
+    if calls[0] < 2:
+        return Outcome("fail", _fewer_calls(calls[0], 2), None, _FEWER_CALLS)
     values = np.asarray(out, dtype=np.float64)  # compared in float64: 2.0**40 + 1 is weak
     if out.dtype != np.float64 or not (values == np.float64(big)).all():
         return Outcome(

@@ -212,8 +212,8 @@ def diagnose(check: Check, found: Outcomes, target: Target) -> Outcomes:
         exact = functions.FUNCTIONS[str(case.function)].exact
         found_kinds = golden.mismatches(expected, got, exact=exact)
         problems = [(_property_clauses(case, kind), problem) for kind, problem in found_kinds]
-    if not problems:
-        return found  # the control passes: the option is at fault
+    if not problems:  # the control passes: the option is at fault
+        return _chunks_at_fault(found, case, target) if case.chunk_size is not None else found
     kept = [o for o in outcomes if not _on_option(o, case)]
     example = next((o.counterexample for o in outcomes if _on_option(o, case)), None)
     seen: set[tuple[str, ...]] = set()
@@ -239,23 +239,10 @@ def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str
     takes). With a ``chunk_size``, passing without either option puts it on their combination,
     which rows form a chunk under shard counts (BA-14.9). None: the control of both decides.
     Only failures charged to section 14 clauses are moved."""
-    from batchapply_conformance import functions
     from batchapply_conformance._differential import OPTION_CLAUSES
 
-    exact = functions.FUNCTIONS[str(case.function)].exact
-
     def passes(control: golden.GoldenCase) -> bool | None:
-        import batchapply_reference
-
-        try:
-            want = golden.replay(copy.deepcopy(control), batchapply_reference)
-        except Exception:
-            return None  # without the option the call is not valid: nothing to compare
-        try:
-            got = golden.replay(copy.deepcopy(control), target.api())
-        except Exception:
-            return False
-        return not golden.mismatches(want, got, exact=exact)
+        return _passes(control, target)  # None: without the option the call is not valid
 
     order = OPTION_CLAUSES["row_order shard_major" if case.row_order == "shard_major" else "row_order"]
     unordered = passes(dataclasses.replace(case, row_order="C"))
@@ -268,6 +255,107 @@ def _order_or_chunks(case: golden.GoldenCase, target: Target) -> tuple[tuple[str
     if unchunked is False and unordered:
         return order, "the same call passes in the C order, not without chunk_size: the order is at fault"
     return None  # the chunks alone, or neither: the control of both decides
+
+
+CHUNKS = "BA-13."
+"""The section of ``chunk_size``."""
+
+
+def _chunks_at_fault(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:
+    """The failures of a golden case with a ``chunk_size`` that its section 13 clauses keep (its
+    call passes without the option), charged to what ``f`` was given (:func:`_other_rows`): where
+    the calls of ``f`` did not get the reference's chunks, which rows form a chunk is at fault
+    (BA-13.3; BA-13.2 where the reference calls ``f`` once with every row), not every section 13
+    clause the case cites (the join, the order of the calls). Otherwise, or where a call raised,
+    the charge stays. With a ``row_order``, only where the same call in the C order fails too
+    (else the order's controls decide)."""
+    on_chunks = [
+        o for o in outcomes if _on_option(o, case) and any(c.startswith(CHUNKS) for c in o.charged or ())
+    ]
+    if not on_chunks:
+        return outcomes
+    if case.row_order != "C" and _passes(dataclasses.replace(case, row_order="C"), target) is not False:
+        return outcomes
+    found = _other_rows(case, target)
+    if found is None:
+        return outcomes
+    kept = [o for o in outcomes if not any(o is p for p in on_chunks)]
+    first = on_chunks[0]
+    why = "f was given other rows than the chunks of BA-13.3"
+    return [*kept, dataclasses.replace(first, charged=found, detail=f"{first.detail} ({why})")]
+
+
+def _other_rows(case: golden.GoldenCase, target: Target) -> tuple[str, ...] | None:
+    """``("BA-13.3",)`` where the calls of ``f`` in the target were not given the rows of the
+    calls in the reference, call for call in some order (a chunk of other rows, one more or one
+    fewer); ``("BA-13.2",)`` where the reference calls ``f`` once. None where they were (the
+    reference's chunks, in whatever order), or a call raised."""
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    fn = functions.FUNCTIONS[str(case.function)].fn
+
+    def calls(api: Any) -> list[Any]:
+        given: list[Any] = []
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            given.append((args, kwargs))
+            return fn(*args, **kwargs)
+
+        golden.replay(copy.deepcopy(case), api, fn=recording)
+        return given
+
+    try:
+        wanted, given = calls(batchapply_reference), calls(target.api())
+        unmatched = list(wanted)
+        for g in given:  # the same rows, call for call, in whatever order (an equivalence: greedy is exact)
+            match = next((i for i, w in enumerate(unmatched) if _same_rows(w, g)), None)
+            if match is None:
+                break
+            del unmatched[match]
+        else:
+            if not unmatched:
+                return None  # f got the reference's chunks
+    except Exception:
+        return None
+    return ("BA-13.2",) if len(wanted) == 1 else ("BA-13.3",)
+
+
+def _same_rows(expected: Any, got: Any) -> bool:
+    """Whether two calls of ``f`` were given the same leaves: arrays of the same shape and bytes
+    (of whatever array type), other leaves equal."""
+    import jax
+    import numpy as np
+
+    want, have = jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(got)
+    if len(want) != len(have):
+        return False
+    for e, a in zip(want, have, strict=True):
+        if hasattr(e, "shape") and hasattr(a, "shape"):
+            e, a = np.asarray(e), np.asarray(a)
+            if e.shape != a.shape or e.dtype != a.dtype or e.tobytes() != a.tobytes():
+                return False
+        elif not (e is a or (type(e) is type(a) and e == a)):
+            return False
+    return True
+
+
+def _passes(control: golden.GoldenCase, target: Target) -> bool | None:
+    """Whether the target answers ``control`` as the reference does; None where the reference
+    refuses it (the call is not valid)."""
+    import batchapply_reference
+    from batchapply_conformance import functions
+
+    exact = functions.FUNCTIONS[str(control.function)].exact
+    try:
+        want = golden.replay(copy.deepcopy(control), batchapply_reference)
+    except Exception:
+        return None
+    try:
+        got = golden.replay(copy.deepcopy(control), target.api())
+    except Exception:
+        return False
+    return not golden.mismatches(want, got, exact=exact)
 
 
 def _merge_or_split(outcomes: list[Outcome], case: golden.GoldenCase, target: Target) -> list[Outcome]:

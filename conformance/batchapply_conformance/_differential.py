@@ -786,7 +786,10 @@ def problems(target: Target, call: Any) -> list[Problem]:
             culprits = culprits or used
     charged: dict[tuple[str, ...], Problem] = {}
     probe = functools.cache(lambda: _sides(target, call))
+    explained = _explained({kind for kind, _, _ in found}) if "chunk_size" in culprits else set()
     for kind, _, detail in found:
+        if kind in explained:
+            continue
         if culprits and kind != "mutation":
             clauses = tuple(dict.fromkeys(c for o in culprits for c in _option_clauses(call, o, kind)))
         elif kind == "raised" and RECURSION in detail and "container: nested 600 deep" in call.classes:
@@ -799,6 +802,20 @@ def problems(target: Target, call: Any) -> list[Problem]:
                 detail = f"{detail} ({note})" if note else detail
         charged.setdefault(clauses, (clauses, detail, _example(call, want, detail)))
     return list(charged.values())
+
+
+def _explained(kinds: set[str]) -> set[str]:
+    """The kinds of difference of a call that fails only with ``chunk_size`` that others found with
+    them explain, and so are not charged themselves: values that differ where ``f`` was given
+    other rows (its chunks' size or positions differ: BA-13.3), not also to the join (BA-13.5);
+    positions (counted over the rows ``f`` saw before) that differ where the calls came in another
+    order (BA-13.4), not also to which rows form a chunk."""
+    explained = set()
+    if kinds & {"tag size", "tag position"}:
+        explained.add("values")
+    if "tag call" in kinds and "tag size" not in kinds:
+        explained.add("tag position")
+    return explained
 
 
 def _sides(target: Target, call: Any) -> _by_side.Found | None:
