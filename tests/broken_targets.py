@@ -1161,7 +1161,14 @@ ALSO: dict[str, dict[str, str]] = {
         "BA-13.4": "under a trace the unmasked input goes through jax.lax.map, where a masked one goes "
         "one call per chunk"
     },
-    "moved_to_default_device": {"BA-13.11": "device_put copies every input, so eager chunks hold it all"},
+    "moved_to_default_device": {
+        "BA-13.11": "device_put copies every input, so eager chunks hold it all",
+        "BA-1.2": "device_put copies a jax.Array of lower rank too: f gets another object",
+    },
+    "jit_cached_f": {
+        "BA-1.2": "f runs under its jit: it gets tracers, not the objects it was passed",
+        "BA-1.3": "its jit compares tree structures: node data whose == has no truth value raises",
+    },
     "nan_check_first": {
         "BA-5.9": "a deleted input raises jax's RuntimeError, not E28",
         "BA-10.4": "so E28 is not in its place",
