@@ -25,6 +25,7 @@ import pytest
 
 import batchapply
 from batchapply import _exec_fused, _exec_steady, _plan
+from batchapply_conformance.nodes import Ambiguous, KeyedNode
 from tests.test_eager_dispatch import clear, dispatches, identity, tree_of  # noqa: F401  (dispatches: a fixture)
 
 
@@ -204,34 +205,13 @@ def test_the_steady_state_keeps_every_leaf_on_its_device() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
-class _Node:
-    """A pytree node with aux data given by the test: jax hashes it, and compares it with ==."""
-
-    def __init__(self, x: Any, aux: Any) -> None:
-        self.x, self.aux = x, aux
-
-
-jax.tree_util.register_pytree_node(_Node, lambda n: ((n.x,), n.aux), lambda aux, c: _Node(c[0], aux))
-
-
-class _Ambiguous:
-    """Aux data that hashes, but whose == gives an array (no truth value): jax's treedef
-    comparison raises ValueError, unless it is the very same object."""
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __eq__(self, other: object) -> Any:
-        return np.array([True, False])
-
-
 @pytest.mark.spec("BA-6.1")
 def test_a_tree_whose_aux_data_cannot_be_compared_is_planned() -> None:
-    apply = batchapply.BatchApply(lambda n: n.x + 1)
+    apply = batchapply.BatchApply(lambda n: n.a + 1)
     x = jnp.ones((2, 3, 4))
-    same = _Ambiguous()
-    for aux in (same, same, same, same, _Ambiguous(), same, _Ambiguous()):  # steady from the fourth
-        np.testing.assert_array_equal(apply(_Node(x, aux)), np.ones((2, 3, 4)) + 1)
+    same = Ambiguous()
+    for tag in (same, same, same, same, Ambiguous(), same, Ambiguous()):  # steady from the fourth
+        np.testing.assert_array_equal(apply(KeyedNode(x, x, tag)), np.ones((2, 3, 4)) + 1)
         _exec_fused.wait()
 
 

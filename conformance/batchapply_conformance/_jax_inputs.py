@@ -98,11 +98,7 @@ def _every_call_passes_through(target: Target) -> Outcome:
             return Outcome("fail", f"{what}: f got another object than the (4,) bias it was passed")
         return None
 
-    objects = [
-        (target.factory(f, 2, **options), _narrow("float32")(), f"a float32 array {options or ''}")
-        for options in _calls(target)
-    ]
-    return _on_every_call(objects, check)
+    return _on_every_call(_float32_objects(target, f), check)
 
 
 def _every_call_node_data(target: Target) -> Outcome:
@@ -111,16 +107,7 @@ def _every_call_node_data(target: Target) -> Outcome:
     meets the very same object) reaches ``f`` with that node data, on the calls of
     ``_every_call``: the same node data on calls 1 to 4, a new one on call 5. An implementation
     that keeps something per tree structure must not raise on it."""
-    import numpy as np
-
-    from batchapply_conformance.nodes import KeyedNode
-
-    class Ambiguous:
-        def __hash__(self) -> int:
-            return 0
-
-        def __eq__(self, other: object) -> Any:
-            return np.array([True, False])
+    from batchapply_conformance.nodes import Ambiguous, KeyedNode
 
     same = Ambiguous()
     tags: list[Any] = []
@@ -137,11 +124,15 @@ def _every_call_node_data(target: Target) -> Outcome:
             return Outcome("fail", f"{what}: f got the node with other node data than it was passed")
         return problem
 
-    objects = [
+    return _on_every_call(_float32_objects(target, f), check)
+
+
+def _float32_objects(target: Target, f: Callable[..., Any]) -> list[tuple[Any, Any, str]]:
+    """One object of ``f`` per option set of ``_calls``, each with a float32 array to call it on."""
+    return [
         (target.factory(f, 2, **options), _narrow("float32")(), f"a float32 array {options or ''}")
         for options in _calls(target)
     ]
-    return _on_every_call(objects, check)
 
 
 def _on_every_call(

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 import batchapply
 import batchapply_reference
 from batchapply import _core, _exec_fused, _exec_steady
+from batchapply_conformance.nodes import Ambiguous, KeyedNode
 
 
 @dataclasses.dataclass
@@ -50,12 +51,12 @@ class EagerCase:
     bad_input: bool  # the last argument is merged and disagrees on the leading shape (E9)
     call_index: int  # 1: a signature's first call; 2: its second; 3: once its groups are compiled; 4: steady
     host_path: bool  # whether calls 1 and 2 may take the host path (off: the one-leaf programs)
-    aux: str  # the keyword node's aux data: "none" (no node), "str", "same" or "new" (see _Ambiguous)
+    aux: str  # the keyword node's node data: "none" (no node), "str", "same" or "new" (an Ambiguous)
 
     def kwargs(self, checked: bool = False) -> dict[str, Any]:
-        """The keyword arguments of one call; for "new", a new ``_Ambiguous`` on the checked call."""
-        aux = {"str": "aux", "same": _SAME, "new": _Ambiguous() if checked else _SAME}.get(self.aux)
-        return {} if aux is None else {"meta": _Tagged("text", aux)}
+        """The keyword arguments of one call; for "new", a new ``Ambiguous`` on the checked call."""
+        aux = {"str": "aux", "same": _SAME, "new": Ambiguous() if checked else _SAME}.get(self.aux)
+        return {} if aux is None else {"meta": KeyedNode("text", "more", aux)}
 
     def selected(self, i: int) -> bool:
         return self.in_axes == 0 or self.in_axes[i] == 0
@@ -140,37 +141,15 @@ def jax_args(case: EagerCase) -> tuple[Any, ...]:
     )
 
 
-class _Tagged:
-    """A custom pytree node: one child, and aux data that jax hashes and compares with ==."""
-
-    def __init__(self, child: Any, aux: Any) -> None:
-        self.child, self.aux = child, aux
-
-
-jax.tree_util.register_pytree_node(_Tagged, lambda t: ((t.child,), t.aux), lambda aux, c: _Tagged(c[0], aux))
-
-
-class _Ambiguous:
-    """Aux data that hashes, but whose == gives an array (no truth value): jax's treedef
-    comparison raises ValueError, unless it meets the very same object."""
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __eq__(self, other: object) -> Any:
-        return np.array([True, False])
-
-
-_SAME = _Ambiguous()
+_SAME = Ambiguous()
 
 
 def make_f(case: EagerCase, seen: list[tuple[Any, ...]]) -> Any:
     def f(*args: Any, **kwargs: Any) -> Any:
         if case.aux != "none":  # the node reaches f as it was passed (BA-1.2, BA-1.3)
-            assert type(kwargs["meta"]) is _Tagged and kwargs["meta"].child == "text"
-            assert (
-                kwargs["meta"].aux == "aux" if case.aux == "str" else type(kwargs["meta"].aux) is _Ambiguous
-            )
+            meta = kwargs["meta"]
+            assert type(meta) is KeyedNode and (meta.a, meta.b) == ("text", "more")
+            assert meta.tag == "aux" if case.aux == "str" else type(meta.tag) is Ambiguous
         seen.append(args)
         arrays = tuple(a for i, a in enumerate(args) if case.merged(i))
         if case.bad_output:
