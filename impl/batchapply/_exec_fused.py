@@ -349,13 +349,9 @@ class Fused:
         """Every leaf of ``xs`` reshaped (None: kept); ``at`` their indices, for ``one``."""
         key = (self.program, self.static, tuple(map(_aval, xs)))
         state = _SIGNATURES.visit(key)
-        if state is READY:
-            if len(xs) <= _GROUP_SIZE:  # the steady state of up to _GROUP_SIZE leaves: one dispatch
-                return self._group(xs, 0, at, one)
-            ys: list[Any] = []
-            for start in range(0, len(xs), _GROUP_SIZE):
-                ys += self._group(xs[start : start + _GROUP_SIZE], start, at, one)
-            return ys
+        if state is READY:  # one dispatch per group of up to _GROUP_SIZE leaves
+            ys = self.ready(xs)
+            return self._one_by_one(xs, 0, at, one) if ys is None else ys  # refused: `one` decides
         if state is None:  # the first call: the thread that will compile them, idle for now
             BACKGROUND.start()
         elif state is SEEN:  # the second call: compile the group programs off the critical path
@@ -383,8 +379,8 @@ class Fused:
         return epoch
 
     def ready(self, xs: list[Any]) -> list[Any] | None:
-        """The group programs over ``xs`` in the steady state that ``ready_epoch`` found, or None,
-        with no leaf by leaf: a program refused its group (``_exec_steady`` then plans the call)."""
+        """The group programs over ``xs`` in the steady state, or None, with no leaf by leaf
+        where a program refused its group (see ``_REFUSED``): the caller decides."""
         if len(xs) <= _GROUP_SIZE:
             try:
                 return self.program(xs, *self.static)  # None: refused
