@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 import batchapply
+from batchapply import _trees
 
 Fn = Callable[..., Any]
 
@@ -151,6 +152,7 @@ def steady_path_copies_kept_leaves(f: Fn, num_dims: int = 2, **options: Any) -> 
     """A path taken from an object's fourth call on (as a plan kept per signature would be) on
     which ``f`` gets a copy of each ``jax.Array`` of lower rank than ``num_dims`` instead of the
     very object: BA-1.2 on repeated calls only (issue 26)."""
+    batchapply.BatchApply(f, num_dims, **options)  # the construction errors, as batchapply raises them
     calls = [0]
 
     def copy_low(x: Any) -> Any:
@@ -178,8 +180,11 @@ def tree_kept_unguarded(f: Fn, num_dims: int = 2, **options: Any) -> Fn:
     last: list[Any] = []
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        treedef = jax.tree.structure((args, kwargs))
-        if last and treedef == last[0]:
+        try:  # batchapply's own flatten: it gives back what a failed sort in jax's takes (BA-1.5)
+            treedef = _trees.flatten((args, kwargs), (args, kwargs), ("args", "kwargs"))[1]
+        except Exception:  # a tree that cannot be flattened: batchapply raises its own error
+            return apply(*args, **kwargs)
+        if last and treedef == last[0]:  # the one fault: this comparison may raise
             pass  # the kept plan would be used
         last[:] = [treedef]
         return apply(*args, **kwargs)
