@@ -78,7 +78,9 @@ class _Table:
 
 class Steady:
     """The steady-state signatures of one ``BatchApply``, for its merges and its splits.
-    ``tests/test_eager_dispatch.py`` shows them at work."""
+
+    Only a ``BatchApply`` in the C order without ``chunk_size`` has one (``_core``), so its plans
+    have no shard counts and no lazy merge. ``tests/test_eager_steady.py`` shows it at work."""
 
     __slots__ = ("_merges", "_splits")
 
@@ -103,8 +105,6 @@ class Steady:
 
     def split(self, out_leaves: list[Any], out_def: Any, plan: InputPlan) -> list[Any] | None:
         """The split leaves of ``f``'s output in a steady call, or None: plan it."""
-        if plan.counts is not None:
-            return None
         key = _key(out_leaves, out_def, plan.leading)
         entry = None if key is None else self._splits.find(key)
         if entry is None:
@@ -114,7 +114,7 @@ class Steady:
     def note_merge(self, plan: InputPlan, leaves: list[Any], treedef: Any) -> None:
         """After a planned merge: keep its plan once its group programs are ready."""
         at = _at(plan.selected, plan.leaf_kinds)
-        if plan.counts is None and not plan.lazy and at is not False:
+        if at is not False:
             fused = Fused(_exec_fused._merge_fused, (plan.num_dims, plan.leading), plan.num_dims)
             _note(self._merges, _key(leaves, treedef), plan, at, fused, leaves)
 
@@ -128,7 +128,7 @@ class Steady:
     ) -> None:
         """After a planned split: keep which leaves it splits once its group programs are ready."""
         at = _at(selected, found)
-        if plan.counts is None and at is not False:
+        if at is not False:
             fused = Fused(_exec_fused._split_fused, (plan.leading,))
             _note(self._splits, _key(out_leaves, out_def, plan.leading), None, at, fused, out_leaves)
 
